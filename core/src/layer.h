@@ -1,0 +1,42 @@
+/* spikecl internal — one layer instantiated on a backend outside a model: the harness the tests
+ * use to run a plugin's forward and backward directly, and the building block of the graph. */
+#ifndef SPK_LAYER_INTERNAL_H
+#define SPK_LAYER_INTERNAL_H
+
+#include "spikecl/spikecl.h"
+
+typedef struct spk_layer_inst {
+    spk_layer layer;       /* type, params, shapes, weights, state */
+    spk_backend *be;
+    int T, B;
+    spk_tensor in[SPK_MAX_INPUTS];      /* owned inputs (harness) */
+    spk_tensor out;
+    spk_tensor grad_out;
+    spk_tensor grad_in[SPK_MAX_INPUTS];
+    spk_tensor labels, loss;            /* for loss layers: [B] */
+    spk_exec x;                         /* wired to the tensors above */
+    spk_error err;
+} spk_layer_inst;
+
+/* Creates the layer: runs type->init on the given input shapes, builds the type's kernels on be,
+ * allocates and initialises weights (Philox keyed by seed and layer index), state, the output,
+ * the inputs and all gradients for T steps and batch B. params is borrowed (must outlive). */
+int spk_layer_inst_new(const spk_layer_type *type, const spk_params *params, int n_in,
+                       const spk_shape *in, int T, int B, spk_backend *be, uint32_t seed,
+                       spk_layer_inst **out, spk_error *err);
+void spk_layer_inst_free(spk_layer_inst *li);
+int spk_layer_inst_forward(spk_layer_inst *li, int training, spk_error *err);
+/* Zeroes weight grads, then runs backward with li->grad_out. */
+int spk_layer_inst_backward(spk_layer_inst *li, spk_error *err);
+
+/* Number of floats in a tensor of per-sample shape s at T, B (respects s->time). */
+size_t spk_shape_numel(const spk_shape *s, int T, int B);
+
+/* Host-side tensor helpers (upload/download whole tensors). */
+int spk_tensor_alloc(spk_backend *be, spk_tensor *t, const spk_shape *s, int T, int B,
+                     spk_error *err);
+void spk_tensor_release(spk_backend *be, spk_tensor *t);
+int spk_tensor_upload(spk_backend *be, spk_tensor *t, const float *src, spk_error *err);
+int spk_tensor_download(spk_backend *be, const spk_tensor *t, float *dst, spk_error *err);
+
+#endif

@@ -1,0 +1,49 @@
+/* spikecl internal — the parsed form of a model file, shared by the YAML loader and the graph. */
+#ifndef SPK_MODEL_INTERNAL_H
+#define SPK_MODEL_INTERNAL_H
+
+#include "spikecl/spikecl.h"
+
+typedef struct spk_layer_def {
+    char *name;
+    const spk_layer_type *type;
+    spk_params params;
+    int n_from;
+    char *from[SPK_MAX_INPUTS]; /* names of input layers; n_from = 0: the previous layer */
+    int line, col;              /* of the layer's mapping */
+} spk_layer_def;
+
+struct spk_model {
+    char *path; /* as given, for messages */
+    char *dir;  /* folder of the file, for relative paths */
+    char *name;
+    int in_ndim;
+    int in_dims[SPK_MAX_DIMS]; /* input.shape, e.g. [1, 28, 28] */
+    float input_scale;         /* input.scale */
+    int time_steps;
+    uint64_t seed;
+    int n_layers;
+    spk_layer_def *layers; /* the `layers` list, in file order */
+    spk_layer_def readout; /* `readout:`; type is NULL when absent */
+    spk_layer_def loss;    /* `loss:`; type is NULL when absent */
+    spk_train_config train;
+    int n_plugins;
+    char **plugins; /* `plugins:` paths, resolved against dir */
+};
+
+/* Frees what a layer definition owns (not the struct itself). */
+void spk_layer_def_clear(spk_layer_def *d);
+
+/* Parameter lookup by name for the host API; NULL if the name is not in the table. */
+const spk_param_value *spk_params_find(const spk_params *p, const char *name);
+
+
+
+/* Parses a flow mapping of parameters ("{beta: 0.9, reset: zero}", or "" / NULL for all
+ * defaults) against a type's table, exactly as the loader does for a layer. For tests and tools. */
+int spk_params_from_yaml(const spk_layer_type *type, const char *yaml, spk_params *out,
+                         spk_error *err);
+/* Fills every value of `out` with the type's defaults (a required key is an error). */
+int spk_params_defaults(const spk_layer_type *type, spk_params *out, spk_error *err);
+void spk_params_clear(spk_params *p);
+#endif
