@@ -20,15 +20,23 @@ int spk_error_prefix(spk_error *err, int code, const char *fmt, ...)
 {
     if (!err)
         return code;
-    char prefix[512], old[sizeof err->msg];
+    char prefix[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    vsnprintf(prefix, sizeof prefix - 2, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
+    strcat(prefix, ": ");
+    /* shift the old message right and put the prefix in front, truncating at the end */
+    size_t p = strlen(prefix), m = strlen(err->msg), cap = sizeof err->msg - 1;
+    if (p > cap)
+        p = cap;
+    if (m > cap - p)
+        m = cap - p;
+    memmove(err->msg + p, err->msg, m);
+    memcpy(err->msg, prefix, p);
+    err->msg[p + m] = '\0';
     if (err->code == SPK_OK)
         err->code = code;
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
     return err->code;
 }
 

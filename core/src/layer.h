@@ -39,4 +39,16 @@ void spk_tensor_release(spk_backend *be, spk_tensor *t);
 int spk_tensor_upload(spk_backend *be, spk_tensor *t, const float *src, spk_error *err);
 int spk_tensor_download(spk_backend *be, const spk_tensor *t, float *dst, spk_error *err);
 
+/* Shared by the graph and the harness: runs type->init (errors get "file:line:col: layer 'name'
+ * (type): " in front), then allocates and initialises weights, their gradients and state. */
+int spk_layer_setup(spk_layer *l, const spk_layer_type *type, const spk_params *params,
+                    const char *name, int index, const char *file, int line, int col, int n_in,
+                    const spk_shape *in, int T, spk_error *err);
+int spk_layer_alloc(spk_layer *l, spk_backend *be, int B, uint32_t seed, spk_error *err);
+/* Releases what setup and alloc made (tensors, priv through type->destroy). */
+void spk_layer_release(spk_layer *l, spk_backend *be);
+/* Draws a weight's initial values (Philox keyed by seed, layer index and weight index). */
+void spk_weight_init_values(const spk_weight *w, int layer_index, int weight_index,
+                            uint32_t seed, float *dst, size_t n);
+
 #endif

@@ -49,13 +49,12 @@ typedef struct spk_cpu_kernel {
 
 #define SPK_KERNEL static
 #define SPK_GLOBAL
+/* Small loops stay on one thread: waking the OpenMP team costs more than they do. */
 #define SPK_FOR_ITEMS(i, n)                                                                        \
     {                                                                                              \
-        const int spk__n_##i = (n);                                                                \
-        _Pragma("omp parallel for schedule(static) if (spk__n_##i > 4096)") for (int i = 0;        \
-                                                                               i < spk__n_##i;     \
-                                                                               i++)                \
-        {
+        const int spk__n = (n);                                                                    \
+        _Pragma("omp parallel for schedule(static) if (spk__n > 4096)")                          \
+        for (int i = 0; i < spk__n; i++) {
 #define SPK_END_ITEMS                                                                              \
     }                                                                                              \
     }

@@ -129,7 +129,8 @@ typedef struct spk_weight {
     spk_init init;
     int clamp;        /* 1: the optimizer clamps values to [lo, hi] after each step */
     float lo, hi;
-    int decay;        /* 1: AdamW weight decay applies (weights, not biases or neuron constants) */
+    int decay;        /* 1: weight decay applies (weights, not biases or neuron constants) */
+    int frozen;       /* 1: not trained (a constant kept in the checkpoint) */
     spk_tensor value; /* allocated by the host */
     spk_tensor grad;  /* same shape; backward accumulates into it (+=) */
 } spk_weight;
@@ -168,6 +169,8 @@ struct spk_layer {
 struct spk_exec {
     int T, B;
     int training;
+    int smooth;       /* test mode: neurons replace the spike step by the smooth function whose
+                         derivative is the surrogate, so finite differences can check backward */
     uint32_t seed;
     uint32_t epoch;
     uint32_t batch;   /* batch counter within the epoch: with the seed, keys per-batch RNG */

@@ -104,6 +104,10 @@ int spk_session_grad_get(spk_session *s, int i, float *dst, spk_error *err);
 int spk_session_forward_backward(spk_session *s, const float *x, const int32_t *labels, int n,
                                  spk_batch_stats *st, spk_error *err);
 
+/* Test mode: neurons use the smooth function whose derivative is their surrogate instead of the
+ * spike step, so finite differences can check the whole backward pass. */
+void spk_session_set_smooth(spk_session *s, int on);
+
 /* Checkpoints: safetensors, written atomically. */
 int spk_session_save(spk_session *s, const char *path, spk_error *err);
 int spk_session_load(spk_session *s, const char *path, spk_error *err);

@@ -1,0 +1,88 @@
+/* The core's own kernels (single-source, see spikecl/kernel.h): gradient sums over fan-out,
+ * optimizer updates (PyTorch's update rules) and global-norm clipping. */
+
+/* y[i] += x[i] */
+SPK_KERNEL void spk_add(SPK_GLOBAL float *y, SPK_GLOBAL const float *x, const int n)
+{
+    SPK_FOR_ITEMS(i, n) {
+        y[i] += x[i];
+    } SPK_END_ITEMS
+}
+SPK_CPU_ENTRY(spk_add, B, B, I)
+
+/* partial[slot + c] = sum of g[c*chunk .. (c+1)*chunk)^2, one item per chunk */
+SPK_KERNEL void spk_sumsq(SPK_GLOBAL float *partial, SPK_GLOBAL const float *g, const int n,
+                          const int chunk, const int slot, const int nchunks)
+{
+    SPK_FOR_ITEMS(c, nchunks) {
+        int lo = c * chunk;
+        int hi = lo + chunk < n ? lo + chunk : n;
+        float s = 0.0f;
+        for (int j = lo; j < hi; j++)
+            s += g[j] * g[j];
+        partial[slot + c] = s;
+    } SPK_END_ITEMS
+}
+SPK_CPU_ENTRY(spk_sumsq, B, B, I, I, I, I)
+
+/* scale[0] = min(1, max_norm / (||g|| + 1e-6)) from the partial sums (torch clip_grad_norm_) */
+SPK_KERNEL void spk_clip_scale(SPK_GLOBAL float *scale, SPK_GLOBAL const float *partial,
+                               const int n, const float max_norm)
+{
+    SPK_FOR_ITEMS(i, 1) {
+        float s = 0.0f;
+        for (int j = 0; j < n; j++)
+            s += partial[j];
+        float c = max_norm / (sqrtf(s) + 1e-6f);
+        scale[i] = c < 1.0f ? c : 1.0f;
+    } SPK_END_ITEMS
+}
+SPK_CPU_ENTRY(spk_clip_scale, B, B, I, F)
+
+/* torch.optim.SGD: g += wd*w; buf = momentum*buf + g; g = nesterov ? g + momentum*buf : buf */
+SPK_KERNEL void spk_sgd(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_GLOBAL float *buf,
+                        SPK_GLOBAL const float *scale, const int n, const float lr,
+                        const float momentum, const int nesterov, const float wd,
+                        const int clamp, const float lo, const float hi)
+{
+    SPK_FOR_ITEMS(i, n) {
+        float g = grad[i] * scale[0] + wd * w[i];
+        if (momentum != 0.0f) {
+            float b = momentum * buf[i] + g;
+            buf[i] = b;
+            g = nesterov ? g + momentum * b : b;
+        }
+        float v = w[i] - lr * g;
+        if (clamp)
+            v = fminf(fmaxf(v, lo), hi);
+        w[i] = v;
+    } SPK_END_ITEMS
+}
+SPK_CPU_ENTRY(spk_sgd, B, B, B, B, I, F, F, I, F, I, F, F)
+
+/* torch.optim.Adam / AdamW. decoupled = 0: g += wd*w (Adam's L2); 1: w *= 1 - lr*wd (AdamW).
+ * bc1 = 1 - beta1^t, bc2 = 1 - beta2^t. */
+SPK_KERNEL void spk_adam(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_GLOBAL float *m,
+                         SPK_GLOBAL float *v, SPK_GLOBAL const float *scale, const int n,
+                         const float lr, const float beta1, const float beta2, const float eps,
+                         const float wd, const int decoupled, const float bc1, const float bc2,
+                         const int clamp, const float lo, const float hi)
+{
+    SPK_FOR_ITEMS(i, n) {
+        float p = w[i];
+        float g = grad[i] * scale[0];
+        if (decoupled)
+            p *= 1.0f - lr * wd;
+        else
+            g += wd * p;
+        float mi = beta1 * m[i] + (1.0f - beta1) * g;
+        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        p -= (lr / bc1) * mi / (sqrtf(vi) / sqrtf(bc2) + eps);
+        if (clamp)
+            p = fminf(fmaxf(p, lo), hi);
+        w[i] = p;
+    } SPK_END_ITEMS
+}
+SPK_CPU_ENTRY(spk_adam, B, B, B, B, B, I, F, F, F, F, F, I, F, F, I, F, F)

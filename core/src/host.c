@@ -1,0 +1,147 @@
+/* The table of host functions handed to every plugin: parameters, declarations, execution. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "layer.h"
+#include "model.h"
+
+static const spk_param_value *find(const spk_layer *l, const char *name)
+{
+    return l && l->params ? spk_params_find(l->params, name) : NULL;
+}
+
+static double param_num(const spk_layer *l, const char *name)
+{
+    const spk_param_value *v = find(l, name);
+    return v ? v->num : 0.0;
+}
+
+static const char *param_str(const spk_layer *l, const char *name)
+{
+    const spk_param_value *v = find(l, name);
+    return v && v->str ? v->str : "";
+}
+
+static spk_init param_init(const spk_layer *l, const char *name)
+{
+    const spk_param_value *v = find(l, name);
+    spk_init z = {SPK_INIT_CONSTANT, 0.0f, 0.0f};
+    return v ? v->init : z;
+}
+
+static spk_surrogate param_surrogate(const spk_layer *l, const char *name)
+{
+    const spk_param_value *v = find(l, name);
+    spk_surrogate z = {SPK_SG_FAST_SIGMOID, 25.0f};
+    return v ? v->sg : z;
+}
+
+static int param_is_set(const spk_layer *l, const char *name)
+{
+    const spk_param_value *v = find(l, name);
+    return v ? v->is_set : 0;
+}
+
+static int add_weight(spk_layer *l, const char *name, spk_shape shape, spk_init init,
+                      spk_error *err)
+{
+    if (l->n_weights >= SPK_MAX_WEIGHTS)
+        return -spk_error_set(err, SPK_ERR_PLUGIN, "more than %d weights", SPK_MAX_WEIGHTS);
+    if (shape.ndim < 1 || shape.ndim > SPK_MAX_DIMS || spk_shape_size(&shape) < 1)
+        return -spk_error_set(err, SPK_ERR_PLUGIN, "weight '%s' has an empty shape", name);
+    for (int i = 0; i < l->n_weights; i++)
+        if (strcmp(l->weights[i].name, name) == 0)
+            return -spk_error_set(err, SPK_ERR_PLUGIN, "weight '%s' declared twice", name);
+    spk_weight *w = &l->weights[l->n_weights];
+    memset(w, 0, sizeof *w);
+    snprintf(w->name, sizeof w->name, "%s", name);
+    w->shape = shape;
+    w->shape.time = SPK_TIME_NONE;
+    w->init = init;
+    return l->n_weights++;
+}
+
+static int add_state(spk_layer *l, const char *name, int per_sample, int time, spk_error *err)
+{
+    if (l->n_state >= SPK_MAX_STATE)
+        return -spk_error_set(err, SPK_ERR_PLUGIN, "more than %d state buffers", SPK_MAX_STATE);
+    if (per_sample < 1 || (time != SPK_TIME_STEPS && time != SPK_TIME_NONE))
+        return -spk_error_set(err, SPK_ERR_PLUGIN, "state '%s': bad size or time mode", name);
+    spk_state *s = &l->state[l->n_state];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->per_sample = per_sample;
+    s->time = time;
+    return l->n_state++;
+}
+
+static int launch(spk_layer *l, spk_exec *x, const char *kernel, size_t items, int nargs,
+                  const spk_karg *args)
+{
+    if (!l->program)
+        return spk_error_set(x->err, SPK_ERR_PLUGIN, "layer '%s': type %s has no kernels",
+                             l->name, l->type->name);
+    int rc = x->backend->ops->launch(x->backend, l->program, kernel, items, nargs, args, x->err);
+    if (rc)
+        spk_error_prefix(x->err, rc, "layer '%s'", l->name);
+    return rc;
+}
+
+static int gemm(spk_exec *x, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                const spk_tensor *a, size_t lda, const spk_tensor *b, size_t ldb, float beta,
+                spk_tensor *c, size_t ldc)
+{
+    return x->backend->ops->gemm(x->backend, ta, tb, m, n, k, alpha, a->buf, 0, lda, b->buf, 0,
+                                 ldb, beta, c->buf, 0, ldc, x->err);
+}
+
+static int fill(spk_exec *x, spk_tensor *t, float value)
+{
+    return x->backend->ops->fill(x->backend, t->buf, 0, t->numel, value, x->err);
+}
+
+static int copy(spk_exec *x, spk_tensor *dst, const spk_tensor *src)
+{
+    if (dst->numel != src->numel)
+        return spk_error_set(x->err, SPK_ERR_SHAPE, "copy of %zu floats into %zu", src->numel,
+                             dst->numel);
+    return x->backend->ops->copy(x->backend, dst->buf, 0, src->buf, 0,
+                                 src->numel * sizeof(float), x->err);
+}
+
+static int error(spk_exec *x, int code, const char *fmt, ...)
+{
+    if (!x || !x->err)
+        return code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->err->msg, sizeof x->err->msg, fmt, ap);
+    va_end(ap);
+    x->err->code = code;
+    return code;
+}
+
+static const spk_host_api host_api = {
+    .abi_major = SPK_ABI_MAJOR,
+    .abi_minor = SPK_ABI_MINOR,
+    .struct_size = sizeof(spk_host_api),
+    .param_num = param_num,
+    .param_str = param_str,
+    .param_init = param_init,
+    .param_surrogate = param_surrogate,
+    .param_is_set = param_is_set,
+    .add_weight = add_weight,
+    .add_state = add_state,
+    .launch = launch,
+    .gemm = gemm,
+    .fill = fill,
+    .copy = copy,
+    .error = error,
+};
+
+const spk_host_api *spk_host_api_get(void)
+{
+    return &host_api;
+}

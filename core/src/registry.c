@@ -1,0 +1,142 @@
+/* The registry of layer types: built-ins register at first use, plugins when loaded. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spikecl/spikecl.h"
+
+typedef struct spk_registry_entry {
+    const spk_layer_type *type;
+    char *source;
+} spk_registry_entry;
+
+struct spk_registry {
+    int n, cap;
+    spk_registry_entry *e;
+};
+
+/* The built-in layers, defined in plugins/. */
+extern const spk_layer_type spk_builtin_encoder_direct, spk_builtin_encoder_poisson,
+    spk_builtin_synapse_linear, spk_builtin_neuron_lif, spk_builtin_readout_spike_count,
+    spk_builtin_readout_membrane, spk_builtin_loss_mse_count, spk_builtin_loss_ce_count,
+    spk_builtin_loss_ce_membrane, spk_builtin_merge_add;
+
+static const spk_layer_type *const builtins[] = {
+    &spk_builtin_encoder_direct,   &spk_builtin_encoder_poisson,     &spk_builtin_synapse_linear,
+    &spk_builtin_neuron_lif,       &spk_builtin_readout_spike_count, &spk_builtin_readout_membrane,
+    &spk_builtin_loss_mse_count,   &spk_builtin_loss_ce_count,       &spk_builtin_loss_ce_membrane,
+    &spk_builtin_merge_add,
+};
+
+static int check_params(const spk_layer_type *t, spk_error *err)
+{
+    if (!t->params)
+        return SPK_OK;
+    for (int i = 0; t->params[i].name; i++) {
+        const spk_param_spec *p = &t->params[i];
+        if (!p->name[0])
+            return spk_error_set(err, SPK_ERR_PLUGIN, "layer type '%s': parameter %d has no name",
+                                 t->name, i);
+        if (p->type < SPK_PARAM_FLOAT || p->type > SPK_PARAM_SURROGATE)
+            return spk_error_set(err, SPK_ERR_PLUGIN,
+                                 "layer type '%s': parameter '%s' has unknown type %d", t->name,
+                                 p->name, p->type);
+        if ((p->type == SPK_PARAM_CHOICE || p->type == SPK_PARAM_SURROGATE) &&
+            (!p->choices || !p->choices[0]))
+            return spk_error_set(err, SPK_ERR_PLUGIN,
+                                 "layer type '%s': parameter '%s' needs a list of choices",
+                                 t->name, p->name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(t->params[j].name, p->name) == 0)
+                return spk_error_set(err, SPK_ERR_PLUGIN,
+                                     "layer type '%s': parameter '%s' is declared twice", t->name,
+                                     p->name);
+    }
+    return SPK_OK;
+}
+
+int spk_registry_add(spk_registry *reg, const spk_layer_type *t, const char *source,
+                     spk_error *err)
+{
+    if (!reg || !t)
+        return spk_error_set(err, SPK_ERR_INVALID, "spk_registry_add: NULL argument");
+    const char *src = source ? source : "built-in";
+    if (t->abi_major != SPK_ABI_MAJOR || t->abi_minor > SPK_ABI_MINOR)
+        return spk_error_set(err, SPK_ERR_PLUGIN,
+                             "%s: layer type '%s' was built for plugin ABI %u.%u, but this "
+                             "spikecl provides ABI %d.%d (same major, minor <= %d required)",
+                             src, t->name ? t->name : "?", (unsigned)t->abi_major,
+                             (unsigned)t->abi_minor, SPK_ABI_MAJOR, SPK_ABI_MINOR,
+                             SPK_ABI_MINOR);
+    if (t->struct_size < sizeof(spk_layer_type))
+        return spk_error_set(err, SPK_ERR_PLUGIN,
+                             "%s: layer type descriptor is %u bytes, expected at least %zu",
+                             src, (unsigned)t->struct_size, sizeof(spk_layer_type));
+    if (!t->name || !t->name[0] || !t->init || !t->forward)
+        return spk_error_set(err, SPK_ERR_PLUGIN,
+                             "%s: layer type needs a name, init and forward", src);
+    if (t->kind < SPK_KIND_ENCODER || t->kind > SPK_KIND_OTHER)
+        return spk_error_set(err, SPK_ERR_PLUGIN, "%s: layer type '%s' has unknown kind %d", src,
+                             t->name, t->kind);
+    for (int i = 0; i < reg->n; i++)
+        if (strcmp(reg->e[i].type->name, t->name) == 0)
+            return spk_error_set(err, SPK_ERR_PLUGIN,
+                                 "%s: layer type '%s' is already registered (from %s)", src,
+                                 t->name, reg->e[i].source);
+    int rc = check_params(t, err);
+    if (rc)
+        return rc;
+    if (reg->n == reg->cap) {
+        int cap = reg->cap ? reg->cap * 2 : 16;
+        spk_registry_entry *e = realloc(reg->e, (size_t)cap * sizeof *e);
+        if (!e)
+            return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+        reg->e = e;
+        reg->cap = cap;
+    }
+    char *s = malloc(strlen(src) + 1);
+    if (!s)
+        return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+    strcpy(s, src);
+    reg->e[reg->n].type = t;
+    reg->e[reg->n].source = s;
+    reg->n++;
+    return SPK_OK;
+}
+
+static spk_registry default_reg;
+static int default_ready;
+
+spk_registry *spk_registry_default(void)
+{
+    if (!default_ready) {
+        default_ready = 1;
+        for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
+            spk_registry_add(&default_reg, builtins[i], "built-in", NULL);
+    }
+    return &default_reg;
+}
+
+const spk_layer_type *spk_registry_find(const spk_registry *reg, const char *name)
+{
+    if (!reg || !name)
+        return NULL;
+    for (int i = 0; i < reg->n; i++)
+        if (strcmp(reg->e[i].type->name, name) == 0)
+            return reg->e[i].type;
+    return NULL;
+}
+
+int spk_registry_count(const spk_registry *reg)
+{
+    return reg ? reg->n : 0;
+}
+
+const spk_layer_type *spk_registry_get(const spk_registry *reg, int i, const char **source)
+{
+    if (!reg || i < 0 || i >= reg->n)
+        return NULL;
+    if (source)
+        *source = reg->e[i].source;
+    return reg->e[i].type;
+}

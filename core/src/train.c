@@ -1,0 +1,95 @@
+/* Training and evaluation loops over a loader: what `spikecl train` and `eval` run. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <time.h>
+
+#include "spikecl/spikecl.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct batch_bufs {
+    float *x;
+    int32_t *y;
+    uint32_t *ids;
+} batch_bufs;
+
+static int bufs_new(spk_session *s, int batch, batch_bufs *b, spk_error *err)
+{
+    b->x = malloc((size_t)batch * (size_t)spk_session_input_size(s) * sizeof(float));
+    b->y = malloc((size_t)batch * sizeof(int32_t));
+    b->ids = malloc((size_t)batch * sizeof(uint32_t));
+    if (!b->x || !b->y || !b->ids) {
+        free(b->x);
+        free(b->y);
+        free(b->ids);
+        return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+    }
+    return SPK_OK;
+}
+
+static void bufs_free(batch_bufs *b)
+{
+    free(b->x);
+    free(b->y);
+    free(b->ids);
+}
+
+int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_progress_fn cb,
+                    void *user, spk_batch_stats *st, spk_error *err)
+{
+    batch_bufs b;
+    int rc = bufs_new(s, spk_loader_batch_size(ld), &b, err);
+    if (rc)
+        return rc;
+    spk_loader_start_epoch(ld, epoch);
+    spk_session_set_epoch(s, epoch);
+    spk_batch_stats acc = {0};
+    double t0 = now_s();
+    int n;
+    while ((n = spk_loader_next(ld, spk_session_input_scale(s), b.x, b.y, b.ids)) > 0) {
+        rc = spk_session_train_batch(s, b.x, b.y, n, &acc, err);
+        if (rc)
+            break;
+        if (cb) {
+            double dt = now_s() - t0;
+            spk_progress p = {.epoch = epoch,
+                              .epochs = epochs,
+                              .done = acc.n,
+                              .total = spk_loader_size(ld),
+                              .loss = acc.loss_sum / acc.n,
+                              .accuracy = (double)acc.correct / acc.n,
+                              .samples_per_s = dt > 0 ? acc.n / dt : 0};
+            p.eta_s = p.samples_per_s > 0 ? (p.total - p.done) / p.samples_per_s : 0;
+            cb(&p, user);
+        }
+    }
+    bufs_free(&b);
+    if (st)
+        *st = acc;
+    return rc;
+}
+
+int spk_evaluate(spk_session *s, spk_loader *ld, spk_batch_stats *st, spk_error *err)
+{
+    batch_bufs b;
+    int rc = bufs_new(s, spk_loader_batch_size(ld), &b, err);
+    if (rc)
+        return rc;
+    spk_loader_start_epoch(ld, 0);
+    spk_batch_stats acc = {0};
+    int n;
+    while ((n = spk_loader_next(ld, spk_session_input_scale(s), b.x, b.y, b.ids)) > 0) {
+        rc = spk_session_eval_batch(s, b.x, b.y, n, &acc, err);
+        if (rc)
+            break;
+    }
+    bufs_free(&b);
+    if (st)
+        *st = acc;
+    return rc;
+}

@@ -1,0 +1,188 @@
+/* The executor end to end: a small DAG (with a skip connection that fans out and merges)
+ * checked against central finite differences of the whole loss in smooth mode, and the
+ * session's error paths. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spikecl/spikecl.h"
+#include "testutil.h"
+
+static const char *dag_yaml =
+    "name: tiny-dag\n"
+    "input: {shape: [6]}\n"
+    "time_steps: 4\n"
+    "seed: 3\n"
+    "layers:\n"
+    "  - {name: enc, type: encoder.direct}\n"
+    "  - {name: fc1, type: synapse.linear, out: 5}\n"
+    "  - {name: lif1, type: neuron.lif, beta: 0.8, threshold: 0.5, detach_reset: false,\n"
+    "     learn_beta: true, learn_threshold: true}\n"
+    "  - {name: fc2, type: synapse.linear, out: 5}\n"
+    "  - {name: skip, type: merge.add, from: [fc2, fc1]}\n"
+    "  - {name: lif2, type: neuron.lif, beta: 0.7, surrogate: atan}\n"
+    "  - {name: fc3, type: synapse.linear, out: 3}\n"
+    "  - {name: lif3, type: neuron.lif, beta: {uniform: [0.2, 0.9]}, learn_beta: true,\n"
+    "     reset: zero, detach_reset: false, surrogate: {type: sigmoid, slope: 4}}\n"
+    "readout: {type: readout.spike_count}\n"
+    "loss: {type: loss.ce_count}\n"
+    "train: {batch: 4, optimizer: {type: adam, lr: 0.01}}\n";
+
+static double loss_of(spk_session *s, const float *x, const int32_t *y, int n)
+{
+    spk_batch_stats st = {0};
+    spk_error err = {0};
+    cr_assert_eq(spk_session_eval_batch(s, x, y, n, &st, &err), 0, "%s", err.msg);
+    return st.loss_sum / n;
+}
+
+/* Every weight's gradient (a sample of elements per tensor) against central differences of
+ * the mean loss. Smooth mode makes the network differentiable, so backward must match. */
+Test(graph, dag_gradients_match_finite_differences)
+{
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load_string(dag_yaml, "tiny-dag.yaml", &m, &err), 0, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0);
+    spk_session *s;
+    cr_assert_eq(spk_session_new(m, be, 4, &s, &err), 0, "%s", err.msg);
+    spk_session_set_smooth(s, 1);
+    float x[4 * 6];
+    spk_test_fill(x, 24, 0.0f, 1.5f, 7);
+    int32_t y[4] = {0, 2, 1, 2};
+    spk_batch_stats st = {0};
+    cr_assert_eq(spk_session_forward_backward(s, x, y, 4, &st, &err), 0, "%s", err.msg);
+    int nw = spk_session_weight_count(s);
+    cr_assert_eq(nw, 11, "fc1 w+b, lif1 beta+thr, fc2 w+b, lif2 beta+thr, fc3 w+b, lif3 beta");
+    int checked = 0;
+    for (int i = 0; i < nw; i++) {
+        size_t n = spk_session_weight_numel(s, i);
+        float *w = malloc(n * sizeof *w), *g = malloc(n * sizeof *g);
+        char name[160];
+        snprintf(name, sizeof name, "%s", spk_session_weight_name(s, i));
+        spk_session_weight_get(s, i, w, &err);
+        spk_session_grad_get(s, i, g, &err);
+        for (size_t j = 0; j < n; j += 1 + n / 7) {
+            const float eps = 1e-2f;
+            float keep = w[j];
+            w[j] = keep + eps;
+            spk_session_weight_set(s, i, w, &err);
+            double lp = loss_of(s, x, y, 4);
+            w[j] = keep - eps;
+            spk_session_weight_set(s, i, w, &err);
+            double lm = loss_of(s, x, y, 4);
+            w[j] = keep;
+            spk_session_weight_set(s, i, w, &err);
+            double fd = (lp - lm) / (2 * eps);
+            /* frozen weights (lif2's beta/threshold) get no gradient: skip them */
+            if (strstr(name, "lif2."))
+                continue;
+            /* central differences in float32: truncation O(eps^2) and rounding ~1e-7/eps;
+             * 2e-3 absolute + 3% relative covers both with a margin, while a wrong term in a
+             * backward (a missing reset path, a wrong broadcast) is off by far more */
+            cr_expect(fabs(fd - g[j]) <= 2e-3 + 0.03 * fabs(fd), "%s[%zu]: backward %.6g, finite "
+                      "differences %.6g", name, j, g[j], fd);
+            checked++;
+        }
+        free(w);
+        free(g);
+    }
+    cr_assert_gt(checked, 20);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+}
+
+/* Training steps lower the loss on a fixed batch (the optimizer is wired to the gradients). */
+Test(graph, training_lowers_loss)
+{
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load_string(dag_yaml, "tiny-dag.yaml", &m, &err), 0, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0);
+    spk_session *s;
+    cr_assert_eq(spk_session_new(m, be, 4, &s, &err), 0, "%s", err.msg);
+    float x[24];
+    spk_test_fill(x, 24, 0.0f, 1.5f, 11);
+    int32_t y[4] = {1, 0, 2, 1};
+    double first = loss_of(s, x, y, 4);
+    for (int i = 0; i < 60; i++) {
+        spk_batch_stats st = {0};
+        cr_assert_eq(spk_session_train_batch(s, x, y, 4, &st, &err), 0, "%s", err.msg);
+    }
+    double last = loss_of(s, x, y, 4);
+    cr_expect_lt(last, 0.7 * first, "loss %.4f -> %.4f", first, last);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+}
+
+/* A checkpoint written and read back restores the weights exactly; a checkpoint of another
+ * model is refused with the tensor's name. */
+Test(graph, checkpoint_round_trip)
+{
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load_string(dag_yaml, "tiny-dag.yaml", &m, &err), 0, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0);
+    spk_session *a, *b;
+    cr_assert_eq(spk_session_new(m, be, 4, &a, &err), 0, "%s", err.msg);
+    spk_model_set_seed(m, 99);
+    cr_assert_eq(spk_session_new(m, be, 2, &b, &err), 0, "%s", err.msg);
+    char path[512];
+    snprintf(path, sizeof path, "%s/dag.safetensors", spk_test_tmpdir());
+    cr_assert_eq(spk_session_save(a, path, &err), 0, "%s", err.msg);
+    cr_assert_eq(spk_session_load(b, path, &err), 0, "%s", err.msg);
+    for (int i = 0; i < spk_session_weight_count(a); i++) {
+        size_t n = spk_session_weight_numel(a, i);
+        float *wa = malloc(n * 4), *wb = malloc(n * 4);
+        spk_session_weight_get(a, i, wa, &err);
+        spk_session_weight_get(b, i, wb, &err);
+        cr_expect_eq(memcmp(wa, wb, n * 4), 0, "weight %d differs after load", i);
+        free(wa);
+        free(wb);
+    }
+    spk_session_free(a);
+    spk_session_free(b);
+    spk_model_free(m);
+
+    const char *other = "input: {shape: [6]}\ntime_steps: 2\nlayers:\n"
+                        "  - {name: enc, type: encoder.direct}\n"
+                        "  - {name: fc1, type: synapse.linear, out: 4}\n"
+                        "  - {name: out, type: neuron.lif}\n"
+                        "readout: {type: readout.spike_count}\nloss: {type: loss.ce_count}\n";
+    cr_assert_eq(spk_model_load_string(other, "other.yaml", &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(spk_session_new(m, be, 2, &b, &err), 0, "%s", err.msg);
+    cr_assert_neq(spk_session_load(b, path, &err), 0);
+    cr_expect(strstr(err.msg, "fc1.weight") || strstr(err.msg, "out.beta"), "%s", err.msg);
+    spk_session_free(b);
+    spk_model_free(m);
+    spk_backend_free(be);
+}
+
+/* Shape errors found while building the graph name the file, line, column and layer. */
+Test(graph, shape_error_names_layer)
+{
+    const char *bad = "input: {shape: [6]}\ntime_steps: 2\nlayers:\n"
+                      "  - {name: enc, type: encoder.direct}\n"
+                      "  - {name: a, type: synapse.linear, out: 4}\n"
+                      "  - {name: b, type: synapse.linear, out: 3}\n"
+                      "  - {name: sum, type: merge.add, from: [a, b]}\n"
+                      "readout: {type: readout.spike_count}\nloss: {type: loss.ce_count}\n";
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load_string(bad, "bad.yaml", &m, &err), 0, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0);
+    spk_session *s = NULL;
+    cr_assert_neq(spk_session_new(m, be, 2, &s, &err), 0);
+    cr_expect(strstr(err.msg, "bad.yaml:7:5: layer 'sum' (merge.add)"), "%s", err.msg);
+    cr_expect(strstr(err.msg, "input 2 has 3 values per sample, input 1 has 4"), "%s", err.msg);
+    spk_model_free(m);
+    spk_backend_free(be);
+}

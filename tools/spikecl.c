@@ -1,0 +1,517 @@
+/* spikecl — the command-line program. Thin: parses flags and calls the library.
+ * Exit codes: 0 ok, 2 bad usage or bad input (message on stderr), 1 any other failure. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spikecl/spikecl.h"
+
+#define EXIT_USAGE 2
+
+static const char *usage_text =
+    "usage:\n"
+    "  spikecl train MODEL.yaml [--device ID] [--epochs N] [--batch N] [--lr X] [--seed N]\n"
+    "                           [--out DIR] [--data DIR] [--limit-train N] [--limit-test N]\n"
+    "                           [--threads N]\n"
+    "  spikecl eval  MODEL.yaml --weights FILE [--device ID] [--data DIR] [--limit-test N]\n"
+    "                           [--batch N] [--threads N]\n"
+    "  spikecl bench MODEL.yaml [--device ID] [--batches N] [--batch N] [--threads N]\n"
+    "  spikecl devices\n"
+    "  spikecl plugins\n"
+    "Devices: cpu, opencl, opencl:P:D, opencl:NAME (default: $SPIKECL_DEVICE, else the first\n"
+    "OpenCL GPU, else cpu).\n";
+
+typedef struct opts {
+    const char *cmd, *model, *device, *out, *data, *weights;
+    int epochs, batch, seed_set, limit_train, limit_test, threads, batches;
+    double lr;
+    unsigned long long seed;
+} opts;
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "spikecl: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n%s", usage_text);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+/* Status codes that mean the user's input was wrong map to exit code 2. */
+static int fail(const spk_error *err)
+{
+    fprintf(stderr, "spikecl: error: %s\n", err->msg);
+    switch (err->code) {
+    case SPK_ERR_NOMEM:
+    case SPK_ERR_BACKEND:
+        return 1;
+    default:
+        return EXIT_USAGE;
+    }
+}
+
+static int parse_int(const char *flag, const char *v, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || *end || end == v || x < lo || x > hi)
+        return usage_error("%s expects an integer in [%ld, %ld], got '%s'", flag, lo, hi,
+                           v ? v : "(nothing)");
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->epochs = o->batch = o->limit_train = o->limit_test = -1;
+    o->batches = 20;
+    o->lr = -1;
+    if (argc < 2)
+        return usage_error("no command given");
+    o->cmd = argv[1];
+    int i = 2;
+    if (strcmp(o->cmd, "train") == 0 || strcmp(o->cmd, "eval") == 0 ||
+        strcmp(o->cmd, "bench") == 0) {
+        if (argc < 3 || argv[2][0] == '-')
+            return usage_error("'%s' needs a model file", o->cmd);
+        o->model = argv[2];
+        i = 3;
+    } else if (strcmp(o->cmd, "devices") && strcmp(o->cmd, "plugins") &&
+               strcmp(o->cmd, "--help") && strcmp(o->cmd, "help") && strcmp(o->cmd, "-h")) {
+        return usage_error("unknown command '%s'", o->cmd);
+    }
+    for (; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int rc = 0;
+        if (strcmp(f, "--device") == 0 && v)
+            o->device = v;
+        else if (strcmp(f, "--out") == 0 && v)
+            o->out = v;
+        else if (strcmp(f, "--data") == 0 && v)
+            o->data = v;
+        else if (strcmp(f, "--weights") == 0 && v)
+            o->weights = v;
+        else if (strcmp(f, "--epochs") == 0)
+            rc = parse_int(f, v, 1, 100000, &o->epochs);
+        else if (strcmp(f, "--batch") == 0)
+            rc = parse_int(f, v, 1, 1 << 20, &o->batch);
+        else if (strcmp(f, "--limit-train") == 0)
+            rc = parse_int(f, v, 1, 1 << 30, &o->limit_train);
+        else if (strcmp(f, "--limit-test") == 0)
+            rc = parse_int(f, v, 1, 1 << 30, &o->limit_test);
+        else if (strcmp(f, "--threads") == 0)
+            rc = parse_int(f, v, 1, 1024, &o->threads);
+        else if (strcmp(f, "--batches") == 0)
+            rc = parse_int(f, v, 1, 1 << 20, &o->batches);
+        else if (strcmp(f, "--seed") == 0) {
+            char *end;
+            errno = 0;
+            o->seed = v ? strtoull(v, &end, 10) : 0;
+            if (!v || errno || *end || v[0] == '-')
+                return usage_error("--seed expects a non-negative integer, got '%s'",
+                                   v ? v : "(nothing)");
+            o->seed_set = 1;
+        } else if (strcmp(f, "--lr") == 0) {
+            char *end;
+            o->lr = v ? strtod(v, &end) : -1;
+            if (!v || *end || !(o->lr > 0))
+                return usage_error("--lr expects a positive number, got '%s'",
+                                   v ? v : "(nothing)");
+        } else if (f[0] == '-' && f[1] == '-' && !v && strcmp(f, "--help"))
+            return usage_error("%s needs a value", f);
+        else
+            return usage_error("unknown option '%s' for '%s'", f, o->cmd);
+        if (rc)
+            return rc;
+        i++;
+    }
+    return 0;
+}
+
+static int open_device(const opts *o, spk_backend **be, spk_error *err)
+{
+    const char *id = o->device;
+    if (!id)
+        id = getenv("SPIKECL_DEVICE");
+    if (!id || !id[0]) {
+        /* default: the first OpenCL GPU, else the CPU (a CPU OpenCL device never is) */
+        char *list = spk_backend_list(NULL);
+        id = "cpu";
+        static char gpu[64];
+        for (char *line = list; line && *line;) {
+            char *nl = strchr(line, '\n');
+            if (nl)
+                *nl = '\0';
+            if (strncmp(line, "opencl:", 7) == 0 && strstr(line, "| GPU")) {
+                char *tab = strchr(line, '\t');
+                if (tab)
+                    *tab = '\0';
+                snprintf(gpu, sizeof gpu, "%s", line);
+                id = gpu;
+                break;
+            }
+            line = nl ? nl + 1 : line + strlen(line);
+        }
+        free(list);
+    }
+    int rc;
+    if (strcmp(id, "cpu") == 0)
+        rc = spk_backend_cpu_new(o->threads > 0 ? o->threads : 0, be, err);
+    else
+        rc = spk_backend_open(id, be, err);
+    if (!rc)
+        fprintf(stderr, "spikecl: device %s: %s\n", id, (*be)->description);
+    return rc;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path, spk_error *err)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return spk_error_set(err, SPK_ERR_IO, "cannot create folder %s: %s", buf,
+                                 strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return spk_error_set(err, SPK_ERR_IO, "cannot create folder %s: %s", buf,
+                             strerror(errno));
+    return SPK_OK;
+}
+
+/* Paths of a split: from --data DIR when given, else from the model's train: section. */
+static int split_paths(const opts *o, spk_train_config *tc, int train, char **img, char **lbl,
+                       spk_error *err)
+{
+    *img = *lbl = NULL;
+    if (o->data)
+        return spk_dataset_find_in_dir(o->data, train, img, lbl, err);
+    const char *i = train ? tc->train_images : tc->test_images;
+    const char *l = train ? tc->train_labels : tc->test_labels;
+    if (!i || !l)
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "the model has no train: %s: data; give --data DIR",
+                             train ? "data" : "test");
+    *img = strdup(i);
+    *lbl = strdup(l);
+    if (!*img || !*lbl)
+        return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+    return SPK_OK;
+}
+
+static int load_split(const opts *o, spk_train_config *tc, int train, spk_dataset **ds,
+                      spk_error *err)
+{
+    char *img, *lbl;
+    int rc = split_paths(o, tc, train, &img, &lbl, err);
+    if (!rc)
+        rc = spk_dataset_load_idx(img, lbl, ds, err);
+    free(img);
+    free(lbl);
+    return rc;
+}
+
+typedef struct progress_state {
+    int tty;
+    int next_decile;
+} progress_state;
+
+static void on_progress(const spk_progress *p, void *user)
+{
+    progress_state *ps = user;
+    double frac = p->total ? (double)p->done / p->total : 1.0;
+    if (ps->tty) {
+        int w = 30, filled = (int)(frac * w);
+        char bar[64];
+        for (int i = 0; i < w; i++)
+            bar[i] = i < filled ? '#' : '.';
+        bar[w] = '\0';
+        fprintf(stderr, "\repoch %d/%d [%s] %5.1f%%  %7.0f samples/s  loss %.4f  acc %.3f  ETA %3.0fs ",
+                p->epoch + 1, p->epochs, bar, 100 * frac, p->samples_per_s, p->loss, p->accuracy,
+                p->eta_s);
+        if (p->done >= p->total)
+            fputc('\n', stderr);
+    } else {
+        while (frac * 10 >= ps->next_decile && ps->next_decile <= 10) {
+            fprintf(stderr, "epoch %d/%d %3d%%  %.0f samples/s  loss %.4f  acc %.3f\n",
+                    p->epoch + 1, p->epochs, ps->next_decile * 10, p->samples_per_s, p->loss,
+                    p->accuracy);
+            ps->next_decile++;
+        }
+    }
+    fflush(stderr);
+}
+
+static int cmd_train(const opts *o)
+{
+    spk_error err = {0};
+    spk_model *m = NULL;
+    spk_backend *be = NULL;
+    spk_session *s = NULL;
+    spk_dataset *tr = NULL, *te = NULL;
+    spk_loader *ltr = NULL, *lte = NULL;
+    int rc = spk_model_load(o->model, &m, &err);
+    if (rc)
+        return fail(&err);
+    spk_train_config *tc = spk_model_train_config(m);
+    if (o->epochs > 0)
+        tc->epochs = o->epochs;
+    if (o->batch > 0)
+        tc->batch = o->batch;
+    if (o->lr > 0)
+        tc->optim.lr = (float)o->lr;
+    if (o->seed_set)
+        spk_model_set_seed(m, o->seed);
+    char outdir[4096];
+    snprintf(outdir, sizeof outdir, "%s", o->out ? o->out : "");
+    if (!o->out)
+        snprintf(outdir, sizeof outdir, "runs/%s", spk_model_name(m));
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", outdir);
+
+    rc = load_split(o, tc, 1, &tr, &err);
+    if (!rc)
+        rc = load_split(o, tc, 0, &te, &err);
+    if (!rc)
+        rc = spk_loader_new(tr, tc->batch, 1, spk_model_seed(m), o->limit_train, &ltr, &err);
+    if (!rc)
+        rc = spk_loader_new(te, tc->batch, 0, 0, o->limit_test, &lte, &err);
+    if (!rc)
+        rc = open_device(o, &be, &err);
+    if (!rc)
+        rc = spk_session_new(m, be, tc->batch, &s, &err);
+    if (!rc)
+        rc = make_dirs(outdir, &err);
+    double t0 = now_s(), train_s = 0;
+    spk_batch_stats st = {0}, ev = {0};
+    long trained = 0;
+    progress_state ps = {.tty = isatty(2)};
+    for (int e = 0; !rc && e < tc->epochs; e++) {
+        ps.next_decile = 1;
+        double te0 = now_s();
+        rc = spk_train_epoch(s, ltr, e, tc->epochs, on_progress, &ps, &st, &err);
+        train_s += now_s() - te0;
+        trained += st.n;
+        if (!rc)
+            rc = spk_evaluate(s, lte, &ev, &err);
+        if (!rc)
+            rc = spk_session_save(s, ckpt, &err);
+        if (!rc)
+            printf("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.0f "
+                   "samples/s\n",
+                   e + 1, tc->epochs, st.loss_sum / st.n, (double)st.correct / st.n,
+                   ev.loss_sum / ev.n, (double)ev.correct / ev.n, st.n / (now_s() - te0));
+        fflush(stdout);
+    }
+    int code = 0;
+    if (rc) {
+        code = fail(&err);
+    } else {
+        printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"train_loss\": %.5f, "
+               "\"train_accuracy\": %.4f, \"epochs\": %d, \"samples_per_s\": %.1f, "
+               "\"seconds\": %.2f, \"device\": \"%s\", \"checkpoint\": \"%s\"}\n",
+               (double)ev.correct / ev.n, ev.loss_sum / ev.n, st.loss_sum / st.n,
+               (double)st.correct / st.n, tc->epochs, train_s > 0 ? trained / train_s : 0.0,
+               now_s() - t0, be->ops->name, ckpt);
+    }
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_loader_free(ltr);
+    spk_loader_free(lte);
+    spk_dataset_free(tr);
+    spk_dataset_free(te);
+    spk_model_free(m);
+    return code;
+}
+
+static int cmd_eval(const opts *o)
+{
+    if (!o->weights)
+        return usage_error("eval needs --weights FILE");
+    spk_error err = {0};
+    spk_model *m = NULL;
+    spk_backend *be = NULL;
+    spk_session *s = NULL;
+    spk_dataset *te = NULL;
+    spk_loader *lte = NULL;
+    int rc = spk_model_load(o->model, &m, &err);
+    if (rc)
+        return fail(&err);
+    spk_train_config *tc = spk_model_train_config(m);
+    int batch = o->batch > 0 ? o->batch : tc->batch;
+    rc = load_split(o, tc, 0, &te, &err);
+    if (!rc)
+        rc = spk_loader_new(te, batch, 0, 0, o->limit_test, &lte, &err);
+    if (!rc)
+        rc = open_device(o, &be, &err);
+    if (!rc)
+        rc = spk_session_new(m, be, batch, &s, &err);
+    if (!rc)
+        rc = spk_session_load(s, o->weights, &err);
+    spk_batch_stats ev = {0};
+    if (!rc)
+        rc = spk_evaluate(s, lte, &ev, &err);
+    int code = 0;
+    if (rc)
+        code = fail(&err);
+    else
+        printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"samples\": %d, \"device\": "
+               "\"%s\"}\n",
+               (double)ev.correct / ev.n, ev.loss_sum / ev.n, ev.n, be->ops->name);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_loader_free(lte);
+    spk_dataset_free(te);
+    spk_model_free(m);
+    return code;
+}
+
+static int cmd_bench(const opts *o)
+{
+    spk_error err = {0};
+    spk_model *m = NULL;
+    spk_backend *be = NULL;
+    spk_session *s = NULL;
+    spk_dataset *tr = NULL;
+    spk_loader *ld = NULL;
+    int rc = spk_model_load(o->model, &m, &err);
+    if (rc)
+        return fail(&err);
+    spk_train_config *tc = spk_model_train_config(m);
+    int batch = o->batch > 0 ? o->batch : tc->batch;
+    /* real data when the model's files are there: spike rates depend on the input */
+    rc = load_split(o, tc, 1, &tr, &err);
+    if (!rc)
+        rc = spk_loader_new(tr, batch, 1, spk_model_seed(m), 0, &ld, &err);
+    if (!rc)
+        rc = open_device(o, &be, &err);
+    if (!rc)
+        rc = spk_session_new(m, be, batch, &s, &err);
+    int in = rc ? 0 : spk_session_input_size(s);
+    float *x = rc ? NULL : malloc((size_t)batch * in * sizeof(float));
+    int32_t *y = rc ? NULL : malloc((size_t)batch * sizeof(int32_t));
+    uint32_t *ids = rc ? NULL : malloc((size_t)batch * sizeof(uint32_t));
+    if (!rc && (!x || !y || !ids))
+        rc = spk_error_set(&err, SPK_ERR_NOMEM, "out of memory");
+    double train_s = 0, infer_s = 0, gemm_frac = 0;
+    if (!rc) {
+        spk_loader_start_epoch(ld, 0);
+        int n = spk_loader_next(ld, spk_session_input_scale(s), x, y, ids);
+        spk_batch_stats st = {0};
+        for (int i = 0; !rc && i < 2; i++) /* warm-up: first-touch pages, OpenCL builds */
+            rc = spk_session_train_batch(s, x, y, n, &st, &err);
+        if (!rc)
+            rc = be->ops->sync(be, &err);
+        spk_backend_stats before = be->stats;
+        double t0 = now_s();
+        for (int i = 0; !rc && i < o->batches; i++)
+            rc = spk_session_train_batch(s, x, y, n, &st, &err);
+        if (!rc)
+            rc = be->ops->sync(be, &err);
+        train_s = now_s() - t0;
+        gemm_frac = (double)(be->stats.gemm_ns - before.gemm_ns) * 1e-9 / train_s;
+        t0 = now_s();
+        for (int i = 0; !rc && i < o->batches; i++)
+            rc = spk_session_eval_batch(s, x, y, n, &st, &err);
+        if (!rc)
+            rc = be->ops->sync(be, &err);
+        infer_s = now_s() - t0;
+        if (!rc)
+            printf("{\"train_samples_per_s\": %.1f, \"infer_samples_per_s\": %.1f, "
+                   "\"gemm_fraction\": %.3f, \"peak_rss_mb\": %.1f, \"batch\": %d, "
+                   "\"batches\": %d, \"time_steps\": %d, \"device\": \"%s\"}\n",
+                   (double)n * o->batches / train_s, (double)n * o->batches / infer_s,
+                   gemm_frac, peak_rss_mb(), n, o->batches, spk_model_time_steps(m),
+                   be->ops->name);
+    }
+    int code = rc ? fail(&err) : 0;
+    free(x);
+    free(y);
+    free(ids);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_loader_free(ld);
+    spk_dataset_free(tr);
+    spk_model_free(m);
+    return code;
+}
+
+static int cmd_devices(void)
+{
+    spk_error err = {0};
+    char *list = spk_backend_list(&err);
+    if (!list)
+        return fail(&err);
+    printf("%s", list);
+    free(list);
+    return 0;
+}
+
+static int cmd_plugins(void)
+{
+    spk_registry *reg = spk_registry_default();
+    static const char *kinds[] = {"encoder", "synapse", "neuron", "readout", "loss", "other"};
+    static const char *types[] = {"float", "int",    "bool",     "choice",
+                                  "string", "init", "surrogate"};
+    for (int i = 0; i < spk_registry_count(reg); i++) {
+        const char *src;
+        const spk_layer_type *t = spk_registry_get(reg, i, &src);
+        printf("%s (%s, %s)%s%s\n", t->name, kinds[t->kind], src, t->summary ? ": " : "",
+               t->summary ? t->summary : "");
+        for (const spk_param_spec *p = t->params; p && p->name; p++)
+            printf("    %-22s %-9s default %-14s %s%s%s\n", p->name, types[p->type],
+                   p->def ? p->def : "(required)", p->choices ? "[" : "",
+                   p->choices ? p->choices : "", p->choices ? "] " : "");
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (strcmp(o.cmd, "train") == 0)
+        return cmd_train(&o);
+    if (strcmp(o.cmd, "eval") == 0)
+        return cmd_eval(&o);
+    if (strcmp(o.cmd, "bench") == 0)
+        return cmd_bench(&o);
+    if (strcmp(o.cmd, "devices") == 0)
+        return cmd_devices();
+    if (strcmp(o.cmd, "plugins") == 0)
+        return cmd_plugins();
+    printf("%s", usage_text);
+    return 0;
+}
