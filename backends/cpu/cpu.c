@@ -155,9 +155,34 @@ static int cpu_gemm(spk_backend *be, int ta, int tb, size_t m, size_t n, size_t 
             for (size_t j = 0; j < n; j++)
                 c->data[coff + i * ldc + j] *= beta;
     } else {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (blasint)m, (blasint)n, (blasint)k, alpha, a->data + aoff, (blasint)lda,
-                    b->data + boff, (blasint)ldb, beta, c->data + coff, (blasint)ldc);
+        /* OpenBLAS runs single-threaded (see spk_backend_cpu_new) and the OpenMP team splits C
+         * into blocks of rows (or of columns when C is wide): one thread pool for kernels and
+         * GEMM, instead of two pools spinning against each other on few cores. */
+        int parts = omp_get_max_threads();
+        if ((double)m * (double)n * (double)k < 2e5)
+            parts = 1;
+        int by_rows = m >= n;
+        size_t len = by_rows ? m : n;
+        if ((size_t)parts > len)
+            parts = (int)len;
+        const float *A = a->data + aoff, *Bm = b->data + boff;
+        float *C = c->data + coff;
+#pragma omp parallel for num_threads(parts) schedule(static) if (parts > 1)
+        for (int p = 0; p < parts; p++) {
+            size_t lo = len * (size_t)p / (size_t)parts, hi = len * (size_t)(p + 1) / (size_t)parts;
+            if (hi == lo)
+                continue;
+            if (by_rows) /* rows lo..hi of op(A) and C */
+                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                            tb ? CblasTrans : CblasNoTrans, (blasint)(hi - lo), (blasint)n,
+                            (blasint)k, alpha, ta ? A + lo : A + lo * lda, (blasint)lda, Bm,
+                            (blasint)ldb, beta, C + lo * ldc, (blasint)ldc);
+            else /* columns lo..hi of op(B) and C */
+                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                            tb ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)(hi - lo),
+                            (blasint)k, alpha, A, (blasint)lda, tb ? Bm + lo * ldb : Bm + lo,
+                            (blasint)ldb, beta, C + lo, (blasint)ldc);
+        }
     }
     be->stats.gemm_ns += now_ns() - t0;
     be->stats.gemm_calls++;
@@ -283,10 +308,9 @@ int spk_backend_cpu_new(int threads, spk_backend **out, spk_error *err)
         free(impl);
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     }
-    if (threads > 0) {
+    if (threads > 0)
         omp_set_num_threads(threads);
-        openblas_set_num_threads(threads);
-    }
+    openblas_set_num_threads(1);
     impl->threads = threads > 0 ? threads : omp_get_max_threads();
     be->ops = &cpu_ops;
     be->impl = impl;

@@ -608,7 +608,7 @@ int spk_session_weight_count(const spk_session *s)
 const char *spk_session_weight_name(const spk_session *s, int i)
 {
     static char name[2 * SPK_NAME_MAX + 2];
-    const spk_layer *l;
+    const spk_layer *l = NULL;
     const spk_weight *w = weight_at(s, i, &l);
     if (!w)
         return NULL;
@@ -654,8 +654,12 @@ int spk_session_save(spk_session *s, const char *path, spk_error *err)
     spk_st_tensor *t = calloc((size_t)(n ? n : 1), sizeof *t);
     int rc = t ? SPK_OK : spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     for (int i = 0; !rc && i < n; i++) {
-        const spk_layer *l;
+        const spk_layer *l = NULL;
         spk_weight *w = weight_at(s, i, &l);
+        if (!w || !l) {
+            rc = spk_error_set(err, SPK_ERR_INVALID, "no weight %d", i);
+            break;
+        }
         size_t len = strlen(l->name) + strlen(w->name) + 2;
         t[i].name = malloc(len);
         t[i].data = malloc(w->value.numel * sizeof(float));
@@ -690,8 +694,12 @@ int spk_session_load(spk_session *s, const char *path, spk_error *err)
         return rc;
     int n = spk_session_weight_count(s);
     for (int i = 0; !rc && i < n; i++) {
-        const spk_layer *l;
+        const spk_layer *l = NULL;
         spk_weight *w = weight_at(s, i, &l);
+        if (!w || !l) {
+            rc = spk_error_set(err, SPK_ERR_INVALID, "no weight %d", i);
+            break;
+        }
         char name[2 * SPK_NAME_MAX + 2];
         snprintf(name, sizeof name, "%s.%s", l->name, w->name);
         const spk_st_tensor *t = spk_st_file_find(f, name);

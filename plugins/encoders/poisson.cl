@@ -1,0 +1,43 @@
+/* encoder.poisson kernels: rate coding with a counter-based RNG, so every backend draws the
+ * same spikes (spikecl/philox.h is included on the CPU and prepended to OpenCL programs). */
+
+/* out[t, b, f] = u < clamp(gain * x[b, f], 0, 1), u uniform from Philox keyed by
+ * counter (f, t, b, batch) and key (seed, key1); i runs over n = T * bf items. */
+SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in, const int n,
+                               const int bf, const int nf, const float gain, const int seed,
+                               const int key1, const int batch)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int t = i / bf;
+        const int j = i - t * bf;
+        const int b = j / nf;
+        spk_philox_ctr c;
+        c.v[0] = (spk_u32)(j - b * nf);
+        c.v[1] = (spk_u32)t;
+        c.v[2] = (spk_u32)b;
+        c.v[3] = (spk_u32)batch;
+        const spk_philox_ctr r = spk_philox4x32_10(c, (spk_u32)seed, (spk_u32)key1);
+        const float p = fminf(fmaxf(gain * in[j], 0.0f), 1.0f);
+        out[i] = spk_u32_to_unit(r.v[0]) < p ? 1.0f : 0.0f;
+    }
+    SPK_END_ITEMS
+}
+
+/* Straight-through backward: E[spike] = clamp(gain x, 0, 1), so
+ * grad_in[b, f] = gain * sum_t grad_out[t, b, f] where 0 < gain x < 1, else 0. */
+SPK_KERNEL void poisson_grad(SPK_GLOBAL float *gin, SPK_GLOBAL const float *gout,
+                             SPK_GLOBAL const float *in, const int bf, const int T,
+                             const float gain)
+{
+    SPK_FOR_ITEMS(j, bf) {
+        const float p = gain * in[j];
+        float s = 0.0f;
+        for (int t = 0; t < T; t++)
+            s += gout[t * bf + j];
+        gin[j] = (p > 0.0f && p < 1.0f) ? gain * s : 0.0f;
+    }
+    SPK_END_ITEMS
+}
+
+SPK_CPU_ENTRY(poisson_encode, B, B, I, I, I, F, I, I, I)
+SPK_CPU_ENTRY(poisson_grad, B, B, B, I, I, F)

@@ -1,0 +1,49 @@
+/* Cross-entropy kernels shared by loss.ce_count and loss.ce_membrane: softmax over the C values
+ * of each sample, log-sum-exp stabilised. Labels are class indices stored as floats; a label
+ * outside [0, C) matches no class. */
+
+/* loss[b] = logsumexp(z[b, :]) - z[b, label]; one item per sample. */
+SPK_KERNEL void ce_loss(SPK_GLOBAL float *loss, SPK_GLOBAL const float *z,
+                        SPK_GLOBAL const float *labels, const int B, const int C)
+{
+    SPK_FOR_ITEMS(b, B) {
+        const int label = (int)labels[b];
+        float mx = z[b * C];
+        for (int c = 1; c < C; c++)
+            mx = fmaxf(mx, z[b * C + c]);
+        float s = 0.0f, zl = mx;
+        for (int c = 0; c < C; c++) {
+            s += expf(z[b * C + c] - mx);
+            if (c == label)
+                zl = z[b * C + c];
+        }
+        /* with no valid label the loss is logsumexp - max, a finite placeholder */
+        loss[b] = (mx - zl) + logf(s); /* small terms first: z may be large */
+    }
+    SPK_END_ITEMS
+}
+
+/* grad[b, c] = scale * (softmax(z[b, :])_c - [c == label]), scale = 1/B for the batch mean. */
+SPK_KERNEL void ce_grad(SPK_GLOBAL float *grad, SPK_GLOBAL const float *z,
+                        SPK_GLOBAL const float *labels, const int B, const int C,
+                        const float scale)
+{
+    SPK_FOR_ITEMS(b, B) {
+        const int label = (int)labels[b];
+        float mx = z[b * C];
+        for (int c = 1; c < C; c++)
+            mx = fmaxf(mx, z[b * C + c]);
+        float s = 0.0f;
+        for (int c = 0; c < C; c++)
+            s += expf(z[b * C + c] - mx);
+        const float inv = 1.0f / s;
+        for (int c = 0; c < C; c++) {
+            const float p = expf(z[b * C + c] - mx) * inv;
+            grad[b * C + c] = scale * (p - (c == label ? 1.0f : 0.0f));
+        }
+    }
+    SPK_END_ITEMS
+}
+
+SPK_CPU_ENTRY(ce_loss, B, B, B, I, I)
+SPK_CPU_ENTRY(ce_grad, B, B, B, I, I, F)
