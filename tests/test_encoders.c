@@ -50,15 +50,16 @@ Test(direct, default_gain_and_errors)
 
 /* ---- poisson ---- */
 
-/* The spike the brief defines: Philox counter (feature, t, sample, batch), key (seed,
- * SPK_RNG_POISSON ^ epoch << 4), spike when the unit draw is below clamp(gain x, 0, 1). */
+/* The documented stream: Philox counter (feature / 4, t, sample, batch), key (seed,
+ * SPK_RNG_POISSON ^ epoch << 4); feature f uses output word f % 4; spike when the unit draw is
+ * below clamp(gain x, 0, 1). */
 static float ref_spike(int f, int t, int b, uint32_t batch, uint32_t seed, uint32_t epoch,
                        float p)
 {
-    spk_philox_ctr c = {{(spk_u32)f, (spk_u32)t, (spk_u32)b, batch}};
+    spk_philox_ctr c = {{(spk_u32)(f / 4), (spk_u32)t, (spk_u32)b, batch}};
     spk_philox_ctr r = spk_philox4x32_10(c, seed, SPK_RNG_POISSON ^ (epoch << 4));
     p = fminf(fmaxf(p, 0.0f), 1.0f);
-    return spk_u32_to_unit(r.v[0]) < p ? 1.0f : 0.0f;
+    return spk_u32_to_unit(r.v[f % 4]) < p ? 1.0f : 0.0f;
 }
 
 Test(poisson, forward_matches_philox_reference)

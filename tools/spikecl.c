@@ -446,6 +446,27 @@ static int cmd_bench(const opts *o)
         if (!rc)
             rc = be->ops->sync(be, &err);
         infer_s = now_s() - t0;
+        /* a second, profiled pass for the split per layer (synchronising after every layer
+         * slows it a little, so the figures above come from the unprofiled pass) */
+        spk_session_set_profile(s, 1);
+        t0 = now_s();
+        for (int i = 0; !rc && i < o->batches; i++)
+            rc = spk_session_train_batch(s, x, y, n, &st, &err);
+        double prof_s = now_s() - t0;
+        spk_session_set_profile(s, 0);
+        if (!rc) {
+            fprintf(stderr, "%-12s %10s %10s %7s   (ms per training batch)\n", "layer",
+                    "forward", "backward", "share");
+            for (int i = 0; i < spk_session_node_count(s); i++) {
+                double f, b;
+                spk_session_node_times(s, i, &f, &b);
+                fprintf(stderr, "%-12s %10.3f %10.3f %6.1f%%\n", spk_session_node_name(s, i),
+                        1e3 * f / o->batches, 1e3 * b / o->batches, 100 * (f + b) / prof_s);
+            }
+            double opt = spk_session_optimizer_time(s);
+            fprintf(stderr, "%-12s %10.3f %10s %6.1f%%\n", "optimizer", 1e3 * opt / o->batches,
+                    "", 100 * opt / prof_s);
+        }
         if (!rc)
             printf("{\"train_samples_per_s\": %.1f, \"infer_samples_per_s\": %.1f, "
                    "\"gemm_fraction\": %.3f, \"peak_rss_mb\": %.1f, \"batch\": %d, "

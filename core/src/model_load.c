@@ -1265,12 +1265,15 @@ static void spk_optim_defaults(spk_optim_config *o, int kind)
     o->eps = 1e-8f;
     o->weight_decay = kind == SPK_OPTIM_ADAMW ? 0.01f : 0.0f;
     o->clip_norm = 0.0f;
+    o->schedule = SPK_LR_CONSTANT;
+    o->min_lr = 0.0f;
 }
 
 static int spk_ld_optim(spk_ld *ld, yaml_node_t *n, spk_optim_config *o)
 {
     static const char *const keys[] = {"type", "lr", "momentum", "nesterov", "betas",
-                                       "eps", "weight_decay", "clip_norm", NULL};
+                                       "eps", "weight_decay", "clip_norm", "schedule",
+                                       "min_lr", NULL};
     static const char *const kind_names[] = {"sgd", "adam", "adamw"};
     char fb[96];
     int rc, kind = SPK_OPTIM_ADAM;
@@ -1339,6 +1342,14 @@ static int spk_ld_optim(spk_ld *ld, yaml_node_t *n, spk_optim_config *o)
         if ((rc = spk_ld_float(ld, v, "clip_norm", 0, 0, 3.4e38, 0, &d)))
             return rc;
         o->clip_norm = (float)d;
+    }
+    if ((v = spk_ld_get(ld, n, "schedule")) &&
+        (rc = spk_ld_choice(ld, v, "schedule", "constant|cosine", &o->schedule)))
+        return rc;
+    if ((v = spk_ld_get(ld, n, "min_lr"))) {
+        if ((rc = spk_ld_float(ld, v, "min_lr", 0, 0, 3.4e38, 0, &d)))
+            return rc;
+        o->min_lr = (float)d;
     }
     return SPK_OK;
 }

@@ -1,7 +1,9 @@
 /* A session: a model's graph placed on a backend for a batch size. Holds every tensor the
  * training step needs, allocated once, so the step itself allocates nothing. */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +13,13 @@
 #include "spikecl/safetensors.h"
 
 #define CLIP_CHUNK 4096
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 typedef struct node {
     spk_layer layer;
@@ -22,6 +31,7 @@ typedef struct node {
     spk_tensor edge_grad[SPK_MAX_INPUTS]; /* own grad_in buffers when the producer fans out */
     int trainable_upstream;      /* this node or one before it has trainable weights */
     int n_consumers;
+    double fwd_s, bwd_s;         /* profiling */
 } node;
 
 typedef struct opt_slot {
@@ -55,10 +65,25 @@ struct spk_session {
     long step;
     int epoch;
     int smooth;
+    int profile;
+    double opt_s;
+    float lr; /* current learning rate (the schedule's value) */
     uint32_t batch_counter;
     float *h_labels, *h_loss, *h_readout;
     spk_error xerr;
 };
+
+/* With profiling on: wait for the device, then charge the time since *t0 to *acc. */
+static int charge(spk_session *s, double *t0, double *acc, spk_error *err)
+{
+    if (!s->profile)
+        return SPK_OK;
+    int rc = s->be->ops->sync(s->be, err);
+    double t = now_s();
+    *acc += t - *t0;
+    *t0 = t;
+    return rc;
+}
 
 static int get_program(spk_session *s, const spk_layer_type *t, spk_program **out,
                        spk_error *err)
@@ -272,6 +297,7 @@ int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out,
         free(s);
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     }
+    s->lr = m->train.optim.lr;
     s->in_size = 1;
     for (int q = 0; q < m->in_ndim; q++)
         s->in_size *= m->in_dims[q];
@@ -368,6 +394,7 @@ static int upload_batch(spk_session *s, const float *x, const int32_t *labels, i
 
 static int forward(spk_session *s, int n, int training, spk_error *err)
 {
+    double t0 = s->profile ? now_s() : 0;
     for (int i = 1; i < s->n_nodes; i++) {
         spk_exec x;
         make_exec(s, i, n, training, &x);
@@ -375,6 +402,8 @@ static int forward(spk_session *s, int n, int training, spk_error *err)
         int rc = s->nodes[i].layer.type->forward(&s->nodes[i].layer, &x);
         if (rc)
             return layer_error(s, i, rc, err);
+        if ((rc = charge(s, &t0, &s->nodes[i].fwd_s, err)))
+            return rc;
     }
     return SPK_OK;
 }
@@ -391,6 +420,7 @@ static int core_launch(spk_session *s, const char *k, size_t items, int nargs,
 static int backward(spk_session *s, int n, spk_error *err)
 {
     spk_backend *be = s->be;
+    double t0 = s->profile ? now_s() : 0;
     for (int i = 1; i < s->n_nodes; i++)
         for (int w = 0; w < s->nodes[i].layer.n_weights; w++) {
             spk_tensor *g = &s->nodes[i].layer.weights[w].grad;
@@ -436,6 +466,8 @@ static int backward(spk_session *s, int n, spk_error *err)
         rc = nd->layer.type->backward(&nd->layer, &x);
         if (rc)
             return layer_error(s, i, rc, err);
+        if ((rc = charge(s, &t0, &nd->bwd_s, err)))
+            return rc;
     }
     return SPK_OK;
 }
@@ -444,6 +476,7 @@ static int optimizer_step(spk_session *s, spk_error *err)
 {
     const spk_optim_config *oc = &s->m->train.optim;
     int rc = SPK_OK;
+    double t0 = s->profile ? now_s() : 0;
     if (oc->clip_norm > 0.0f) {
         for (int i = 0; !rc && i < s->n_opt; i++) {
             opt_slot *o = &s->opt[i];
@@ -468,18 +501,20 @@ static int optimizer_step(spk_session *s, spk_error *err)
         if (oc->kind == SPK_OPTIM_SGD)
             rc = CORE(s, "spk_sgd", (size_t)n, err, SPK_ARG_BUF(&w->value), SPK_ARG_BUF(&w->grad),
                       SPK_ARG_BUF(&o->m), SPK_ARG_BUF(&s->scale), SPK_ARG_INT(n),
-                      SPK_ARG_FLOAT(oc->lr), SPK_ARG_FLOAT(oc->momentum),
+                      SPK_ARG_FLOAT(s->lr), SPK_ARG_FLOAT(oc->momentum),
                       SPK_ARG_INT(oc->nesterov), SPK_ARG_FLOAT(wd), SPK_ARG_INT(w->clamp),
                       SPK_ARG_FLOAT(w->lo), SPK_ARG_FLOAT(w->hi));
         else
             rc = CORE(s, "spk_adam", (size_t)n, err, SPK_ARG_BUF(&w->value),
                       SPK_ARG_BUF(&w->grad), SPK_ARG_BUF(&o->m), SPK_ARG_BUF(&o->v),
-                      SPK_ARG_BUF(&s->scale), SPK_ARG_INT(n), SPK_ARG_FLOAT(oc->lr),
+                      SPK_ARG_BUF(&s->scale), SPK_ARG_INT(n), SPK_ARG_FLOAT(s->lr),
                       SPK_ARG_FLOAT(oc->beta1), SPK_ARG_FLOAT(oc->beta2), SPK_ARG_FLOAT(oc->eps),
                       SPK_ARG_FLOAT(wd), SPK_ARG_INT(oc->kind == SPK_OPTIM_ADAMW),
                       SPK_ARG_FLOAT(bc1), SPK_ARG_FLOAT(bc2), SPK_ARG_INT(w->clamp),
                       SPK_ARG_FLOAT(w->lo), SPK_ARG_FLOAT(w->hi));
     }
+    if (!rc)
+        rc = charge(s, &t0, &s->opt_s, err);
     return rc;
 }
 
@@ -547,9 +582,51 @@ int spk_session_eval_batch(spk_session *s, const float *x, const int32_t *labels
     return rc;
 }
 
+void spk_session_set_profile(spk_session *s, int on)
+{
+    if (on && !s->profile) { /* a new measurement starts */
+        s->opt_s = 0;
+        for (int i = 1; i < s->n_nodes; i++)
+            s->nodes[i].fwd_s = s->nodes[i].bwd_s = 0;
+    }
+    s->profile = on;
+}
+
+int spk_session_node_count(const spk_session *s)
+{
+    return s->n_nodes - 1;
+}
+
+const char *spk_session_node_name(const spk_session *s, int i)
+{
+    return i >= 0 && i < s->n_nodes - 1 ? s->nodes[i + 1].layer.name : NULL;
+}
+
+void spk_session_node_times(const spk_session *s, int i, double *forward_s, double *backward_s)
+{
+    int ok = i >= 0 && i < s->n_nodes - 1;
+    *forward_s = ok ? s->nodes[i + 1].fwd_s : 0;
+    *backward_s = ok ? s->nodes[i + 1].bwd_s : 0;
+}
+
+double spk_session_optimizer_time(const spk_session *s)
+{
+    return s->opt_s;
+}
+
 void spk_session_set_smooth(spk_session *s, int on)
 {
     s->smooth = on;
+}
+
+const spk_optim_config *spk_session_optim(const spk_session *s)
+{
+    return &s->m->train.optim;
+}
+
+void spk_session_set_lr(spk_session *s, float lr)
+{
+    s->lr = lr;
 }
 
 void spk_session_set_epoch(spk_session *s, int epoch)

@@ -1,5 +1,6 @@
 /* Training and evaluation loops over a loader: what `spikecl train` and `eval` run. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -51,7 +52,15 @@ int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_p
     spk_batch_stats acc = {0};
     double t0 = now_s();
     int n;
+    const spk_optim_config *oc = spk_session_optim(s);
+    int nb = spk_loader_batches(ld), bi = 0;
     while ((n = spk_loader_next(ld, spk_session_input_scale(s), b.x, b.y, b.ids)) > 0) {
+        if (oc->schedule == SPK_LR_COSINE) {
+            double p = (double)(epoch * nb + bi) / ((double)epochs * nb);
+            spk_session_set_lr(s, (float)(oc->min_lr + 0.5 * (oc->lr - oc->min_lr) *
+                                                           (1.0 + cos(3.14159265358979 * p))));
+        }
+        bi++;
         rc = spk_session_train_batch(s, b.x, b.y, n, &acc, err);
         if (rc)
             break;

@@ -34,14 +34,14 @@ static int poisson_init(spk_layer *l, spk_error *err)
 static int poisson_forward(spk_layer *l, spk_exec *x)
 {
     const int nf = spk_shape_size(&l->in[0]);
-    const int bf = x->B * nf;
-    const int n = x->T * bf;
+    const int ng = (nf + 3) / 4; /* one Philox draw per four features */
+    const int n = x->T * x->B * ng;
     const float gain = (float)l->host->param_num(l, "gain");
     const uint32_t key1 = SPK_RNG_POISSON ^ (x->epoch << 4);
     return SPK_LAUNCH(l, x, "poisson_encode", (size_t)n, SPK_ARG_BUF(x->out),
-                      SPK_ARG_BUF(x->in[0]), SPK_ARG_INT(n), SPK_ARG_INT(bf), SPK_ARG_INT(nf),
-                      SPK_ARG_FLOAT(gain), SPK_ARG_INT(x->seed), SPK_ARG_INT(key1),
-                      SPK_ARG_INT(x->batch));
+                      SPK_ARG_BUF(x->in[0]), SPK_ARG_INT(n), SPK_ARG_INT(ng), SPK_ARG_INT(x->B),
+                      SPK_ARG_INT(nf), SPK_ARG_FLOAT(gain), SPK_ARG_INT(x->seed),
+                      SPK_ARG_INT(key1), SPK_ARG_INT(x->batch));
 }
 
 static int poisson_backward(spk_layer *l, spk_exec *x)

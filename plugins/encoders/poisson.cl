@@ -2,23 +2,31 @@
  * same spikes (spikecl/philox.h is included on the CPU and prepended to OpenCL programs). */
 
 /* out[t, b, f] = u < clamp(gain * x[b, f], 0, 1), u uniform from Philox keyed by
- * counter (f, t, b, batch) and key (seed, key1); i runs over n = T * bf items. */
+ * counter (f / 4, t, b, batch) and key (seed, key1): one draw gives the four words for features
+ * 4g .. 4g+3, so Philox runs once per four pixels. i runs over n = T * B * ng items, ng = the
+ * number of groups of four features per sample. */
 SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in, const int n,
-                               const int bf, const int nf, const float gain, const int seed,
-                               const int key1, const int batch)
+                               const int ng, const int nb, const int nf, const float gain,
+                               const int seed, const int key1, const int batch)
 {
     SPK_FOR_ITEMS(i, n) {
-        const int t = i / bf;
-        const int j = i - t * bf;
-        const int b = j / nf;
+        const int tb = i / ng;
+        const int g = i - tb * ng;
+        const int t = tb / nb;
+        const int b = tb - t * nb;
         spk_philox_ctr c;
-        c.v[0] = (spk_u32)(j - b * nf);
+        c.v[0] = (spk_u32)g;
         c.v[1] = (spk_u32)t;
         c.v[2] = (spk_u32)b;
         c.v[3] = (spk_u32)batch;
         const spk_philox_ctr r = spk_philox4x32_10(c, (spk_u32)seed, (spk_u32)key1);
-        const float p = fminf(fmaxf(gain * in[j], 0.0f), 1.0f);
-        out[i] = spk_u32_to_unit(r.v[0]) < p ? 1.0f : 0.0f;
+        for (int k = 0; k < 4; k++) {
+            const int f = 4 * g + k;
+            if (f < nf) {
+                const float p = fminf(fmaxf(gain * in[b * nf + f], 0.0f), 1.0f);
+                out[tb * nf + f] = spk_u32_to_unit(r.v[k]) < p ? 1.0f : 0.0f;
+            }
+        }
     }
     SPK_END_ITEMS
 }
@@ -39,5 +47,5 @@ SPK_KERNEL void poisson_grad(SPK_GLOBAL float *gin, SPK_GLOBAL const float *gout
     SPK_END_ITEMS
 }
 
-SPK_CPU_ENTRY(poisson_encode, B, B, I, I, I, F, I, I, I)
+SPK_CPU_ENTRY(poisson_encode, B, B, I, I, I, I, F, I, I, I)
 SPK_CPU_ENTRY(poisson_grad, B, B, B, I, I, F)

@@ -53,7 +53,7 @@ typedef struct spk_cpu_kernel {
 #define SPK_FOR_ITEMS(i, n)                                                                        \
     {                                                                                              \
         const int spk__n = (n);                                                                    \
-        _Pragma("omp parallel for schedule(static) if (spk__n > 4096)")                          \
+        _Pragma("omp parallel for schedule(static) if (spk__n > 4096)")                             \
         for (int i = 0; i < spk__n; i++) {
 #define SPK_END_ITEMS                                                                              \
     }                                                                                              \

@@ -40,7 +40,14 @@ typedef struct spk_optim_config {
     float eps;
     float weight_decay;  /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
     float clip_norm;     /* > 0: scale gradients so that their global L2 norm is at most this */
+    int schedule;        /* spk_lr_schedule */
+    float min_lr;        /* cosine: the rate at the end of the last epoch */
 } spk_optim_config;
+
+typedef enum spk_lr_schedule {
+    SPK_LR_CONSTANT,
+    SPK_LR_COSINE, /* lr(p) = min_lr + (lr - min_lr) (1 + cos(pi p)) / 2, p = progress in [0, 1] */
+} spk_lr_schedule;
 
 typedef struct spk_train_config {
     char *train_images, *train_labels; /* absolute or relative to the working directory */
@@ -85,6 +92,9 @@ int spk_session_train_batch(spk_session *s, const float *x, const int32_t *label
 int spk_session_eval_batch(spk_session *s, const float *x, const int32_t *labels, int n,
                            spk_batch_stats *st, spk_error *err);
 void spk_session_set_epoch(spk_session *s, int epoch);
+/* The learning rate of the next steps (the training loop applies the schedule through it). */
+void spk_session_set_lr(spk_session *s, float lr);
+const spk_optim_config *spk_session_optim(const spk_session *s);
 
 /* The readout [n, classes] of the last forward, downloaded (classes floats per sample). */
 int spk_session_readout(spk_session *s, float *out, int n, spk_error *err);
@@ -103,6 +113,16 @@ int spk_session_grad_get(spk_session *s, int i, float *dst, spk_error *err);
 /* Forward and backward without an optimizer step (gradients land in the weights' grad). */
 int spk_session_forward_backward(spk_session *s, const float *x, const int32_t *labels, int n,
                                  spk_batch_stats *st, spk_error *err);
+
+/* Per-layer timing for benchmarks: with profiling on, the session synchronises the backend after
+ * every layer (which costs a little) and accumulates forward and backward seconds per layer.
+ * Nodes are the layers in file order, then the readout, then the loss. */
+void spk_session_set_profile(spk_session *s, int on);
+int spk_session_node_count(const spk_session *s);
+const char *spk_session_node_name(const spk_session *s, int i);
+void spk_session_node_times(const spk_session *s, int i, double *forward_s, double *backward_s);
+/* Seconds spent in the optimizer update (profiling on). */
+double spk_session_optimizer_time(const spk_session *s);
 
 /* Test mode: neurons use the smooth function whose derivative is their surrogate instead of the
  * spike step, so finite differences can check the whole backward pass. */
