@@ -1,11 +1,13 @@
 /* The table of host functions handed to every plugin: parameters, declarations, execution. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "layer.h"
 #include "model.h"
+#include "spikecl/philox.h"
 
 static const spk_param_value *find(const spk_layer *l, const char *name)
 {
@@ -123,6 +125,35 @@ static int error(spk_exec *x, int code, const char *fmt, ...)
     return code;
 }
 
+static void *host_alloc(size_t bytes)
+{
+    return malloc(bytes ? bytes : 1);
+}
+
+static void host_free(void *p)
+{
+    free(p);
+}
+
+static void host_log(const spk_layer *l, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "spikecl: %s: ", l ? l->name : "plugin");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void rng_uniform4(uint32_t seed, uint32_t purpose, const uint32_t counter[4],
+                         float out[4])
+{
+    spk_philox_ctr c = {{counter[0], counter[1], counter[2], counter[3]}};
+    spk_philox_ctr r = spk_philox4x32_10(c, seed, purpose);
+    for (int i = 0; i < 4; i++)
+        out[i] = spk_u32_to_unit(r.v[i]);
+}
+
 static const spk_host_api host_api = {
     .abi_major = SPK_ABI_MAJOR,
     .abi_minor = SPK_ABI_MINOR,
@@ -139,6 +170,11 @@ static const spk_host_api host_api = {
     .fill = fill,
     .copy = copy,
     .error = error,
+    .alloc = host_alloc,
+    .free = host_free,
+    .log = host_log,
+    .rng_uniform4 = rng_uniform4,
+    .register_type = spk_registry_add,
 };
 
 const spk_host_api *spk_host_api_get(void)

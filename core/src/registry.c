@@ -15,18 +15,10 @@ struct spk_registry {
     spk_registry_entry *e;
 };
 
-/* The built-in layers, defined in plugins/. */
-extern const spk_layer_type spk_builtin_encoder_direct, spk_builtin_encoder_poisson,
-    spk_builtin_synapse_linear, spk_builtin_neuron_lif, spk_builtin_readout_spike_count,
-    spk_builtin_readout_membrane, spk_builtin_loss_mse_count, spk_builtin_loss_ce_count,
-    spk_builtin_loss_ce_membrane, spk_builtin_merge_add;
-
-static const spk_layer_type *const builtins[] = {
-    &spk_builtin_encoder_direct,   &spk_builtin_encoder_poisson,     &spk_builtin_synapse_linear,
-    &spk_builtin_neuron_lif,       &spk_builtin_readout_spike_count, &spk_builtin_readout_membrane,
-    &spk_builtin_loss_mse_count,   &spk_builtin_loss_ce_count,       &spk_builtin_loss_ce_membrane,
-    &spk_builtin_merge_add,
-};
+/* The built-in layers: each plugins/ file puts a pointer to its descriptor into the section
+ * "spk_builtins" (SPK_BUILTIN in builtin.h); the linker brackets the section with these. */
+extern const spk_layer_type *const __start_spk_builtins[];
+extern const spk_layer_type *const __stop_spk_builtins[];
 
 static int check_params(const spk_layer_type *t, spk_error *err)
 {
@@ -111,8 +103,8 @@ spk_registry *spk_registry_default(void)
 {
     if (!default_ready) {
         default_ready = 1;
-        for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
-            spk_registry_add(&default_reg, builtins[i], "built-in", NULL);
+        for (const spk_layer_type *const *t = __start_spk_builtins; t < __stop_spk_builtins; t++)
+            spk_registry_add(&default_reg, *t, "built-in", NULL);
     }
     return &default_reg;
 }

@@ -3,6 +3,7 @@
  * over T (a linear layer then runs once per window instead of T times). */
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
+#include "builtin.h"
 
 #include "direct.cl"
 #include "direct_cl.h"
@@ -64,3 +65,4 @@ const spk_layer_type spk_builtin_encoder_direct = {
     .kernels = {.owner = "encoder.direct", .opencl_source = direct_cl_source,
                 .cpu_kernels = direct_cpu_kernels},
 };
+SPK_BUILTIN(spk_builtin_encoder_direct);

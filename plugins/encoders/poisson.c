@@ -9,6 +9,7 @@
  * e.g. for saliency or a learnable preprocessing layer, meaningful rather than zero.) */
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
+#include "builtin.h"
 
 #include "poisson.cl"
 #include "poisson_cl.h"
@@ -76,3 +77,4 @@ const spk_layer_type spk_builtin_encoder_poisson = {
     .kernels = {.owner = "encoder.poisson", .opencl_source = poisson_cl_source,
                 .cpu_kernels = poisson_cpu_kernels},
 };
+SPK_BUILTIN(spk_builtin_encoder_poisson);

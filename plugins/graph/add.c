@@ -2,6 +2,7 @@
  * a time-constant input is broadcast over the steps of a stepped one. */
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
+#include "builtin.h"
 
 #include "add.cl"
 #include "add_cl.h"
@@ -87,3 +88,4 @@ const spk_layer_type spk_builtin_merge_add = {
     .backward = add_backward,
     .kernels = {.owner = "merge.add", .opencl_source = add_cl_source, .cpu_kernels = add_cpu},
 };
+SPK_BUILTIN(spk_builtin_merge_add);

@@ -1,5 +1,6 @@
 /* loss.ce_count — cross-entropy of softmax(spike counts) against the label (snnTorch
  * ce_count_loss); per-sample loss, gradient of the batch mean. */
+#include "builtin.h"
 #include "ce_impl.h"
 
 const spk_layer_type spk_builtin_loss_ce_count = {
@@ -17,3 +18,4 @@ const spk_layer_type spk_builtin_loss_ce_count = {
     .kernels = {.owner = "loss.ce_count", .opencl_source = ce_cl_source,
                 .cpu_kernels = ce_cpu_kernels},
 };
+SPK_BUILTIN(spk_builtin_loss_ce_count);

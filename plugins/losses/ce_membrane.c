@@ -1,6 +1,7 @@
 /* loss.ce_membrane — cross-entropy of softmax(membrane readout) against the label, for a
  * readout.membrane over a neuron with `output: membrane`; per-sample loss, gradient of the
  * batch mean. */
+#include "builtin.h"
 #include "ce_impl.h"
 
 const spk_layer_type spk_builtin_loss_ce_membrane = {
@@ -18,3 +19,4 @@ const spk_layer_type spk_builtin_loss_ce_membrane = {
     .kernels = {.owner = "loss.ce_membrane", .opencl_source = ce_cl_source,
                 .cpu_kernels = ce_cpu_kernels},
 };
+SPK_BUILTIN(spk_builtin_loss_ce_membrane);

@@ -4,6 +4,7 @@
  * loss_b = sum_c (count - target)^2 / (C T), so the batch mean is snnTorch's value. */
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
+#include "builtin.h"
 
 #include "mse_count.cl"
 #include "mse_count_cl.h"
@@ -97,3 +98,4 @@ const spk_layer_type spk_builtin_loss_mse_count = {
     .kernels = {.owner = "loss.mse_count", .opencl_source = mse_count_cl_source,
                 .cpu_kernels = mse_count_cpu_kernels},
 };
+SPK_BUILTIN(spk_builtin_loss_mse_count);

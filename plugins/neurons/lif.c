@@ -15,6 +15,7 @@
 
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
+#include "builtin.h"
 
 #include "lif.cl"
 #include "lif_cl.h"
@@ -241,3 +242,4 @@ const spk_layer_type spk_builtin_neuron_lif = {
     .kernels = {.owner = "neuron.lif", .opencl_source = lif_cl_source,
                 .cpu_kernels = lif_cpu_kernels},
 };
+SPK_BUILTIN(spk_builtin_neuron_lif);

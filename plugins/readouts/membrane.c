@@ -5,6 +5,7 @@
 
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
+#include "builtin.h"
 
 #include "membrane.cl"
 #include "membrane_cl.h"
@@ -78,3 +79,4 @@ const spk_layer_type spk_builtin_readout_membrane = {
     .kernels = {.owner = "readout.membrane", .opencl_source = membrane_cl_source,
                 .cpu_kernels = membrane_cpu_kernels},
 };
+SPK_BUILTIN(spk_builtin_readout_membrane);

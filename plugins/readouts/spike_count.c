@@ -3,6 +3,7 @@
  * counts T times. */
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
+#include "builtin.h"
 
 #include "spike_count.cl"
 #include "spike_count_cl.h"
@@ -67,3 +68,4 @@ const spk_layer_type spk_builtin_readout_spike_count = {
     .kernels = {.owner = "readout.spike_count", .opencl_source = spike_count_cl_source,
                 .cpu_kernels = spike_count_cpu_kernels},
 };
+SPK_BUILTIN(spk_builtin_readout_spike_count);

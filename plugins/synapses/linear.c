@@ -8,6 +8,7 @@
 
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
+#include "builtin.h"
 
 #include "linear.cl"
 #include "linear_cl.h"
@@ -145,3 +146,4 @@ const spk_layer_type spk_builtin_synapse_linear = {
     .kernels = {.owner = "synapse.linear", .opencl_source = linear_cl_source,
                 .cpu_kernels = linear_cpu_kernels},
 };
+SPK_BUILTIN(spk_builtin_synapse_linear);

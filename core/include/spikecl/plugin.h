@@ -119,6 +119,7 @@ typedef struct spk_params {
 
 typedef struct spk_layer_type spk_layer_type;
 typedef struct spk_host_api spk_host_api;
+typedef struct spk_registry spk_registry;
 typedef struct spk_layer spk_layer;
 typedef struct spk_exec spk_exec;
 
@@ -224,6 +225,16 @@ struct spk_host_api {
     int (*fill)(spk_exec *x, spk_tensor *t, float value);
     int (*copy)(spk_exec *x, spk_tensor *dst, const spk_tensor *src);
     int (*error)(spk_exec *x, int code, const char *fmt, ...);
+    /* memory for a plugin's own host-side data (layer->priv); free(NULL) is a no-op */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    /* a message on stderr, prefixed with the layer's name */
+    void (*log)(const spk_layer *l, const char *fmt, ...);
+    /* four uniform floats in [0, 1) from Philox4x32-10: key (seed, purpose), counter (c0..c3);
+     * the same numbers as spk_philox4x32_10 in kernels */
+    void (*rng_uniform4)(uint32_t seed, uint32_t purpose, const uint32_t counter[4], float out[4]);
+    /* registers a layer type from a plugin's spk_plugin_init */
+    int (*register_type)(spk_registry *reg, const spk_layer_type *type, spk_error *err);
 };
 
 /* Convenience for kernel arguments. */
@@ -245,8 +256,6 @@ static inline int spk_shape_size(const spk_shape *s)
 }
 
 /* ---- registry ---- */
-
-typedef struct spk_registry spk_registry;
 
 /* Registers a layer type; refuses another ABI major, a newer minor, a short struct or a name
  * already taken. `source` is "built-in" or the shared library's path. */
