@@ -7,6 +7,7 @@
 
 #include "layer.h"
 #include "model.h"
+#include "registry.h"
 #include "spikecl/philox.h"
 
 static const spk_param_value *find(const spk_layer *l, const char *name)
@@ -174,7 +175,7 @@ static const spk_host_api host_api = {
     .free = host_free,
     .log = host_log,
     .rng_uniform4 = rng_uniform4,
-    .register_type = spk_registry_add,
+    .register_type = spk_registry_add_from_plugin,
 };
 
 const spk_host_api *spk_host_api_get(void)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry.h"
 #include "spikecl/spikecl.h"
 
 typedef struct spk_registry_entry {
@@ -131,4 +132,16 @@ const spk_layer_type *spk_registry_get(const spk_registry *reg, int i, const cha
     if (source)
         *source = reg->e[i].source;
     return reg->e[i].type;
+}
+
+static const char *loading_source;
+
+void spk_registry_set_loading(const char *source)
+{
+    loading_source = source;
+}
+
+int spk_registry_add_from_plugin(spk_registry *reg, const spk_layer_type *type, spk_error *err)
+{
+    return spk_registry_add(reg, type, loading_source ? loading_source : "plugin", err);
 }
