@@ -86,3 +86,27 @@ SPK_KERNEL void spk_adam(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_
     } SPK_END_ITEMS
 }
 SPK_CPU_ENTRY(spk_adam, B, B, B, B, B, I, F, F, F, F, F, I, F, F, I, F, F)
+
+/* Spike-rate regulariser on a neuron layer's output s [T, B, N], one item per sample b. Per
+ * sample: l1 * sum_{t,n} s + weight * mean_n (mean_t s - target)^2, added to the sample's loss;
+ * the gradient of the batch mean is added to the layer's output gradient. */
+SPK_KERNEL void spk_rate_reg(SPK_GLOBAL float *grad, SPK_GLOBAL const float *s,
+                             SPK_GLOBAL float *loss, const int T, const int B, const int N,
+                             const float l1, const float target, const float weight)
+{
+    SPK_FOR_ITEMS(b, B) {
+        float reg = 0.0f;
+        for (int n = 0; n < N; n++) {
+            float sum = 0.0f;
+            for (int t = 0; t < T; t++)
+                sum += s[(t * B + b) * N + n];
+            const float d = sum / (float)T - target;
+            reg += l1 * sum + weight * d * d / (float)N;
+            const float g = (l1 + weight * 2.0f * d / (float)(N * T)) / (float)B;
+            for (int t = 0; t < T; t++)
+                grad[(t * B + b) * N + n] += g;
+        }
+        loss[b] += reg;
+    } SPK_END_ITEMS
+}
+SPK_CPU_ENTRY(spk_rate_reg, B, B, B, I, I, I, F, F, F)

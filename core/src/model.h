@@ -11,6 +11,9 @@ typedef struct spk_layer_def {
     int n_from;
     char *from[SPK_MAX_INPUTS]; /* names of input layers; n_from = 0: the previous layer */
     int line, col;              /* of the layer's mapping */
+    /* rate_reg: {l1: x} and/or {target: r, weight: w}, on neuron layers; the core adds the
+     * term to the loss and its gradient to the layer's output gradient (0: off) */
+    float rate_l1, rate_target, rate_weight;
 } spk_layer_def;
 
 struct spk_model {

@@ -197,8 +197,14 @@ static int setup_node(spk_session *s, int i, const spk_layer_def *d, int default
     if (rc)
         return rc;
     rc = get_program(s, d->type, &nd->layer.program, err);
-    if (rc)
+    if (rc) {
+        /* a plugin's kernels that do not build: say which library to fix */
+        const char *src = spk_registry_source(spk_registry_default(), d->type->name);
+        if (src && strcmp(src, "built-in") != 0)
+            return spk_error_prefix(err, rc, "layer '%s' (%s, plugin %s)", d->name,
+                                    d->type->name, src);
         return spk_error_prefix(err, rc, "layer '%s' (%s)", d->name, d->type->name);
+    }
     return SPK_OK;
 }
 
@@ -417,6 +423,20 @@ static int core_launch(spk_session *s, const char *k, size_t items, int nargs,
     core_launch((s), (k), (items), (int)(sizeof((spk_karg[]){__VA_ARGS__}) / sizeof(spk_karg)),   \
                 (spk_karg[]){__VA_ARGS__}, (err))
 
+/* The spike-rate regulariser of a neuron layer: its loss term and output gradient. */
+static int rate_reg(spk_session *s, node *nd, int n, spk_error *err)
+{
+    const spk_layer_def *d = nd->def;
+    if (nd->layer.out.time != SPK_TIME_STEPS)
+        return spk_error_set(err, SPK_ERR_SHAPE,
+                             "layer '%s': rate_reg needs an output over time steps",
+                             nd->layer.name);
+    return CORE(s, "spk_rate_reg", (size_t)n, err, SPK_ARG_BUF(&nd->grad), SPK_ARG_BUF(&nd->out),
+                SPK_ARG_BUF(&s->loss_t), SPK_ARG_INT(s->T), SPK_ARG_INT(n),
+                SPK_ARG_INT(spk_shape_size(&nd->layer.out)), SPK_ARG_FLOAT(d->rate_l1),
+                SPK_ARG_FLOAT(d->rate_target), SPK_ARG_FLOAT(d->rate_weight));
+}
+
 static int backward(spk_session *s, int n, spk_error *err)
 {
     spk_backend *be = s->be;
@@ -453,6 +473,8 @@ static int backward(spk_session *s, int n, spk_error *err)
                     first = 0;
                 }
         }
+        if (!rc && i != s->loss && (nd->def->rate_l1 > 0 || nd->def->rate_weight > 0))
+            rc = rate_reg(s, nd, n, err);
         if (rc)
             return rc;
         if (!nd->layer.type->backward)
