@@ -467,6 +467,35 @@ static int cmd_bench(const opts *o)
             fprintf(stderr, "%-12s %10.3f %10s %6.1f%%\n", "optimizer", 1e3 * opt / o->batches,
                     "", 100 * opt / prof_s);
         }
+        /* SPIKECL_PROFILE=1 makes an OpenCL backend time every kernel on the device (it is read
+         * when the device opens); the figures cover all passes above, warm-up included */
+        const char *prof = getenv("SPIKECL_PROFILE");
+        if (!rc && prof && strcmp(prof, "1") == 0) {
+            size_t cap = 1 << 16;
+            char *rep = malloc(cap);
+            int lines = rep ? spk_backend_profile_report(be, rep, cap) : -1;
+            if (lines < 0) {
+                fprintf(stderr, "SPIKECL_PROFILE: %s keeps no per-kernel profile\n",
+                        be->ops->name);
+            } else {
+                /* the profile covers every pass above: 2 warm-up and 2 x batches training
+                 * batches, and batches inference batches */
+                fprintf(stderr, "%-40s %8s %10s %10s   (device time, all passes)\n", "kernel",
+                        "calls", "total ms", "ms/call");
+                for (char *line = rep; *line;) {
+                    char *nl = strchr(line, '\n'), *t1 = strchr(line, '\t');
+                    char *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+                    if (!nl || !t2)
+                        break;
+                    *nl = *t1 = *t2 = '\0';
+                    double ms = atof(t2 + 1), calls = atof(t1 + 1);
+                    fprintf(stderr, "%-40s %8s %10.3f %10.4f\n", line, t1 + 1, ms,
+                            calls > 0 ? ms / calls : 0.0);
+                    line = nl + 1;
+                }
+            }
+            free(rep);
+        }
         if (!rc)
             printf("{\"train_samples_per_s\": %.1f, \"infer_samples_per_s\": %.1f, "
                    "\"gemm_fraction\": %.3f, \"peak_rss_mb\": %.1f, \"batch\": %d, "
@@ -500,6 +529,10 @@ static int cmd_devices(void)
 
 static int cmd_plugins(void)
 {
+    /* a broken library in the path should not hide the types that did load */
+    spk_error err = {0};
+    if (spk_plugin_load_path_env(&err))
+        fprintf(stderr, "spikecl: warning: %s\n", err.msg);
     spk_registry *reg = spk_registry_default();
     static const char *kinds[] = {"encoder", "synapse", "neuron", "readout", "loss", "other"};
     static const char *types[] = {"float", "int",    "bool",     "choice",

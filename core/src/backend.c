@@ -34,6 +34,18 @@ void spk_backend_free(spk_backend *be)
         be->ops->destroy(be);
 }
 
+int spk_backend_profile_report(spk_backend *be, char *buf, size_t n)
+{
+    if (buf && n)
+        buf[0] = '\0';
+#ifdef SPIKECL_HAVE_OPENCL
+    return spk_backend_opencl_profile(be, buf, n);
+#else
+    (void)be;
+    return -1;
+#endif
+}
+
 char *spk_backend_list(spk_error *err)
 {
     const char *cpu = "cpu\tthe host CPU (OpenBLAS + OpenMP)\n";

@@ -15,12 +15,46 @@ size_t spk_shape_numel(const spk_shape *s, int T, int B)
     return s->time == SPK_TIME_STEPS ? n * (size_t)T : n;
 }
 
+int spk_tensor_guard_floats = 0;
+
 int spk_tensor_alloc(spk_backend *be, spk_tensor *t, const spk_shape *s, int T, int B,
                      spk_error *err)
 {
     t->shape = *s;
     t->numel = spk_shape_numel(s, T, B);
+    if (spk_tensor_guard_floats > 0) {
+        /* the pad after the tensor starts as sentinels; spk_tensor_guard_check reads it back */
+        const size_t pad = (size_t)spk_tensor_guard_floats;
+        int rc = be->ops->alloc(be, (t->numel + pad) * sizeof(float), &t->buf, err);
+        if (!rc)
+            rc = be->ops->fill(be, t->buf, t->numel, pad, SPK_TENSOR_GUARD_VALUE, err);
+        return rc;
+    }
     return be->ops->alloc(be, t->numel * sizeof(float), &t->buf, err);
+}
+
+int spk_tensor_guard_check(spk_backend *be, const spk_tensor *t, spk_error *err)
+{
+    if (spk_tensor_guard_floats <= 0 || !t->buf)
+        return SPK_OK;
+    const size_t pad = (size_t)spk_tensor_guard_floats;
+    float *v = malloc(pad * sizeof(float));
+    if (!v)
+        return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+    int rc = be->ops->download(be, t->buf, t->numel * sizeof(float), v, pad * sizeof(float), err);
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; !rc && i < pad; i++)
+        if (v[i] != SPK_TENSOR_GUARD_VALUE && !bad++)
+            first = i;
+    free(v);
+    if (rc)
+        return rc;
+    if (bad)
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "%zu of the %zu guard floats after a tensor of %zu floats were "
+                             "overwritten (the first at +%zu): a write out of bounds",
+                             bad, pad, t->numel, first);
+    return SPK_OK;
 }
 
 void spk_tensor_release(spk_backend *be, spk_tensor *t)

@@ -39,6 +39,16 @@ void spk_tensor_release(spk_backend *be, spk_tensor *t);
 int spk_tensor_upload(spk_backend *be, spk_tensor *t, const float *src, spk_error *err);
 int spk_tensor_download(spk_backend *be, const spk_tensor *t, float *dst, spk_error *err);
 
+/* Test knob for out-of-bounds writes: when > 0, spk_tensor_alloc allocates this many extra
+ * floats after each tensor and fills them with SPK_TENSOR_GUARD_VALUE. Set it before anything
+ * is allocated and leave it unchanged while those tensors live: the check reads the pad that
+ * the allocation made. 0 (the default) costs nothing. */
+extern int spk_tensor_guard_floats;
+#define SPK_TENSOR_GUARD_VALUE 1234.5f
+/* Downloads a tensor's pad; fails (SPK_ERR_INVALID) naming how many of its floats were
+ * overwritten. SPK_OK when the knob is 0 or the tensor has no buffer. */
+int spk_tensor_guard_check(spk_backend *be, const spk_tensor *t, spk_error *err);
+
 /* Shared by the graph and the harness: runs type->init (errors get "file:line:col: layer 'name'
  * (type): " in front), then allocates and initialises weights, their gradients and state. */
 int spk_layer_setup(spk_layer *l, const spk_layer_type *type, const spk_params *params,

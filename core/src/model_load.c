@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "model.h"
+#include "plugin_load.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1123,9 +1124,43 @@ static int spk_ld_from(spk_ld *ld, yaml_node_t *n, spk_model *m, yaml_node_t *se
     return SPK_OK;
 }
 
+/* `rate_reg: {l1: x, target: r, weight: w}` on a neuron layer: a spike-rate regulariser the
+ * core applies (session.c), so every neuron type has it without code of its own. */
+static int spk_ld_rate_reg(spk_ld *ld, yaml_node_t *n, spk_layer_def *d)
+{
+    static const char *const keys[] = {"l1", "target", "weight", NULL};
+    int rc;
+    double v;
+    if ((rc = spk_ld_map(ld, n, "a mapping {l1: x} or {target: rate, weight: w}")) ||
+        (rc = spk_ld_keys(ld, n, keys)))
+        return rc;
+    yaml_node_t *e;
+    if ((e = spk_ld_get(ld, n, "l1"))) {
+        if ((rc = spk_ld_float(ld, e, "l1", 0, 0, 3.4e38, 0, &v)))
+            return rc;
+        d->rate_l1 = (float)v;
+    }
+    yaml_node_t *t = spk_ld_get(ld, n, "target"), *w = spk_ld_get(ld, n, "weight");
+    if (w && !t)
+        return spk_ld_fail(ld, w, SPK_ERR_INVALID, "'weight' needs a 'target' rate");
+    if (t) {
+        if ((rc = spk_ld_float(ld, t, "target", 0, 0, 1, 0, &v)))
+            return rc;
+        d->rate_target = (float)v;
+        d->rate_weight = 1.0f;
+        if (w) {
+            if ((rc = spk_ld_float(ld, w, "weight", 0, 0, 3.4e38, 0, &v)))
+                return rc;
+            d->rate_weight = (float)v;
+        }
+    }
+    return SPK_OK;
+}
+
 static int spk_ld_layer(spk_ld *ld, spk_model *m, yaml_node_t *seq, int idx)
 {
     static const char *const extra[] = {"name", "type", "from", NULL};
+    static const char *const neuron_extra[] = {"name", "type", "from", "rate_reg", NULL};
     spk_layer_def *d = &m->layers[idx];
     yaml_node_t *n = spk_ld_node(ld, seq->data.sequence.items.start[idx]);
     int rc;
@@ -1146,7 +1181,18 @@ static int spk_ld_layer(spk_ld *ld, spk_model *m, yaml_node_t *seq, int idx)
     yaml_node_t *from = spk_ld_get(ld, n, "from");
     if (from && (rc = spk_ld_from(ld, from, m, seq, idx, d)))
         return rc;
-    return spk_ld_params(ld, n, d->type, extra, &d->params);
+    int neuron = d->type->kind == SPK_KIND_NEURON;
+    yaml_node_t *rr = spk_ld_get(ld, n, "rate_reg");
+    if (rr && !neuron)
+        return spk_ld_fail(ld, spk_ld_key_node(ld, n, "rate_reg"), SPK_ERR_INVALID,
+                           "'rate_reg' applies to neuron layers only");
+    if (rr) {
+        spk_ld_ctx(ld, "layer '%s' (%s): rate_reg: ", d->name, d->type->name);
+        if ((rc = spk_ld_rate_reg(ld, rr, d)))
+            return rc;
+        spk_ld_ctx(ld, "layer '%s' (%s): ", d->name, d->type->name);
+    }
+    return spk_ld_params(ld, n, d->type, neuron ? neuron_extra : extra, &d->params);
 }
 
 /* `readout:` and `loss:`: a type of the given kind, its parameters, an optional name. */
@@ -1386,6 +1432,8 @@ static int spk_ld_train(spk_ld *ld, spk_model *m, yaml_node_t *n)
     return SPK_OK;
 }
 
+/* Loads each library of `plugins:` as it is read: the layer types they add must be known before
+ * `layers:` is checked. A failure is reported at the entry that names the library. */
 static int spk_ld_plugins(spk_ld *ld, spk_model *m, yaml_node_t *n)
 {
     char fb[96];
@@ -1403,6 +1451,12 @@ static int spk_ld_plugins(spk_ld *ld, spk_model *m, yaml_node_t *n)
         if ((rc = spk_ld_path(ld, e, "plugins", &m->plugins[i])))
             return rc;
         m->n_plugins = (int)i + 1;
+        spk_error perr;
+        spk_error_clear(&perr);
+        if ((rc = spk_plugin_load(m->plugins[i], &perr))) {
+            spk_ld_ctx(ld, "plugins: ");
+            return spk_ld_fail(ld, e, rc, "%s", perr.msg);
+        }
     }
     return SPK_OK;
 }
@@ -1457,6 +1511,16 @@ static int spk_ld_model(spk_ld *ld, spk_model *m, yaml_node_t *root)
         m->seed = (uint64_t)s;
     }
 
+    /* types come from the built-ins, $SPIKECL_PLUGIN_PATH and `plugins:`: load the last two
+     * before any layer names its type */
+    spk_error perr;
+    spk_error_clear(&perr);
+    if ((rc = spk_plugin_load_path_env_once(&perr)))
+        return spk_ld_fail_at(ld, 0, 0, rc, "%s", perr.msg);
+    if ((x = spk_ld_get(ld, root, "plugins")) && (rc = spk_ld_plugins(ld, m, x)))
+        return rc;
+    spk_ld_ctx(ld, "%s", "");
+
     yaml_node_t *layers = spk_ld_get(ld, root, "layers");
     long n_layers = layers->type == YAML_SEQUENCE_NODE
                         ? (long)(layers->data.sequence.items.top - layers->data.sequence.items.start)
@@ -1482,8 +1546,6 @@ static int spk_ld_model(spk_ld *ld, spk_model *m, yaml_node_t *root)
         (rc = spk_ld_head(ld, m, x, "loss", SPK_KIND_LOSS, &m->loss)))
         return rc;
     if ((x = spk_ld_get(ld, root, "train")) && (rc = spk_ld_train(ld, m, x)))
-        return rc;
-    if ((x = spk_ld_get(ld, root, "plugins")) && (rc = spk_ld_plugins(ld, m, x)))
         return rc;
     return SPK_OK;
 }

@@ -78,7 +78,7 @@ int spk_registry_add(spk_registry *reg, const spk_layer_type *t, const char *sou
                                  t->name, reg->e[i].source);
     int rc = check_params(t, err);
     if (rc)
-        return rc;
+        return spk_error_prefix(err, rc, "%s", src);
     if (reg->n == reg->cap) {
         int cap = reg->cap ? reg->cap * 2 : 16;
         spk_registry_entry *e = realloc(reg->e, (size_t)cap * sizeof *e);
@@ -132,6 +132,28 @@ const spk_layer_type *spk_registry_get(const spk_registry *reg, int i, const cha
     if (source)
         *source = reg->e[i].source;
     return reg->e[i].type;
+}
+
+const char *spk_registry_source(const spk_registry *reg, const char *type_name)
+{
+    if (!reg || !type_name)
+        return NULL;
+    for (int i = 0; i < reg->n; i++)
+        if (strcmp(reg->e[i].type->name, type_name) == 0)
+            return reg->e[i].source;
+    return NULL;
+}
+
+void spk_registry_truncate(spk_registry *reg, int n)
+{
+    if (!reg || n < 0)
+        return;
+    while (reg->n > n) {
+        reg->n--;
+        free(reg->e[reg->n].source);
+        reg->e[reg->n].source = NULL;
+        reg->e[reg->n].type = NULL;
+    }
 }
 
 static const char *loading_source;

@@ -10,4 +10,8 @@ void spk_registry_set_loading(const char *source);
 /* spk_registry_add with the source set above ("plugin" when none). */
 int spk_registry_add_from_plugin(spk_registry *reg, const spk_layer_type *type, spk_error *err);
 
+/* Forgets the types registered after the first n: undoes a plugin whose init failed halfway, so
+ * that a later attempt does not collide with its own leftovers. */
+void spk_registry_truncate(spk_registry *reg, int n);
+
 #endif

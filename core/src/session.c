@@ -70,6 +70,8 @@ struct spk_session {
     float lr; /* current learning rate (the schedule's value) */
     uint32_t batch_counter;
     float *h_labels, *h_loss, *h_readout;
+    int ro_steps;       /* T when the readout keeps the time axis (a per-step loss), else 1 */
+    float *h_ro_steps;  /* [T, B, classes] staging for such a readout */
     spk_error xerr;
 };
 
@@ -154,6 +156,7 @@ void spk_session_free(spk_session *s)
     free(s->h_labels);
     free(s->h_loss);
     free(s->h_readout);
+    free(s->h_ro_steps);
     free(s);
 }
 
@@ -274,7 +277,9 @@ static int alloc_session(spk_session *s, spk_error *err)
     s->h_labels = malloc((size_t)B * sizeof(float));
     s->h_loss = malloc((size_t)B * sizeof(float));
     s->h_readout = malloc((size_t)B * (size_t)s->classes * sizeof(float));
-    if (!s->h_labels || !s->h_loss || !s->h_readout)
+    if (s->ro_steps > 1)
+        s->h_ro_steps = malloc((size_t)T * B * (size_t)s->classes * sizeof(float));
+    if (!s->h_labels || !s->h_loss || !s->h_readout || (s->ro_steps > 1 && !s->h_ro_steps))
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     return SPK_OK;
 }
@@ -316,13 +321,16 @@ int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out,
         rc = setup_node(s, s->loss, &m->loss, s->readout, err);
     if (!rc) {
         const spk_shape *ro = &s->nodes[s->readout].layer.out;
-        if (ro->time != SPK_TIME_NONE || spk_shape_size(ro) < 2)
+        /* a readout may keep the time axis for losses applied at every step (ce_rate);
+         * accuracy then uses the sum over steps */
+        if (spk_shape_size(ro) < 2)
             rc = spk_error_set(err, SPK_ERR_SHAPE,
-                               "%s:%d:%d: readout '%s' must produce [classes] without a time "
-                               "axis (got %d values%s)",
+                               "%s:%d:%d: readout '%s' must produce at least 2 class scores "
+                               "(got %d)",
                                m->path, m->readout.line, m->readout.col, m->readout.name,
-                               spk_shape_size(ro), ro->time ? " per step" : "");
+                               spk_shape_size(ro));
         s->classes = spk_shape_size(ro);
+        s->ro_steps = ro->time == SPK_TIME_STEPS ? s->T : 1;
     }
     if (rc) {
         spk_session_free(s);
@@ -546,8 +554,19 @@ static int collect(spk_session *s, int n, spk_batch_stats *st, spk_error *err)
     spk_backend *be = s->be;
     int rc = be->ops->download(be, s->loss_t.buf, 0, s->h_loss, (size_t)n * sizeof(float), err);
     if (!rc)
-        rc = be->ops->download(be, s->nodes[s->readout].out.buf, 0, s->h_readout,
-                               (size_t)n * (size_t)s->classes * sizeof(float), err);
+        rc = be->ops->download(be, s->nodes[s->readout].out.buf, 0,
+                               s->ro_steps > 1 ? s->h_ro_steps : s->h_readout,
+                               (size_t)s->ro_steps * n * (size_t)s->classes * sizeof(float), err);
+    if (!rc && s->ro_steps > 1) {
+        /* [T, n, C] packed at this batch's size: the count over steps scores a class */
+        size_t nc = (size_t)n * (size_t)s->classes;
+        for (size_t j = 0; j < nc; j++) {
+            float sum = 0.0f;
+            for (int t = 0; t < s->ro_steps; t++)
+                sum += s->h_ro_steps[(size_t)t * nc + j];
+            s->h_readout[j] = sum;
+        }
+    }
     if (rc || !st)
         return rc;
     for (int b = 0; b < n; b++) {

@@ -26,6 +26,22 @@ int spk_registry_count(const spk_registry *reg);
 const spk_layer_type *spk_registry_get(const spk_registry *reg, int i, const char **source);
 /* The host functions handed to plugins. */
 const spk_host_api *spk_host_api_get(void);
+/* Where a type came from: "built-in" or the plugin's path; NULL when the name is unknown. */
+const char *spk_registry_source(const spk_registry *reg, const char *type_name);
+
+/* ---- plugins (shared libraries) ---- */
+
+/* Loads a plugin shared library into the default registry: dlopen, then its spk_plugin_init
+ * registers its types. Loading the same file again is a no-op; a library stays loaded for the
+ * life of the process. Errors name the file: SPK_ERR_NOTFOUND when it does not exist,
+ * SPK_ERR_PLUGIN when it is not a loadable library, has no spk_plugin_init, was built for
+ * another ABI, registers a name already taken or a bad parameter table, or its init fails. If
+ * the init fails, the types it registered before failing are removed again. Not thread-safe. */
+int spk_plugin_load(const char *path, spk_error *err);
+/* Loads every *.so in each folder of $SPIKECL_PLUGIN_PATH (colon-separated; an entry may also
+ * name a library file), in name order. Keeps going after a failure and reports the first one
+ * ("SPIKECL_PLUGIN_PATH: ..."). Unset or empty: nothing to do. */
+int spk_plugin_load_path_env(spk_error *err);
 
 /* ---- models (parsed YAML) ---- */
 

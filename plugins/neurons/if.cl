@@ -1,0 +1,172 @@
+/* neuron.if kernels: integrate-and-fire (the LIF of lif.cl with beta = 1), one work item per
+ * (b, n), looping over t inside. Single source: compiled as C by if.c and as an OpenCL program
+ * (see spikecl/kernel.h). */
+
+/* Layout of the `cfg` word the host side packs (if.c checks these against the public enums). */
+#define IF_RESET_SUBTRACT 0
+#define IF_RESET_ZERO 1
+#define IF_RESET_NONE 2
+#define IF_SG_FAST_SIGMOID 0
+#define IF_SG_ATAN 1
+#define IF_SG_SIGMOID 2
+#define IF_SG_TRIANGLE 3
+#define IF_CFG_RESET(c) ((c)&3)
+#define IF_CFG_SG(c) (((c) >> 2) & 7)
+#define IF_CFG_SMOOTH 32    /* spike step replaced by the surrogate's primitive (tests) */
+#define IF_CFG_OUT_MEM 64   /* output the membrane instead of spikes */
+#define IF_CFG_NODETACH 128 /* gradients flow through the reset term */
+#define IF_CFG_WANT_GIN 256 /* write grad_in */
+#define IF_CFG_WANT_GTHR 512
+
+/* helpers: `static inline` is valid in C99 and in OpenCL C 1.2. Each .cl file is its own
+ * OpenCL program, so the surrogate definitions of lif.cl are repeated here under this prefix. */
+#define IF_FN static inline
+
+/* H(x), or in smooth mode the function whose derivative is the surrogate. */
+IF_FN float if_spike(const float x, const int sg, const float k, const int smooth)
+{
+    if (!smooth)
+        return x > 0.0f ? 1.0f : 0.0f;
+    if (sg == IF_SG_FAST_SIGMOID)
+        return x / (1.0f + k * fabsf(x)) + 0.5f;
+    if (sg == IF_SG_ATAN)
+        return atanf(1.57079633f * k * x) / 3.14159265f + 0.5f;
+    if (sg == IF_SG_SIGMOID)
+        return 1.0f / (1.0f + expf(-k * x));
+    const float u = k * x;
+    if (u <= -1.0f)
+        return 0.0f;
+    if (u >= 1.0f)
+        return 1.0f;
+    return u < 0.0f ? 0.5f + u + 0.5f * u * u : 0.5f + u - 0.5f * u * u;
+}
+
+/* The surrogate derivative dS/dx used in backward (hard and smooth mode alike). */
+IF_FN float if_surrogate(const float x, const int sg, const float k)
+{
+    if (sg == IF_SG_FAST_SIGMOID) {
+        const float d = k * fabsf(x) + 1.0f;
+        return 1.0f / (d * d);
+    }
+    if (sg == IF_SG_ATAN) {
+        const float u = 1.57079633f * k * x;
+        return 0.5f * k / (1.0f + u * u);
+    }
+    if (sg == IF_SG_SIGMOID) {
+        const float s = 1.0f / (1.0f + expf(-k * x));
+        return k * s * (1.0f - s);
+    }
+    return k * fmaxf(0.0f, 1.0f - k * fabsf(x));
+}
+
+/* Forward over the window. i indexes [B, N]; the input is read at t*in_ts + i (in_ts = 0 for a
+ * constant input), the threshold at n*thr_st (0: one value for the layer). rv is the value a
+ * zero reset sets the membrane to. Saves m_t for every t (backward recomputes resets from it). */
+SPK_KERNEL void if_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
+                           SPK_GLOBAL const float *in, SPK_GLOBAL const float *thr, const int T,
+                           const int bn, const int nn, const int in_ts, const int thr_st,
+                           const int cfg, const float slope, const float rv)
+{
+    SPK_FOR_ITEMS(i, bn) {
+        const int n = i % nn;
+        const float th = thr[n * thr_st];
+        const int reset = IF_CFG_RESET(cfg);
+        const int sg = IF_CFG_SG(cfg);
+        const int smooth = (cfg & IF_CFG_SMOOTH) != 0;
+        const int out_mem = (cfg & IF_CFG_OUT_MEM) != 0;
+        float m = 0.0f;
+        /* r_t = S(m_{t-1} - thr) is the previous step's spike: carry it */
+        float s = if_spike(-th, sg, slope, smooth);
+        for (int t = 0; t < T; t++) {
+            const float cur = in[t * in_ts + i];
+            if (reset == IF_RESET_SUBTRACT)
+                m = m + cur - s * th;
+            else if (reset == IF_RESET_ZERO)
+                m = (1.0f - s) * m + s * rv + cur;
+            else
+                m = m + cur;
+            s = if_spike(m - th, sg, slope, smooth);
+            mem[t * bn + i] = m;
+            out[t * bn + i] = out_mem ? m : s;
+        }
+    }
+    SPK_END_ITEMS
+}
+
+/* BPTT over the window in reverse time. a = dL/dm_t (from the output at t and from m_{t+1});
+ * carry = a dm_t/dm_{t-1}. The per-item sum of dL/dthr goes to gthr[i] (reduced over the batch
+ * by if_colsum); grad_in is a ([T, B, N]) or sum_t a (constant input). */
+SPK_KERNEL void if_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gthr,
+                            SPK_GLOBAL const float *gout, SPK_GLOBAL const float *mem,
+                            SPK_GLOBAL const float *thr, const int T, const int bn, const int nn,
+                            const int in_ts, const int thr_st, const int cfg, const float slope,
+                            const float rv)
+{
+    SPK_FOR_ITEMS(i, bn) {
+        const int n = i % nn;
+        const float th = thr[n * thr_st];
+        const int reset = IF_CFG_RESET(cfg);
+        const int sg = IF_CFG_SG(cfg);
+        const int smooth = (cfg & IF_CFG_SMOOTH) != 0;
+        const int out_mem = (cfg & IF_CFG_OUT_MEM) != 0;
+        const int nodetach = (cfg & IF_CFG_NODETACH) != 0;
+        const int want_gin = (cfg & IF_CFG_WANT_GIN) != 0;
+        float carry = 0.0f, gt = 0.0f, gsum = 0.0f;
+        for (int t = T - 1; t >= 0; t--) {
+            const float m = mem[t * bn + i];
+            const float mp = t > 0 ? mem[(t - 1) * bn + i] : 0.0f;
+            const float g = gout[t * bn + i];
+            float a = carry;
+            if (out_mem) {
+                a += g;
+            } else {
+                const float d = if_surrogate(m - th, sg, slope);
+                a += g * d;
+                gt -= g * d; /* s_t = S(m_t - thr) */
+            }
+            /* the reset r_t = S(m_{t-1} - thr) and, unless detached, its derivative */
+            const float r = if_spike(mp - th, sg, slope, smooth);
+            const float dr = nodetach ? if_surrogate(mp - th, sg, slope) : 0.0f;
+            if (reset == IF_RESET_SUBTRACT) {
+                /* m_t = m_{t-1} + I_t - r_t thr */
+                gt += a * (dr * th - r);
+                carry = a * (1.0f - dr * th);
+            } else if (reset == IF_RESET_ZERO) {
+                /* m_t = (1 - r_t) m_{t-1} + r_t rv + I_t; dr_t/dthr = -dr */
+                gt += a * (mp - rv) * dr;
+                carry = a * (1.0f - r + (rv - mp) * dr);
+            } else {
+                carry = a;
+            }
+            if (want_gin) {
+                if (in_ts)
+                    gin[t * in_ts + i] = a;
+                else
+                    gsum += a;
+            }
+        }
+        if (want_gin && !in_ts)
+            gin[i] = gsum;
+        if (cfg & IF_CFG_WANT_GTHR)
+            gthr[i] = gt;
+    }
+    SPK_END_ITEMS
+}
+
+/* dst[c] (+)= sum over r of src[r*cols + c]; dst may alias row 0 of src (each item reads only
+ * its own column before writing it). */
+SPK_KERNEL void if_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, const int cols,
+                          const int rows, const int accumulate)
+{
+    SPK_FOR_ITEMS(c, cols) {
+        float s = 0.0f;
+        for (int r = 0; r < rows; r++)
+            s += src[r * cols + c];
+        dst[c] = accumulate ? dst[c] + s : s;
+    }
+    SPK_END_ITEMS
+}
+
+SPK_CPU_ENTRY(if_forward, B, B, B, B, I, I, I, I, I, I, F, F)
+SPK_CPU_ENTRY(if_backward, B, B, B, B, B, I, I, I, I, I, I, F, F)
+SPK_CPU_ENTRY(if_colsum, B, B, I, I, I)

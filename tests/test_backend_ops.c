@@ -1,0 +1,793 @@
+/* Every op on every backend, in the manner of ggml's test-backend-ops: each registered layer type,
+ * in several configurations and on several shapes (most not multiples of 64), is built with the
+ * single-layer harness on the CPU backend and on an OpenCL device from the same seed (weights come
+ * from Philox on the host, so they start identical), fed the same inputs, run forward and
+ * backward, and every output, input gradient, weight, weight gradient and saved state is compared.
+ * Each tensor carries a guard pad (spk_tensor_guard_floats) that is checked after every pass on
+ * both backends, so a kernel writing past its tensor fails here even where it corrupts nothing.
+ *
+ * The device: $SPIKECL_TEST_DEVICE, else the first OpenCL GPU, else opencl:0:0. Without one the
+ * tests skip with a message, except under CI=true, where a missing device is a failure.
+ * SPK_TEST_VERBOSE=1 prints every comparison's error. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layer.h"
+#include "model.h"
+#include "spikecl/spikecl.h"
+#include "testutil.h"
+
+/* Tolerances on the normalised error max|a - b| / max(1, max|b|) (spk_test_nerr).
+ * TOL_SUM: GEMM outputs and gradients are float32 sums of up to ~300 products here (in = 300,
+ * rows = T*B <= 119), which OpenBLAS and CLBlast add in different orders; the rounding error of
+ * such a sum is bounded by ~n u sum|terms| (u = 6e-8) and is typically sqrt(n) u |sum|, i.e.
+ * ~1e-6 of the magnitudes involved. 1e-5 leaves a margin of ~10x over that, while a wrong index, a
+ * missing term or a wrong scale is off by 1e-2 or more. Measured on PoCL: synapse.linear 4.3e-7,
+ * neuron.hybrid 1.5e-6 (its meta-parameter gradients sum over B, out and T^2), the losses < 1e-7.
+ * TOL_ELEM: the plugins' own kernels are one source compiled twice, with FP_CONTRACT OFF in OpenCL
+ * and ISO C (no contraction) on the CPU, and they sum in the same order on both; they differ only
+ * where a math built-in (expf, atanf, logf) is not correctly rounded (OpenCL allows a few ulp).
+ * 1e-6 is ~10 ulp of values near 1. Measured on PoCL: bit-identical, except the sigmoid
+ * surrogate's expf in neuron.lif and neuron.plif backward (1.5e-7). */
+#define TOL_SUM  1e-5
+#define TOL_ELEM 1e-6
+/* Membranes kept at least this far from the threshold (see choose_clear_inputs): 10x TOL_SUM
+ * and ~100x the rounding differences the backends can have in a membrane (the elementwise
+ * neurons compute them bit-identically; neuron.hybrid's go through a GEMM, ~1e-6), so no
+ * neuron can spike on one backend and not on the other. */
+#define LIF_MARGIN   1e-4f
+#define GUARD_FLOATS 17
+
+/* ---- the device under test ---- */
+
+static void no_device(const char *why)
+{
+    const char *ci = getenv("CI");
+    if (ci && strcmp(ci, "true") == 0)
+        cr_assert_fail("CI=true and no OpenCL device to test against: %s", why);
+    fprintf(stderr, "SKIP: no OpenCL device: %s\n", why);
+    cr_skip_test("no OpenCL device: %s", why);
+}
+
+/* $SPIKECL_TEST_DEVICE (which must open), else the first GPU of the device listing (the lines
+ * `spikecl devices` prints), else opencl:0:0. */
+static spk_backend *open_test_device(void)
+{
+    spk_error err = {0};
+    spk_backend *be = NULL;
+    const char *env = getenv("SPIKECL_TEST_DEVICE");
+    if (env && env[0]) {
+        cr_assert_eq(spk_backend_open(env, &be, &err), SPK_OK, "SPIKECL_TEST_DEVICE=%s: %s", env,
+                     err.msg);
+        return be;
+    }
+    char id[64] = "opencl:0:0";
+    char *list = spk_backend_list(&err);
+    for (char *line = list; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        char *tab = strchr(line, '\t');
+        if (strncmp(line, "opencl:", 7) == 0 && strstr(line, "| GPU") && tab) {
+            snprintf(id, sizeof id, "%.*s", (int)(tab - line), line);
+            break;
+        }
+        line = nl ? nl + 1 : line + strlen(line);
+    }
+    free(list);
+    int rc = spk_backend_open(id, &be, &err);
+    if (rc == SPK_ERR_NOTFOUND || rc == SPK_ERR_UNSUPPORTED)
+        no_device(err.msg);
+    cr_assert_eq(rc, SPK_OK, "%s: %s", id, err.msg);
+    return be;
+}
+
+/* ---- the cases ---- */
+
+enum { VAL_UNIFORM, VAL_SPIKES, VAL_COUNTS };
+
+typedef struct op_case {
+    const char *type;
+    const char *yaml; /* the layer's parameters */
+    int n_in;
+    int time[SPK_MAX_INPUTS]; /* spk_time of each input */
+    int values;               /* VAL_*: what the inputs hold */
+    float lo, hi;             /* VAL_UNIFORM range */
+    double tol;               /* TOL_ELEM or TOL_SUM */
+    int repair;               /* REPAIR_*: keep membranes clear of the threshold */
+    int exact_out;            /* EXACT_*: the output must be bit-identical */
+} op_case;
+
+/* Spiking layers: how choose_clear_inputs moves inputs away from the threshold. NUDGE: neuron
+ * n of sample b reads input n of sample b (elementwise neurons); RESAMPLE: any input of a sample
+ * can move any of its membranes (neurons with their own weights), so the sample is redrawn. */
+enum { REPAIR_NONE, REPAIR_NUDGE, REPAIR_RESAMPLE };
+/* EXACT_SPIKES: bit-identical, and both 0 and 1 must occur (a real spike train) */
+enum { EXACT_NO, EXACT_YES, EXACT_SPIKES };
+
+#define STEPS SPK_TIME_STEPS
+#define CONST SPK_TIME_CONST
+#define NONE  SPK_TIME_NONE
+
+/* clang-format off */
+static const op_case cases[] = {
+    /* encoders: the network input has no time axis. Poisson inputs go below 0 and above 1/gain
+     * to cover the clamped rates; its spikes must agree bit for bit. */
+    {"encoder.direct", "{}", 1, {NONE}, VAL_UNIFORM, 0.0f, 1.0f, TOL_ELEM, 0, EXACT_YES},
+    {"encoder.direct", "{gain: 0.37}", 1, {NONE}, VAL_UNIFORM, -1.0f, 2.0f, TOL_ELEM, 0,
+     EXACT_YES},
+    {"encoder.poisson", "{}", 1, {NONE}, VAL_UNIFORM, -0.2f, 1.2f, TOL_ELEM, 0, EXACT_SPIKES},
+    {"encoder.poisson", "{gain: 0.7}", 1, {NONE}, VAL_UNIFORM, 0.0f, 1.6f, TOL_ELEM, 0,
+     EXACT_SPIKES},
+    /* latency codes: spike times from logf or a line, rounded to steps; times are compared as
+     * spikes, bit for bit (a value whose time lies within an ulp of a half step could round
+     * differently; the random inputs here have none) */
+    {"encoder.latency", "{tau: 5}", 1, {NONE}, VAL_UNIFORM, -0.1f, 1.1f, TOL_ELEM, 0,
+     EXACT_SPIKES},
+    {"encoder.latency", "{linear: true, normalize: true}", 1, {NONE}, VAL_UNIFORM, -0.1f, 1.1f,
+     TOL_ELEM, 0, EXACT_SPIKES},
+    {"encoder.latency", "{normalize: true, clip: true, threshold: 0.2}", 1, {NONE}, VAL_UNIFORM,
+     0.0f, 1.0f, TOL_ELEM, 0, EXACT_SPIKES},
+    /* synapses: over time (T*B rows) and constant (B rows, the direct-encoding path) */
+    {"synapse.linear", "{out: 29}", 1, {STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0},
+    {"synapse.linear", "{out: 29, bias: false}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0},
+    {"synapse.linear", "{out: 70}", 1, {CONST}, VAL_UNIFORM, 0.0f, 1.0f, TOL_SUM, 0, 0},
+    {"synapse.linear", "{out: 1, bias: false}", 1, {CONST}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM,
+     0, 0},
+    /* neurons: every reset mode and surrogate, shared and per-neuron constants, learnt or not,
+     * attached resets, stepped and constant input, spikes and membrane output. The elementwise
+     * neurons are one kernel source with the same summation order on both sides (the learnt
+     * constants' gradients too), so they get TOL_ELEM: in practice they are bit-identical except
+     * where the sigmoid surrogate calls expf (~1e-7). */
+    {"neuron.lif", "{beta: 0.9}", 1, {STEPS}, VAL_UNIFORM, -0.4f, 1.2f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.lif", "{beta: 0.8, reset: zero, surrogate: atan}", 1, {STEPS}, VAL_UNIFORM, -0.4f,
+     1.2f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.lif", "{beta: 0.7, reset: none, surrogate: {type: sigmoid, slope: 4}}", 1, {STEPS},
+     VAL_UNIFORM, -0.6f, 1.0f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.lif",
+     "{beta: {uniform: [0.2, 0.95]}, learn_beta: true, threshold: {uniform: [0.5, 1.5]}, "
+     "learn_threshold: true, surrogate: triangle}",
+     1, {STEPS}, VAL_UNIFORM, -0.4f, 1.4f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.lif",
+     "{beta: 0.85, per_neuron_beta: true, learn_beta: true, learn_threshold: true, "
+     "detach_reset: false, surrogate: {type: atan, alpha: 3}}",
+     1, {CONST}, VAL_UNIFORM, -0.1f, 0.5f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.lif",
+     "{beta: 0.9, output: membrane, reset: zero, detach_reset: false, learn_threshold: true, "
+     "per_neuron_threshold: true}",
+     1, {CONST}, VAL_UNIFORM, -0.1f, 0.4f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.lif",
+     "{beta: 0.75, learn_beta: true, threshold: 0.6, surrogate: {type: fast_sigmoid, slope: 10}}",
+     1, {STEPS}, VAL_UNIFORM, -0.3f, 0.9f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.if", "{}", 1, {STEPS}, VAL_UNIFORM, -0.4f, 0.8f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.if", "{reset: zero, reset_value: 0.1, surrogate: atan, learn_threshold: true}", 1,
+     {STEPS}, VAL_UNIFORM, -0.4f, 0.8f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.if",
+     "{threshold: {uniform: [0.5, 1.5]}, learn_threshold: true, reset: none, surrogate: "
+     "triangle, detach_reset: false}",
+     1, {CONST}, VAL_UNIFORM, -0.1f, 0.3f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.if", "{output: membrane, per_neuron_threshold: true, surrogate: {type: sigmoid, "
+     "slope: 4}}", 1, {CONST}, VAL_UNIFORM, -0.1f, 0.4f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.plif", "{}", 1, {STEPS}, VAL_UNIFORM, -0.5f, 2.5f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.plif",
+     "{reset: soft, decay_input: false, per_neuron_tau: true, init_tau: 3.0, surrogate: "
+     "fast_sigmoid}",
+     1, {STEPS}, VAL_UNIFORM, -0.3f, 0.9f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.plif",
+     "{learn_tau: false, detach_reset: false, v_reset: -0.2, v_threshold: 0.8, surrogate: "
+     "{type: sigmoid, slope: 4}}",
+     1, {CONST}, VAL_UNIFORM, 0.0f, 1.2f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.plif", "{output: membrane, reset: soft}", 1, {CONST}, VAL_UNIFORM, 0.0f, 1.5f,
+     TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.synaptic", "{}", 1, {STEPS}, VAL_UNIFORM, -0.2f, 0.4f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.synaptic",
+     "{alpha: {uniform: [0.3, 0.9]}, learn_alpha: true, learn_beta: true, learn_threshold: true, "
+     "reset: zero, surrogate: atan}",
+     1, {STEPS}, VAL_UNIFORM, -0.2f, 0.5f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.synaptic",
+     "{alpha: 0.5, beta: 0.7, per_neuron_alpha: true, per_neuron_beta: true, learn_alpha: true, "
+     "reset: none, detach_reset: false, surrogate: triangle}",
+     1, {CONST}, VAL_UNIFORM, -0.1f, 0.3f, TOL_ELEM, REPAIR_NUDGE, 0},
+    {"neuron.synaptic", "{output: membrane, per_neuron_threshold: true, learn_threshold: true}",
+     1, {CONST}, VAL_UNIFORM, -0.05f, 0.15f, TOL_ELEM, REPAIR_NUDGE, 0},
+    /* the hybrid neuron has its own weights: out != in, a GEMM inside, T-term Gram sums */
+    {"neuron.hybrid", "{out: 23}", 1, {STEPS}, VAL_UNIFORM, 0.0f, 6.0f, TOL_SUM,
+     REPAIR_RESAMPLE, 0},
+    {"neuron.hybrid", "{out: 23, bias: false, learn_alpha: false, detach_reset: true, output: "
+     "membrane}", 1, {CONST}, VAL_UNIFORM, 0.0f, 6.0f, TOL_SUM, REPAIR_RESAMPLE, 0},
+    {"neuron.hybrid", "{out: 40, tau_u: 3, tau_w: 2, threshold: 0.3, slope: 3}", 1, {CONST},
+     VAL_UNIFORM, 0.0f, 5.0f, TOL_SUM, REPAIR_RESAMPLE, 0},
+    /* readouts: spike trains, a constant input (counted T times), membranes in every mode */
+    {"readout.spike_count", "{}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_ELEM, 0, 0},
+    {"readout.spike_count", "{}", 1, {CONST}, VAL_UNIFORM, 0.0f, 1.0f, TOL_ELEM, 0, 0},
+    {"readout.membrane", "{mode: mean}", 1, {STEPS}, VAL_UNIFORM, -2.0f, 2.0f, TOL_ELEM, 0, 0},
+    {"readout.membrane", "{mode: max}", 1, {STEPS}, VAL_UNIFORM, -2.0f, 2.0f, TOL_ELEM, 0, 0},
+    {"readout.membrane", "{mode: last}", 1, {STEPS}, VAL_UNIFORM, -2.0f, 2.0f, TOL_ELEM, 0, 0},
+    {"readout.membrane", "{mode: max}", 1, {CONST}, VAL_UNIFORM, -2.0f, 2.0f, TOL_ELEM, 0, 0},
+    {"readout.identity", "{}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_ELEM, 0, EXACT_YES},
+    {"readout.identity", "{}", 1, {CONST}, VAL_UNIFORM, -1.0f, 1.0f, TOL_ELEM, 0, EXACT_YES},
+    /* losses, on [B, C] readouts (or [T, B, C] traces) with labels; the sums over C (and T)
+     * inside a sample, through expf and logf, make them TOL_SUM */
+    {"loss.mse_count", "{}", 1, {NONE}, VAL_COUNTS, 0, 0, TOL_SUM, 0, 0},
+    {"loss.mse_count", "{correct_rate: 1.0, incorrect_rate: 0.1}", 1, {NONE}, VAL_COUNTS, 0, 0,
+     TOL_SUM, 0, 0},
+    {"loss.ce_count", "{}", 1, {NONE}, VAL_COUNTS, 0, 0, TOL_SUM, 0, 0},
+    {"loss.ce_membrane", "{}", 1, {NONE}, VAL_UNIFORM, -4.0f, 4.0f, TOL_SUM, 0, 0},
+    {"loss.ce_rate", "{}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0},
+    {"loss.ce_rate", "{}", 1, {CONST}, VAL_UNIFORM, 0.0f, 3.0f, TOL_SUM, 0, 0},
+    {"loss.ce_max_membrane", "{}", 1, {STEPS}, VAL_UNIFORM, -3.0f, 3.0f, TOL_SUM, 0, 0},
+    {"loss.ce_max_membrane", "{}", 1, {NONE}, VAL_UNIFORM, -3.0f, 3.0f, TOL_SUM, 0, 0},
+    /* merges: stepped + stepped, constants broadcast over the steps, constants only, three */
+    {"merge.add", "{}", 2, {STEPS, STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_ELEM, 0, 0},
+    {"merge.add", "{}", 2, {CONST, STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0},
+    {"merge.add", "{}", 2, {CONST, CONST}, VAL_UNIFORM, -1.0f, 1.0f, TOL_ELEM, 0, 0},
+    {"merge.add", "{}", 3, {STEPS, CONST, STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0},
+};
+/* clang-format on */
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+
+/* B, N (features per sample: inputs of synapses and neurons, classes of readouts and losses), T.
+ * Odd sizes catch tails of vectorised or grouped loops; 1x1x1 the degenerate case; 300 x 25 the
+ * size of the models' hidden layer. */
+typedef struct op_shape {
+    int B, N, T;
+} op_shape;
+static const op_shape shapes[] = {{3, 37, 5}, {17, 130, 7}, {1, 1, 1}, {2, 300, 25}};
+#define N_SHAPES ((int)(sizeof shapes / sizeof shapes[0]))
+
+/* ---- one case on both backends ---- */
+
+typedef struct side {
+    spk_backend *be;
+    spk_layer_inst *li;
+} side;
+
+static float *fetch(side *s, const spk_tensor *t)
+{
+    float *v = malloc((t->numel ? t->numel : 1) * sizeof(float));
+    cr_assert_not_null(v);
+    spk_error err = {0};
+    cr_assert_eq(spk_tensor_download(s->be, t, v, &err), SPK_OK, "%s", err.msg);
+    return v;
+}
+
+static void put(side *s, spk_tensor *t, const float *v)
+{
+    spk_error err = {0};
+    cr_assert_eq(spk_tensor_upload(s->be, t, v, &err), SPK_OK, "%s", err.msg);
+}
+
+static void fill_value(side *s, spk_tensor *t, float value)
+{
+    spk_error err = {0};
+    cr_assert_eq(s->be->ops->fill(s->be, t->buf, 0, t->numel, value, &err), SPK_OK, "%s", err.msg);
+}
+
+static int verbose(void)
+{
+    const char *v = getenv("SPK_TEST_VERBOSE");
+    return v && v[0] && strcmp(v, "0") != 0;
+}
+
+/* Compares a tensor between the backends: bit for bit, or by normalised error. */
+static void compare_tensor(side *ocl, side *cpu, const spk_tensor *to, const spk_tensor *tc,
+                           const char *ctx, const char *what, double tol, int exact)
+{
+    cr_assert_eq(to->numel, tc->numel, "%s: %s sizes differ", ctx, what);
+    float *a = fetch(ocl, to), *b = fetch(cpu, tc);
+    const size_t n = tc->numel;
+    double e = spk_test_nerr(a, b, n);
+    size_t worst = 0, diff = 0;
+    double wd = -1.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (isnan(d))
+            d = INFINITY;
+        diff += a[i] != b[i] || isnan(a[i]) != isnan(b[i]);
+        if (d > wd)
+            wd = d, worst = i;
+    }
+    if (verbose())
+        fprintf(stderr, "  %-60s %-28s err %.3g (%zu of %zu differ)\n", ctx, what, e, diff, n);
+    if (exact)
+        cr_expect_eq(diff, 0,
+                     "%s: %s: %zu of %zu values differ between %s and cpu; e.g. [%zu] "
+                     "%.9g vs %.9g",
+                     ctx, what, diff, n, ocl->be->ops->name, worst, a[worst], b[worst]);
+    else
+        cr_expect(e <= tol, "%s: %s: normalised error %.3g > %.1g; worst [%zu] %s %.9g, cpu %.9g",
+                  ctx, what, e, tol, worst, ocl->be->ops->name, a[worst], b[worst]);
+    free(a);
+    free(b);
+}
+
+/* No NaN left from the prefill: the pass wrote every value of the tensor. */
+static void expect_written(side *s, const spk_tensor *t, const char *ctx, const char *what)
+{
+    float *v = fetch(s, t);
+    size_t nan = 0;
+    for (size_t i = 0; i < t->numel; i++)
+        nan += isnan(v[i]) != 0;
+    cr_expect_eq(nan, 0, "%s: %s on %s: %zu of %zu values not written (or NaN)", ctx, what,
+                 s->be->ops->name, nan, t->numel);
+    free(v);
+}
+
+static void guard_one(side *s, const spk_tensor *t, const char *ctx, const char *phase,
+                      const char *what)
+{
+    spk_error err = {0};
+    cr_expect_eq(spk_tensor_guard_check(s->be, t, &err), SPK_OK, "%s: after %s on %s: %s: %s", ctx,
+                 phase, s->be->ops->name, what, err.msg);
+}
+
+/* Every tensor of the instance: inputs and their gradients, output and its gradient, labels,
+ * loss, weights and their gradients, state. */
+static void guard_all(side *s, const char *ctx, const char *phase)
+{
+    spk_layer_inst *li = s->li;
+    char what[128];
+    for (int i = 0; i < li->layer.n_in; i++) {
+        snprintf(what, sizeof what, "input %d", i);
+        guard_one(s, &li->in[i], ctx, phase, what);
+        snprintf(what, sizeof what, "grad_in %d", i);
+        guard_one(s, &li->grad_in[i], ctx, phase, what);
+    }
+    guard_one(s, &li->out, ctx, phase, "output");
+    guard_one(s, &li->grad_out, ctx, phase, "grad_out");
+    guard_one(s, &li->labels, ctx, phase, "labels");
+    guard_one(s, &li->loss, ctx, phase, "loss");
+    for (int i = 0; i < li->layer.n_weights; i++) {
+        snprintf(what, sizeof what, "weight %s", li->layer.weights[i].name);
+        guard_one(s, &li->layer.weights[i].value, ctx, phase, what);
+        snprintf(what, sizeof what, "grad of weight %s", li->layer.weights[i].name);
+        guard_one(s, &li->layer.weights[i].grad, ctx, phase, what);
+    }
+    for (int i = 0; i < li->layer.n_state; i++) {
+        snprintf(what, sizeof what, "state %s", li->layer.state[i].name);
+        guard_one(s, &li->layer.state[i].t, ctx, phase, what);
+    }
+}
+
+static void compare_state(side *ocl, side *cpu, const char *ctx, double tol, const char *phase)
+{
+    spk_layer *lo = &ocl->li->layer, *lc = &cpu->li->layer;
+    cr_assert_eq(lo->n_state, lc->n_state);
+    for (int i = 0; i < lc->n_state; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "state %s after %s", lc->state[i].name, phase);
+        compare_tensor(ocl, cpu, &lo->state[i].t, &lc->state[i].t, ctx, what, tol, 0);
+    }
+}
+
+static const spk_tensor *find_state(spk_layer *l, const char *name)
+{
+    for (int i = 0; i < l->n_state; i++)
+        if (strcmp(l->state[i].name, name) == 0)
+            return &l->state[i].t;
+    return NULL;
+}
+
+static const spk_weight *find_weight(spk_layer *l, const char *name)
+{
+    for (int i = 0; i < l->n_weights; i++)
+        if (strcmp(l->weights[i].name, name) == 0)
+            return &l->weights[i];
+    return NULL;
+}
+
+/* A spiking layer's threshold per neuron (n_out values): its "threshold" weight ([1] or [N]),
+ * else its "threshold" or "v_threshold" parameter. */
+static float *thresholds(side *s, const spk_params *params, int n_out, const char *ctx)
+{
+    float *th = malloc((size_t)n_out * sizeof(float));
+    cr_assert_not_null(th);
+    const spk_weight *w = find_weight(&s->li->layer, "threshold");
+    if (w) {
+        float *v = fetch(s, &w->value);
+        for (int n = 0; n < n_out; n++)
+            th[n] = v[w->value.numel > 1 ? n : 0];
+        free(v);
+        return th;
+    }
+    const spk_param_value *pv = spk_params_find(params, "threshold");
+    if (!pv)
+        pv = spk_params_find(params, "v_threshold");
+    cr_assert(pv,
+              "%s: a spiking case needs a 'threshold' weight or a 'threshold' / "
+              "'v_threshold' parameter",
+              ctx);
+    for (int n = 0; n < n_out; n++)
+        th[n] = (float)pv->num;
+    return th;
+}
+
+/* Spiking layers: moves inputs until no CPU membrane (the "mem" state, compared with the
+ * threshold) lies within LIF_MARGIN of its threshold, so that spikes, resets and everything
+ * after them must agree between the backends. NUDGE pushes the input that feeds a membrane found
+ * too close (the input of that step, or the constant input) by 5 margins: away from the
+ * threshold for stepped inputs, always upwards for constant ones (a constant input sets every
+ * step, and pushing it back and forth could cycle). RESAMPLE redraws the whole sample. Either
+ * shifts later steps too, so it repeats until the window is clear. */
+static void choose_clear_inputs(side *cpu, const op_case *c, const spk_params *params, float *in,
+                                const char *ctx)
+{
+    spk_layer_inst *li = cpu->li;
+    spk_layer *l = &li->layer;
+    const spk_tensor *mem = find_state(l, "mem");
+    cr_assert(mem, "%s: a spiking case needs a 'mem' state", ctx);
+    const int N = spk_shape_size(&l->in[0]), NO = spk_shape_size(&l->out);
+    const int steps = l->in[0].time == SPK_TIME_STEPS;
+    const size_t bno = (size_t)li->B * NO;
+    cr_assert_eq(mem->numel, (size_t)li->T * bno, "%s: 'mem' is not [T, B, out]", ctx);
+    cr_assert(c->repair != REPAIR_NUDGE || N == NO, "%s: NUDGE needs out == in", ctx);
+    float *th = thresholds(cpu, params, NO, ctx);
+    char *redraw = malloc((size_t)li->B);
+    int moved = 0, round;
+    for (round = 0; round < 100; round++) {
+        put(cpu, &li->in[0], in);
+        spk_error err = {0};
+        cr_assert_eq(spk_layer_inst_forward(li, 1, &err), SPK_OK, "%s: %s", ctx, err.msg);
+        float *m = fetch(cpu, mem);
+        int near = 0;
+        memset(redraw, 0, (size_t)li->B);
+        for (size_t i = 0; i < mem->numel; i++) {
+            const int n = (int)(i % (size_t)NO);
+            const float d = m[i] - th[n];
+            if (!(fabsf(d) < LIF_MARGIN))
+                continue;
+            near++;
+            if (c->repair == REPAIR_RESAMPLE) {
+                redraw[(i % bno) / (size_t)NO] = 1;
+            } else if (steps) { /* i = (t * B + b) * N + n, the same index as the input */
+                in[i] += d >= 0.0f ? 5 * LIF_MARGIN : -5 * LIF_MARGIN;
+            } else {
+                in[i % bno] += 5 * LIF_MARGIN;
+            }
+        }
+        free(m);
+        moved += near;
+        if (!near)
+            break;
+        for (int b = 0; c->repair == REPAIR_RESAMPLE && b < li->B; b++) {
+            if (!redraw[b])
+                continue;
+            float *row = malloc((size_t)N * sizeof(float));
+            for (int t = 0; t < (steps ? li->T : 1); t++) {
+                spk_test_fill(row, (size_t)N, c->lo, c->hi, (unsigned)(7919 * round + 31 * b + t));
+                memcpy(in + ((size_t)t * li->B + b) * N, row, (size_t)N * sizeof(float));
+            }
+            free(row);
+        }
+    }
+    free(th);
+    free(redraw);
+    cr_assert_lt(round, 100,
+                 "%s: could not choose inputs whose membranes stay clear of the "
+                 "threshold",
+                 ctx);
+    if (verbose() && moved)
+        fprintf(stderr,
+                "  %s: %d membranes were within %g of the threshold; inputs moved in %d "
+                "rounds\n",
+                ctx, moved, (double)LIF_MARGIN, round);
+}
+
+/* Inputs of one case, the same on both sides. */
+static float *make_input(const op_case *c, const spk_tensor *t, int T, unsigned seed)
+{
+    float *v = malloc((t->numel ? t->numel : 1) * sizeof(float));
+    cr_assert_not_null(v);
+    switch (c->values) {
+    case VAL_SPIKES:
+        spk_test_fill(v, t->numel, 0.0f, 1.0f, seed);
+        for (size_t i = 0; i < t->numel; i++)
+            v[i] = v[i] < 0.3f ? 1.0f : 0.0f;
+        break;
+    case VAL_COUNTS: /* spike counts over T steps */
+        spk_test_fill(v, t->numel, 0.0f, (float)(T + 1), seed);
+        for (size_t i = 0; i < t->numel; i++)
+            v[i] = floorf(v[i]);
+        break;
+    default:
+        spk_test_fill(v, t->numel, c->lo, c->hi, seed);
+    }
+    return v;
+}
+
+static int is_loss(const spk_layer_type *ty)
+{
+    return ty->kind == SPK_KIND_LOSS;
+}
+
+/* Runs one case on one shape on both backends and compares everything. */
+static void run_case(const op_case *c, const op_shape *sh, spk_backend *cpu_be, spk_backend *ocl_be)
+{
+    const spk_layer_type *ty = spk_registry_find(spk_registry_default(), c->type);
+    cr_assert_not_null(ty, "layer type %s is not registered", c->type);
+    char ctx[256];
+    snprintf(ctx, sizeof ctx, "%s %s B=%d N=%d T=%d", c->type, c->yaml, sh->B, sh->N, sh->T);
+    spk_error err = {0};
+    spk_params params;
+    cr_assert_eq(spk_params_from_yaml(ty, c->yaml, &params, &err), SPK_OK, "%s: %s", ctx, err.msg);
+    spk_shape in[SPK_MAX_INPUTS];
+    for (int i = 0; i < c->n_in; i++) {
+        memset(&in[i], 0, sizeof in[i]);
+        in[i].ndim = 1;
+        in[i].dims[0] = sh->N;
+        in[i].time = c->time[i];
+    }
+    const uint32_t seed = 11;
+    side cpu = {.be = cpu_be}, ocl = {.be = ocl_be};
+    cr_assert_eq(
+        spk_layer_inst_new(ty, &params, c->n_in, in, sh->T, sh->B, cpu.be, seed, &cpu.li, &err),
+        SPK_OK, "%s on cpu: %s", ctx, err.msg);
+    cr_assert_eq(
+        spk_layer_inst_new(ty, &params, c->n_in, in, sh->T, sh->B, ocl.be, seed, &ocl.li, &err),
+        SPK_OK, "%s on %s: %s", ctx, ocl.be->description, err.msg);
+    spk_layer *lc = &cpu.li->layer, *lo = &ocl.li->layer;
+    cr_assert_eq(lc->n_weights, lo->n_weights);
+    /* the RNG-keyed layers draw from (seed, epoch, batch): use values other than the defaults */
+    cpu.li->x.epoch = ocl.li->x.epoch = 3;
+    cpu.li->x.batch = ocl.li->x.batch = 5;
+
+    /* the same inputs and labels on both sides */
+    float *inputs[SPK_MAX_INPUTS] = {0};
+    for (int i = 0; i < c->n_in; i++) {
+        inputs[i] = make_input(c, &cpu.li->in[i], sh->T, (unsigned)(1000 * i + sh->N + 7 * sh->B));
+        put(&cpu, &cpu.li->in[i], inputs[i]);
+    }
+    if (c->repair)
+        choose_clear_inputs(&cpu, c, &params, inputs[0], ctx);
+    for (int i = 0; i < c->n_in; i++) {
+        put(&cpu, &cpu.li->in[i], inputs[i]);
+        put(&ocl, &ocl.li->in[i], inputs[i]);
+    }
+    if (is_loss(ty)) {
+        float *lab = malloc((size_t)sh->B * sizeof(float));
+        spk_test_fill(lab, (size_t)sh->B, 0.0f, (float)sh->N, 99);
+        for (int b = 0; b < sh->B; b++)
+            lab[b] = floorf(lab[b]);
+        put(&cpu, &cpu.li->labels, lab);
+        put(&ocl, &ocl.li->labels, lab);
+        free(lab);
+    }
+
+    /* identical starting weights: Philox on the host */
+    for (int i = 0; i < lc->n_weights; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "initial weight %s", lc->weights[i].name);
+        compare_tensor(&ocl, &cpu, &lo->weights[i].value, &lc->weights[i].value, ctx, what, 0, 1);
+    }
+
+    /* forward; NaN in the outputs first, so a value the pass skips shows */
+    side *both[2] = {&cpu, &ocl};
+    for (int s = 0; s < 2; s++) {
+        fill_value(both[s], &both[s]->li->out, NAN);
+        fill_value(both[s], &both[s]->li->loss, NAN);
+        cr_assert_eq(spk_layer_inst_forward(both[s]->li, 1, &err), SPK_OK, "%s on %s: forward: %s",
+                     ctx, both[s]->be->ops->name, err.msg);
+        expect_written(both[s], &both[s]->li->out, ctx, "forward output");
+        if (is_loss(ty))
+            expect_written(both[s], &both[s]->li->loss, ctx, "per-sample loss");
+        guard_all(both[s], ctx, "forward");
+    }
+    compare_tensor(&ocl, &cpu, &ocl.li->out, &cpu.li->out, ctx, "output", c->tol, c->exact_out);
+    if (is_loss(ty))
+        compare_tensor(&ocl, &cpu, &ocl.li->loss, &cpu.li->loss, ctx, "loss", c->tol, 0);
+    compare_state(&ocl, &cpu, ctx, c->tol, "forward");
+    if (c->exact_out == EXACT_SPIKES) { /* identical trains must also be real spike trains */
+        float *o = fetch(&cpu, &cpu.li->out);
+        size_t zeros = 0;
+        for (size_t i = 0; i < cpu.li->out.numel; i++)
+            zeros += o[i] == 0.0f;
+        if (cpu.li->out.numel >= 100)
+            cr_expect(zeros > 0 && zeros < cpu.li->out.numel, "%s: %zu of %zu outputs are 0", ctx,
+                      zeros, cpu.li->out.numel);
+        free(o);
+    }
+    if (c->repair && cpu.li->out.numel >= 100 && !strstr(c->yaml, "membrane")) {
+        float *o = fetch(&cpu, &cpu.li->out);
+        size_t spikes = 0;
+        for (size_t i = 0; i < cpu.li->out.numel; i++)
+            spikes += o[i] > 0.5f;
+        if (verbose())
+            fprintf(stderr, "  %s: %zu spikes of %zu\n", ctx, spikes, cpu.li->out.numel);
+        cr_expect(spikes >= cpu.li->out.numel / 100 && spikes <= cpu.li->out.numel * 9 / 10,
+                  "%s: %zu spikes of %zu: the case must exercise spikes and resets", ctx, spikes,
+                  cpu.li->out.numel);
+        free(o);
+    }
+
+    /* backward with the same random grad_out; NaN in grad_in first (backward overwrites it) */
+    float *gout = malloc(cpu.li->grad_out.numel * sizeof(float));
+    spk_test_fill(gout, cpu.li->grad_out.numel, -1.0f, 1.0f, 4242u + (unsigned)sh->N);
+    for (int s = 0; s < 2; s++) {
+        put(both[s], &both[s]->li->grad_out, gout);
+        for (int i = 0; i < c->n_in; i++)
+            fill_value(both[s], &both[s]->li->grad_in[i], NAN);
+        cr_assert_eq(spk_layer_inst_backward(both[s]->li, &err), SPK_OK, "%s on %s: backward: %s",
+                     ctx, both[s]->be->ops->name, err.msg);
+        for (int i = 0; i < c->n_in; i++)
+            expect_written(both[s], &both[s]->li->grad_in[i], ctx, "grad_in");
+        guard_all(both[s], ctx, "backward");
+    }
+    free(gout);
+    for (int i = 0; i < c->n_in; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "grad_in %d", i);
+        compare_tensor(&ocl, &cpu, &ocl.li->grad_in[i], &cpu.li->grad_in[i], ctx, what, c->tol, 0);
+    }
+    for (int i = 0; i < lc->n_weights; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "grad of weight %s", lc->weights[i].name);
+        compare_tensor(&ocl, &cpu, &lo->weights[i].grad, &lc->weights[i].grad, ctx, what, c->tol,
+                       0);
+        snprintf(what, sizeof what, "weight %s after backward", lc->weights[i].name);
+        compare_tensor(&ocl, &cpu, &lo->weights[i].value, &lc->weights[i].value, ctx, what, 0, 1);
+    }
+    compare_state(&ocl, &cpu, ctx, c->tol, "backward");
+    /* the output is the forward's still: backward must not touch it */
+    compare_tensor(&ocl, &cpu, &ocl.li->out, &cpu.li->out, ctx, "output after backward", c->tol,
+                   c->exact_out);
+
+    for (int i = 0; i < c->n_in; i++)
+        free(inputs[i]);
+    spk_layer_inst_free(cpu.li);
+    spk_layer_inst_free(ocl.li);
+    spk_params_clear(&params);
+}
+
+static int case_count(const char *type)
+{
+    int n = 0;
+    for (int i = 0; i < N_CASES; i++)
+        n += strcmp(cases[i].type, type) == 0;
+    return n;
+}
+
+/* Runs every case of every registered type that `pick` accepts, on every shape. */
+static void run_types(int (*pick)(const char *type))
+{
+    spk_tensor_guard_floats = GUARD_FLOATS; /* before anything is allocated */
+    spk_backend *ocl = open_test_device();
+    spk_backend *cpu = NULL;
+    spk_error err = {0};
+    cr_assert_eq(spk_backend_cpu_new(0, &cpu, &err), SPK_OK, "%s", err.msg);
+    if (verbose())
+        fprintf(stderr, "device: %s\n", ocl->description);
+    spk_registry *reg = spk_registry_default();
+    int ran = 0;
+    for (int t = 0; t < spk_registry_count(reg); t++) {
+        const char *src;
+        const spk_layer_type *ty = spk_registry_get(reg, t, &src);
+        if (strcmp(src, "built-in") != 0 || !pick(ty->name))
+            continue;
+        cr_expect_gt(case_count(ty->name), 0,
+                     "layer type '%s' has no configuration in tests/test_backend_ops.c: add its "
+                     "cases to the table there",
+                     ty->name);
+        for (int i = 0; i < N_CASES; i++) {
+            if (strcmp(cases[i].type, ty->name) != 0)
+                continue;
+            for (int s = 0; s < N_SHAPES; s++)
+                run_case(&cases[i], &shapes[s], cpu, ocl);
+            ran++;
+        }
+    }
+    cr_assert_gt(ran, 0, "no registered type matched: the registry lost its built-ins?");
+    spk_backend_free(cpu);
+    spk_backend_free(ocl);
+}
+
+static int starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int pick_encoders(const char *t)
+{
+    return starts(t, "encoder.");
+}
+static int pick_synapses(const char *t)
+{
+    return starts(t, "synapse.");
+}
+static int pick_neurons(const char *t)
+{
+    return starts(t, "neuron.");
+}
+static int pick_readouts(const char *t)
+{
+    return starts(t, "readout.");
+}
+static int pick_losses(const char *t)
+{
+    return starts(t, "loss.");
+}
+/* merges and whatever family appears next */
+static int pick_others(const char *t)
+{
+    return !pick_encoders(t) && !pick_synapses(t) && !pick_neurons(t) && !pick_readouts(t) &&
+           !pick_losses(t);
+}
+
+/* Needs no device: every built-in type has cases here, and every case names a registered type
+ * and parses. A new layer type fails this test until someone adds its configurations. */
+Test(backend_ops, every_builtin_type_has_cases)
+{
+    spk_registry *reg = spk_registry_default();
+    int builtins = 0;
+    for (int t = 0; t < spk_registry_count(reg); t++) {
+        const char *src;
+        const spk_layer_type *ty = spk_registry_get(reg, t, &src);
+        if (strcmp(src, "built-in") != 0)
+            continue;
+        builtins++;
+        cr_expect_gt(case_count(ty->name), 0,
+                     "layer type '%s' has no configuration in tests/test_backend_ops.c: add its "
+                     "cases to the table there",
+                     ty->name);
+    }
+    cr_expect_geq(builtins, 12);
+    for (int i = 0; i < N_CASES; i++) {
+        const spk_layer_type *ty = spk_registry_find(reg, cases[i].type);
+        cr_expect_not_null(ty, "case %d names an unknown type %s", i, cases[i].type);
+        if (!ty)
+            continue;
+        spk_params p;
+        spk_error err = {0};
+        cr_expect_eq(spk_params_from_yaml(ty, cases[i].yaml, &p, &err), SPK_OK, "%s %s: %s",
+                     cases[i].type, cases[i].yaml, err.msg);
+        spk_params_clear(&p);
+    }
+}
+
+/* The guard knob itself: a pad written by hand is reported with its count. */
+Test(backend_ops, guard_detects_overrun)
+{
+    spk_tensor_guard_floats = 8;
+    spk_backend *be;
+    spk_error err = {0};
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), SPK_OK);
+    spk_tensor t;
+    spk_shape s = {.ndim = 1, .dims = {5}, .time = SPK_TIME_STEPS};
+    cr_assert_eq(spk_tensor_alloc(be, &t, &s, 2, 3, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(t.numel, 30);
+    cr_expect_eq(spk_tensor_guard_check(be, &t, &err), SPK_OK, "%s", err.msg);
+    const float junk[3] = {0, 0, 0};
+    cr_assert_eq(be->ops->upload(be, t.buf, 31 * sizeof(float), junk, sizeof junk, &err), SPK_OK);
+    cr_expect_eq(spk_tensor_guard_check(be, &t, &err), SPK_ERR_INVALID);
+    cr_expect(strstr(err.msg, "3 of the 8 guard floats") && strstr(err.msg, "+1"), "%s", err.msg);
+    spk_tensor_release(be, &t);
+    spk_backend_free(be);
+}
+
+Test(backend_ops, encoders, .timeout = 300)
+{
+    run_types(pick_encoders);
+}
+Test(backend_ops, synapses, .timeout = 300)
+{
+    run_types(pick_synapses);
+}
+Test(backend_ops, neurons, .timeout = 300)
+{
+    run_types(pick_neurons);
+}
+Test(backend_ops, readouts, .timeout = 300)
+{
+    run_types(pick_readouts);
+}
+Test(backend_ops, losses, .timeout = 300)
+{
+    run_types(pick_losses);
+}
+Test(backend_ops, merges_and_others, .timeout = 300)
+{
+    run_types(pick_others);
+}
