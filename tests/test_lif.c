@@ -211,6 +211,10 @@ Test(lif, hand_computed_reset_timing)
     check_hand("{beta: 0.5, threshold: 1.0, reset: subtract}", sub_m, sub_s);
     check_hand("{beta: 0.5, threshold: 1.0, reset: zero}", zero_m, zero_s);
     check_hand("{beta: 0.5, threshold: 1.0, reset: none}", none_m, none_s);
+    /* reset_value 0.2: the spike at t = 2 puts the membrane at 0.2, which decays before the
+     * input is added: m_3 = 0.5 * 0.2 + 0.6 = 0.7, m_4 = 0.5 * 0.7 + 0.6 = 0.95 */
+    const float rv_m[5] = {0.6f, 0.9f, 1.05f, 0.7f, 0.95f};
+    check_hand("{beta: 0.5, threshold: 1.0, reset: zero, reset_value: 0.2}", rv_m, zero_s);
 }
 
 /* ---- backward ---- */
@@ -304,6 +308,10 @@ Test(lif, backward_fd_zero_nodetach)
     check_fd("{beta: {uniform: [0.3, 0.95]}, reset: zero, detach_reset: false, learn_beta: "
              "true, learn_threshold: true, per_neuron_threshold: true, surrogate: triangle}",
              7, 2, 6, 0, 1e-3f);
+    /* a reset value away from 0 adds the (rv - m) terms to every gradient */
+    check_fd("{beta: 0.8, reset: zero, reset_value: 0.3, detach_reset: false, learn_beta: true, "
+             "learn_threshold: true, surrogate: {type: sigmoid, slope: 5}}",
+             6, 3, 5, 0, 1e-3f);
 }
 
 Test(lif, backward_fd_none_membrane_const)

@@ -456,7 +456,7 @@ Test(opencl_kernel, build_failure_names_owner_and_log, .timeout = 120)
     spk_program *p = (spk_program *)&set; /* must be reset to NULL on failure */
     spk_error err = {0};
     int rc = be->ops->program_build(be, &set, &p, &err);
-    cr_assert_eq(rc, SPK_ERR_BACKEND, "rc %d: %s", rc, err.msg);
+    cr_assert_eq(rc, SPK_ERR_PLUGIN, "rc %d: %s", rc, err.msg);
     cr_assert_null(p);
     cr_assert(strstr(err.msg, "test.broken"), "%s", err.msg);
     cr_assert(strstr(err.msg, "build log"), "%s", err.msg);

@@ -368,9 +368,20 @@ Test(plugin_abi, kernel_build_failure_names_the_plugin)
     expect_has(err.msg, want);
     expect_has(err.msg, "build log");
     expect_has(err.msg, "tp_no_such_variable");
+    cr_expect_eq(rc, SPK_ERR_PLUGIN, "a kernel that does not build is bad input: %d", rc);
     spk_backend_free(be);
     spk_model_free(m);
     free(c);
+
+    /* the CLI says so and exits 2 */
+    char *path = spk_test_write("badcl.yaml", badcl_model());
+    char cmd[3 * PATH_MAX], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s bench %s --device opencl --batches 1", SPK_CLI, path);
+    int code = spk_test_run(cmd, &out);
+    cr_expect_eq(code, 2, "exit code %d:\n%s", code, out);
+    cr_expect(out && strstr(out, "build log"), "%s", out);
+    free(out);
+    free(path);
 }
 
 /* ---- spikecl plugins ---- */

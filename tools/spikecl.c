@@ -409,9 +409,12 @@ static int cmd_bench(const opts *o)
         return fail(&err);
     spk_train_config *tc = spk_model_train_config(m);
     int batch = o->batch > 0 ? o->batch : tc->batch;
-    /* real data when the model's files are there: spike rates depend on the input */
-    rc = load_split(o, tc, 1, &tr, &err);
-    if (!rc)
+    /* real data when the model names some (spike rates, and so the work of some layers,
+     * depend on the input); otherwise uniform noise, said in the output */
+    int synthetic = !o->data && !tc->train_images;
+    if (!synthetic)
+        rc = load_split(o, tc, 1, &tr, &err);
+    if (!rc && !synthetic)
         rc = spk_loader_new(tr, batch, 1, spk_model_seed(m), 0, &ld, &err);
     if (!rc)
         rc = open_device(o, &be, &err);
@@ -425,8 +428,16 @@ static int cmd_bench(const opts *o)
         rc = spk_error_set(&err, SPK_ERR_NOMEM, "out of memory");
     double train_s = 0, infer_s = 0, gemm_frac = 0;
     if (!rc) {
-        spk_loader_start_epoch(ld, 0);
-        int n = spk_loader_next(ld, spk_session_input_scale(s), x, y, ids);
+        int n = batch;
+        if (synthetic) {
+            int classes = spk_session_classes(s);
+            for (size_t i = 0; i < (size_t)batch * in; i++)
+                x[i] = (float)((i * 2654435761u) >> 8 & 0xffff) / 65536.0f;
+            for (int b = 0; b < batch; b++)
+                y[b] = b % classes;
+        } else {
+            n = spk_loader_next(ld, spk_session_input_scale(s), x, y, ids);
+        }
         spk_batch_stats st = {0};
         for (int i = 0; !rc && i < 2; i++) /* warm-up: first-touch pages, OpenCL builds */
             rc = spk_session_train_batch(s, x, y, n, &st, &err);
@@ -499,10 +510,11 @@ static int cmd_bench(const opts *o)
         if (!rc)
             printf("{\"train_samples_per_s\": %.1f, \"infer_samples_per_s\": %.1f, "
                    "\"gemm_fraction\": %.3f, \"peak_rss_mb\": %.1f, \"batch\": %d, "
-                   "\"batches\": %d, \"time_steps\": %d, \"device\": \"%s\"}\n",
+                   "\"batches\": %d, \"time_steps\": %d, \"device\": \"%s\", \"data\": "
+                   "\"%s\"}\n",
                    (double)n * o->batches / train_s, (double)n * o->batches / infer_s,
                    gemm_frac, peak_rss_mb(), n, o->batches, spk_model_time_steps(m),
-                   be->ops->name);
+                   be->ops->name, synthetic ? "synthetic" : "real");
     }
     int code = rc ? fail(&err) : 0;
     free(x);

@@ -286,7 +286,9 @@ static int spk_ocl_from_source(spk_ocl *o, const char *owner, const char *text, 
     rc = clBuildProgram(prog, 1, &o->device, spk_ocl_build_options, NULL, NULL);
     if (rc != CL_SUCCESS) {
         char *log = spk_ocl_build_log(o, prog);
-        int st = spk_error_set(err, SPK_ERR_BACKEND,
+        /* a kernel that does not compile is the plugin's fault (bad input: CLI exit 2), unless
+         * the device ran out of resources */
+        int st = spk_error_set(err, rc == CL_BUILD_PROGRAM_FAILURE ? SPK_ERR_PLUGIN : SPK_ERR_BACKEND,
                                "OpenCL build of the kernels of '%s' failed on %s: %s (%d); "
                                "build log:\n%s",
                                owner, o->dev_name, spk_ocl_strerror(rc), (int)rc,

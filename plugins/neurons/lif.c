@@ -4,7 +4,7 @@
  *
  *   r_t = H(m_{t-1} - thr), m_0 = 0
  *   subtract: m_t = beta m_{t-1} + I_t - r_t thr
- *   zero:     m_t = beta (1 - r_t) m_{t-1} + I_t
+ *   zero:     m_t = beta ((1 - r_t) m_{t-1} + r_t reset_value) + I_t
  *   none:     m_t = beta m_{t-1} + I_t
  *   s_t = H(m_t - thr)
  *
@@ -28,6 +28,7 @@ typedef struct lif_priv {
     int n;                  /* neurons per sample */
     int cfg;                /* reset | surrogate << 2 | output and detach flags (see lif.cl) */
     float slope;
+    float rv;               /* reset_value: where reset: zero puts the membrane */
     int w_beta, w_thr;      /* weight indices */
     int s_mem;              /* saved membranes [T, B, N] */
     int s_gbeta, s_gthr;    /* per-(b, n) gradient partials [B, N], -1 when not learnt */
@@ -45,6 +46,8 @@ static const spk_param_spec lif_params[] = {
      "one threshold per neuron even when it is a constant"},
     {"reset", SPK_PARAM_CHOICE, "subtract", 1, 0, "subtract|zero|none",
      "after a spike: subtract the threshold, zero the membrane, or nothing"},
+    {"reset_value", SPK_PARAM_FLOAT, "0.0", 1, 0, NULL,
+     "where reset: zero puts the membrane (before it decays and the step's input is added)"},
     {"detach_reset", SPK_PARAM_BOOL, "true", 1, 0, NULL,
      "no gradient through the reset term (snnTorch's default)"},
     {"surrogate", SPK_PARAM_SURROGATE, "fast_sigmoid", 1, 0,
@@ -94,6 +97,7 @@ static int lif_init(spk_layer *l, spk_error *err)
                              "surrogate: expected fast_sigmoid, atan, sigmoid or triangle");
     /* a surrogate given by name only leaves the slope to the type's default */
     p.slope = sg.slope > 0.0f ? sg.slope : lif_default_slope[sg.kind];
+    p.rv = (float)h->param_num(l, "reset_value");
     p.cfg = rmode | sg.kind << 2;
     if (strcmp(h->param_str(l, "output"), "membrane") == 0)
         p.cfg |= LIF_CFG_OUT_MEM;
@@ -165,7 +169,7 @@ static int lif_layer_forward(spk_layer *l, spk_exec *x)
                       SPK_ARG_BUF(&wb->value), SPK_ARG_BUF(&wt->value), SPK_ARG_INT(x->T),
                       SPK_ARG_INT(bn), SPK_ARG_INT(p->n), SPK_ARG_INT(lif_in_stride(l, bn)),
                       SPK_ARG_INT(wb->value.numel > 1), SPK_ARG_INT(wt->value.numel > 1),
-                      SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->slope));
+                      SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->slope), SPK_ARG_FLOAT(p->rv));
 }
 
 /* Reduces the per-(b, n) partials in `part` into the weight's grad ([N] or [1]), accumulating. */
@@ -210,7 +214,7 @@ static int lif_layer_backward(spk_layer *l, spk_exec *x)
                         SPK_ARG_BUF(&wb->value), SPK_ARG_BUF(&wt->value), SPK_ARG_INT(x->T),
                         SPK_ARG_INT(bn), SPK_ARG_INT(p->n), SPK_ARG_INT(lif_in_stride(l, bn)),
                         SPK_ARG_INT(wb->value.numel > 1), SPK_ARG_INT(wt->value.numel > 1),
-                        SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->slope));
+                        SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->slope), SPK_ARG_FLOAT(p->rv));
     if (rc)
         return rc;
     if (want_gb && (rc = lif_reduce(l, x, gbp, wb)) != 0)

@@ -66,7 +66,7 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
                             SPK_GLOBAL const float *in, SPK_GLOBAL const float *beta,
                             SPK_GLOBAL const float *thr, const int T, const int bn, const int nn,
                             const int in_ts, const int beta_st, const int thr_st, const int cfg,
-                            const float slope)
+                            const float slope, const float rv)
 {
     SPK_FOR_ITEMS(i, bn) {
         const int n = i % nn;
@@ -83,8 +83,8 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
             const float cur = in[t * in_ts + i];
             if (reset == LIF_RESET_SUBTRACT)
                 m = b * m + cur - s * th;
-            else if (reset == LIF_RESET_ZERO)
-                m = b * (1.0f - s) * m + cur;
+            else if (reset == LIF_RESET_ZERO) /* to reset_value rv, then decay */
+                m = b * ((1.0f - s) * m + s * rv) + cur;
             else
                 m = b * m + cur;
             s = lif_spike(m - th, sg, slope, smooth);
@@ -103,7 +103,7 @@ SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
                              SPK_GLOBAL const float *mem, SPK_GLOBAL const float *beta,
                              SPK_GLOBAL const float *thr, const int T, const int bn, const int nn,
                              const int in_ts, const int beta_st, const int thr_st, const int cfg,
-                             const float slope)
+                             const float slope, const float rv)
 {
     SPK_FOR_ITEMS(i, bn) {
         const int n = i % nn;
@@ -137,10 +137,10 @@ SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
                 gt += a * (dr * th - r);
                 carry = a * (b - dr * th);
             } else if (reset == LIF_RESET_ZERO) {
-                /* m_t = b (1 - r_t) m_{t-1} + I_t */
-                gb += a * (1.0f - r) * mp;
-                gt += a * b * mp * dr;
-                carry = a * b * (1.0f - r - mp * dr);
+                /* m_t = b ((1 - r_t) m_{t-1} + r_t rv) + I_t */
+                gb += a * ((1.0f - r) * mp + r * rv);
+                gt += a * b * (mp - rv) * dr;
+                carry = a * b * (1.0f - r + (rv - mp) * dr);
             } else {
                 gb += a * mp;
                 carry = a * b;
@@ -176,6 +176,6 @@ SPK_KERNEL void lif_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, c
     SPK_END_ITEMS
 }
 
-SPK_CPU_ENTRY(lif_forward, B, B, B, B, B, I, I, I, I, I, I, I, F)
-SPK_CPU_ENTRY(lif_backward, B, B, B, B, B, B, B, I, I, I, I, I, I, I, F)
+SPK_CPU_ENTRY(lif_forward, B, B, B, B, B, I, I, I, I, I, I, I, F, F)
+SPK_CPU_ENTRY(lif_backward, B, B, B, B, B, B, B, I, I, I, I, I, I, I, F, F)
 SPK_CPU_ENTRY(lif_colsum, B, B, I, I, I)
