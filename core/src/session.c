@@ -66,6 +66,7 @@ struct spk_session {
     int epoch;
     int smooth;
     int profile;
+    int pending; /* samples of a submitted, unfinished training batch */
     double opt_s;
     float lr; /* current learning rate (the schedule's value) */
     uint32_t batch_counter;
@@ -595,9 +596,12 @@ int spk_session_forward_backward(spk_session *s, const float *x, const int32_t *
     return rc;
 }
 
-int spk_session_train_batch(spk_session *s, const float *x, const int32_t *labels, int n,
-                            spk_batch_stats *st, spk_error *err)
+int spk_session_train_submit(spk_session *s, const float *x, const int32_t *labels, int n,
+                             spk_error *err)
 {
+    if (s->pending)
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "a submitted batch has not been finished (spk_session_train_finish)");
     int rc = upload_batch(s, x, labels, n, err);
     if (!rc)
         rc = forward(s, n, 1, err);
@@ -605,10 +609,26 @@ int spk_session_train_batch(spk_session *s, const float *x, const int32_t *label
         rc = backward(s, n, err);
     if (!rc)
         rc = optimizer_step(s, err);
-    if (!rc)
-        rc = collect(s, n, st, err);
     s->batch_counter++;
+    if (!rc)
+        s->pending = n;
     return rc;
+}
+
+int spk_session_train_finish(spk_session *s, spk_batch_stats *st, spk_error *err)
+{
+    int n = s->pending;
+    if (!n)
+        return spk_error_set(err, SPK_ERR_INVALID, "no submitted batch to finish");
+    s->pending = 0;
+    return collect(s, n, st, err);
+}
+
+int spk_session_train_batch(spk_session *s, const float *x, const int32_t *labels, int n,
+                            spk_batch_stats *st, spk_error *err)
+{
+    int rc = spk_session_train_submit(s, x, labels, n, err);
+    return rc ? rc : spk_session_train_finish(s, st, err);
 }
 
 int spk_session_eval_batch(spk_session *s, const float *x, const int32_t *labels, int n,

@@ -43,26 +43,35 @@ static void bufs_free(batch_bufs *b)
 int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_progress_fn cb,
                     void *user, spk_batch_stats *st, spk_error *err)
 {
-    batch_bufs b;
-    int rc = bufs_new(s, spk_loader_batch_size(ld), &b, err);
+    /* two host batches: the loader fills one while the device trains on the other */
+    batch_bufs b[2];
+    int rc = bufs_new(s, spk_loader_batch_size(ld), &b[0], err);
     if (rc)
         return rc;
+    if ((rc = bufs_new(s, spk_loader_batch_size(ld), &b[1], err))) {
+        bufs_free(&b[0]);
+        return rc;
+    }
     spk_loader_start_epoch(ld, epoch);
     spk_session_set_epoch(s, epoch);
     spk_batch_stats acc = {0};
-    double t0 = now_s();
-    int n;
     const spk_optim_config *oc = spk_session_optim(s);
-    int nb = spk_loader_batches(ld), bi = 0;
-    while ((n = spk_loader_next(ld, spk_session_input_scale(s), b.x, b.y, b.ids)) > 0) {
+    const float scale = spk_session_input_scale(s);
+    int nb = spk_loader_batches(ld), bi = 0, cur = 0;
+    double t0 = now_s();
+    int n = spk_loader_next(ld, scale, b[cur].x, b[cur].y, b[cur].ids);
+    while (n > 0) {
         if (oc->schedule == SPK_LR_COSINE) {
             double p = (double)(epoch * nb + bi) / ((double)epochs * nb);
             spk_session_set_lr(s, (float)(oc->min_lr + 0.5 * (oc->lr - oc->min_lr) *
                                                            (1.0 + cos(3.14159265358979 * p))));
         }
         bi++;
-        rc = spk_session_train_batch(s, b.x, b.y, n, &acc, err);
-        if (rc)
+        if ((rc = spk_session_train_submit(s, b[cur].x, b[cur].y, n, err)))
+            break;
+        cur ^= 1;
+        n = spk_loader_next(ld, scale, b[cur].x, b[cur].y, b[cur].ids);
+        if ((rc = spk_session_train_finish(s, &acc, err)))
             break;
         if (cb) {
             double dt = now_s() - t0;
@@ -77,7 +86,8 @@ int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_p
             cb(&p, user);
         }
     }
-    bufs_free(&b);
+    bufs_free(&b[0]);
+    bufs_free(&b[1]);
     if (st)
         *st = acc;
     return rc;

@@ -104,6 +104,12 @@ void spk_session_free(spk_session *s);
 /* One optimisation step on n <= batch samples (x: n * input floats, already scaled). */
 int spk_session_train_batch(spk_session *s, const float *x, const int32_t *labels, int n,
                             spk_batch_stats *st, spk_error *err);
+/* The same step in two halves, so that the host can prepare the next batch while a device
+ * computes: submit enqueues the upload, forward, backward and update; finish reads back the
+ * loss and readout (waiting for the device) and accumulates the stats. */
+int spk_session_train_submit(spk_session *s, const float *x, const int32_t *labels, int n,
+                             spk_error *err);
+int spk_session_train_finish(spk_session *s, spk_batch_stats *st, spk_error *err);
 /* Forward only; accumulates loss and accuracy. */
 int spk_session_eval_batch(spk_session *s, const float *x, const int32_t *labels, int n,
                            spk_batch_stats *st, spk_error *err);
