@@ -13,6 +13,7 @@
 #include "opencl_internal.h"
 
 #include "philox_cl.h"          /* philox_cl_source: core/include/spikecl/philox.h */
+#include "surrogate_cl.h"       /* surrogate_cl_source: core/include/spikecl/surrogate.h */
 #include "prelude_opencl_cl.h" /* prelude_opencl_cl_source: core/kernels/prelude_opencl.cl */
 
 /* Arg info lets launch() check argument kinds before OpenCL sees them. */
@@ -35,7 +36,7 @@ static char *spk_ocl_strdup(const char *s)
 
 /* ---- source assembly ---- */
 
-/* prelude + philox + the set's text. Contraction into fma is switched off so that OpenCL rounds
+/* prelude + philox + surrogates + the set's text. Contraction into fma is switched off so that OpenCL rounds
  * like the CPU build (ISO C mode, -ffp-contract=off); #line makes build logs point into the
  * set's own file. */
 static char *spk_ocl_assemble(const char *owner, const char *source)
@@ -50,12 +51,12 @@ static char *spk_ocl_assemble(const char *owner, const char *source)
     char directive[200];
     snprintf(directive, sizeof directive, "\n#line 1 \"%s\"\n", line);
     size_t n = strlen(pragma) + strlen(prelude_opencl_cl_source) + 1 + strlen(philox_cl_source) +
-               strlen(directive) + strlen(source) + 2;
+               1 + strlen(surrogate_cl_source) + strlen(directive) + strlen(source) + 2;
     char *text = malloc(n);
     if (!text)
         return NULL;
-    snprintf(text, n, "%s%s\n%s%s%s\n", pragma, prelude_opencl_cl_source, philox_cl_source,
-             directive, source);
+    snprintf(text, n, "%s%s\n%s\n%s%s%s\n", pragma, prelude_opencl_cl_source, philox_cl_source,
+             surrogate_cl_source, directive, source);
     return text;
 }
 

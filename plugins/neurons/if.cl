@@ -2,7 +2,8 @@
  * (b, n), looping over t inside. Single source: compiled as C by if.c and as an OpenCL program
  * (see spikecl/kernel.h). */
 
-/* Layout of the `cfg` word the host side packs (if.c checks these against the public enums). */
+/* Spike functions and surrogates: spikecl/surrogate.h (spk_sg_spike, spk_sg_grad).
+ * Layout of the `cfg` word the host side packs (if.c checks these against the public enums). */
 #define IF_RESET_SUBTRACT 0
 #define IF_RESET_ZERO 1
 #define IF_RESET_NONE 2
@@ -20,44 +21,6 @@
 
 /* helpers: `static inline` is valid in C99 and in OpenCL C 1.2. Each .cl file is its own
  * OpenCL program, so the surrogate definitions of lif.cl are repeated here under this prefix. */
-#define IF_FN static inline
-
-/* H(x), or in smooth mode the function whose derivative is the surrogate. */
-IF_FN float if_spike(const float x, const int sg, const float k, const int smooth)
-{
-    if (!smooth)
-        return x > 0.0f ? 1.0f : 0.0f;
-    if (sg == IF_SG_FAST_SIGMOID)
-        return x / (1.0f + k * fabsf(x)) + 0.5f;
-    if (sg == IF_SG_ATAN)
-        return atanf(1.57079633f * k * x) / 3.14159265f + 0.5f;
-    if (sg == IF_SG_SIGMOID)
-        return 1.0f / (1.0f + expf(-k * x));
-    const float u = k * x;
-    if (u <= -1.0f)
-        return 0.0f;
-    if (u >= 1.0f)
-        return 1.0f;
-    return u < 0.0f ? 0.5f + u + 0.5f * u * u : 0.5f + u - 0.5f * u * u;
-}
-
-/* The surrogate derivative dS/dx used in backward (hard and smooth mode alike). */
-IF_FN float if_surrogate(const float x, const int sg, const float k)
-{
-    if (sg == IF_SG_FAST_SIGMOID) {
-        const float d = k * fabsf(x) + 1.0f;
-        return 1.0f / (d * d);
-    }
-    if (sg == IF_SG_ATAN) {
-        const float u = 1.57079633f * k * x;
-        return 0.5f * k / (1.0f + u * u);
-    }
-    if (sg == IF_SG_SIGMOID) {
-        const float s = 1.0f / (1.0f + expf(-k * x));
-        return k * s * (1.0f - s);
-    }
-    return k * fmaxf(0.0f, 1.0f - k * fabsf(x));
-}
 
 /* Forward over the window. i indexes [B, N]; the input is read at t*in_ts + i (in_ts = 0 for a
  * constant input), the threshold at n*thr_st (0: one value for the layer). rv is the value a
@@ -76,7 +39,7 @@ SPK_KERNEL void if_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
         const int out_mem = (cfg & IF_CFG_OUT_MEM) != 0;
         float m = 0.0f;
         /* r_t = S(m_{t-1} - thr) is the previous step's spike: carry it */
-        float s = if_spike(-th, sg, slope, smooth);
+        float s = spk_sg_spike(-th, sg, slope, smooth);
         for (int t = 0; t < T; t++) {
             const float cur = in[t * in_ts + i];
             if (reset == IF_RESET_SUBTRACT)
@@ -85,7 +48,7 @@ SPK_KERNEL void if_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
                 m = (1.0f - s) * m + s * rv + cur;
             else
                 m = m + cur;
-            s = if_spike(m - th, sg, slope, smooth);
+            s = spk_sg_spike(m - th, sg, slope, smooth);
             mem[t * bn + i] = m;
             out[t * bn + i] = out_mem ? m : s;
         }
@@ -120,13 +83,13 @@ SPK_KERNEL void if_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gthr,
             if (out_mem) {
                 a += g;
             } else {
-                const float d = if_surrogate(m - th, sg, slope);
+                const float d = spk_sg_grad(m - th, sg, slope);
                 a += g * d;
                 gt -= g * d; /* s_t = S(m_t - thr) */
             }
             /* the reset r_t = S(m_{t-1} - thr) and, unless detached, its derivative */
-            const float r = if_spike(mp - th, sg, slope, smooth);
-            const float dr = nodetach ? if_surrogate(mp - th, sg, slope) : 0.0f;
+            const float r = spk_sg_spike(mp - th, sg, slope, smooth);
+            const float dr = nodetach ? spk_sg_grad(mp - th, sg, slope) : 0.0f;
             if (reset == IF_RESET_SUBTRACT) {
                 /* m_t = m_{t-1} + I_t - r_t thr */
                 gt += a * (dr * th - r);

@@ -1,7 +1,8 @@
 /* neuron.lif kernels: snnTorch Leaky dynamics, one work item per (b, n), looping over t inside.
  * Single source: compiled as C by lif.c and as an OpenCL program (see spikecl/kernel.h). */
 
-/* Layout of the `cfg` word the host side packs (lif.c checks these against the public enums). */
+/* Spike functions and surrogates: spikecl/surrogate.h (spk_sg_spike, spk_sg_grad).
+ * Layout of the `cfg` word the host side packs (lif.c checks these against the public enums). */
 #define LIF_RESET_SUBTRACT 0
 #define LIF_RESET_ZERO 1
 #define LIF_RESET_NONE 2
@@ -17,47 +18,6 @@
 #define LIF_CFG_WANT_GIN 256  /* write grad_in */
 #define LIF_CFG_WANT_GBETA 512
 #define LIF_CFG_WANT_GTHR 1024
-
-/* helpers: `static inline` is valid in C99 and in OpenCL C 1.2 */
-#define LIF_FN static inline
-
-/* H(x), or in smooth mode the function whose derivative is the surrogate. */
-LIF_FN float lif_spike(const float x, const int sg, const float k, const int smooth)
-{
-    if (!smooth)
-        return x > 0.0f ? 1.0f : 0.0f;
-    if (sg == LIF_SG_FAST_SIGMOID)
-        return x / (1.0f + k * fabsf(x)) + 0.5f;
-    if (sg == LIF_SG_ATAN)
-        return atanf(1.57079633f * k * x) / 3.14159265f + 0.5f;
-    if (sg == LIF_SG_SIGMOID)
-        return 1.0f / (1.0f + expf(-k * x));
-    /* triangle: integral of k*max(0, 1 - k|x|), from 0 at -1/k to 1 at 1/k */
-    const float u = k * x;
-    if (u <= -1.0f)
-        return 0.0f;
-    if (u >= 1.0f)
-        return 1.0f;
-    return u < 0.0f ? 0.5f + u + 0.5f * u * u : 0.5f + u - 0.5f * u * u;
-}
-
-/* The surrogate derivative dS/dx used in backward (hard and smooth mode alike). */
-LIF_FN float lif_surrogate(const float x, const int sg, const float k)
-{
-    if (sg == LIF_SG_FAST_SIGMOID) {
-        const float d = k * fabsf(x) + 1.0f;
-        return 1.0f / (d * d);
-    }
-    if (sg == LIF_SG_ATAN) {
-        const float u = 1.57079633f * k * x;
-        return 0.5f * k / (1.0f + u * u);
-    }
-    if (sg == LIF_SG_SIGMOID) {
-        const float s = 1.0f / (1.0f + expf(-k * x));
-        return k * s * (1.0f - s);
-    }
-    return k * fmaxf(0.0f, 1.0f - k * fabsf(x));
-}
 
 /* Forward over the window. i indexes [B, N]; the input is read at t*in_ts + i (in_ts = 0 for a
  * constant input), beta and threshold at n*stride (stride 0: one value for the layer).
@@ -78,7 +38,7 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
         const int out_mem = (cfg & LIF_CFG_OUT_MEM) != 0;
         float m = 0.0f;
         /* r_t = S(m_{t-1} - thr) equals the previous step's spike: carry it */
-        float s = lif_spike(-th, sg, slope, smooth);
+        float s = spk_sg_spike(-th, sg, slope, smooth);
         for (int t = 0; t < T; t++) {
             const float cur = in[t * in_ts + i];
             if (reset == LIF_RESET_SUBTRACT)
@@ -87,7 +47,7 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
                 m = b * ((1.0f - s) * m + s * rv) + cur;
             else
                 m = b * m + cur;
-            s = lif_spike(m - th, sg, slope, smooth);
+            s = spk_sg_spike(m - th, sg, slope, smooth);
             mem[t * bn + i] = m;
             out[t * bn + i] = out_mem ? m : s;
         }
@@ -124,13 +84,13 @@ SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
             if (out_mem) {
                 a += g;
             } else {
-                const float d = lif_surrogate(m - th, sg, slope);
+                const float d = spk_sg_grad(m - th, sg, slope);
                 a += g * d;
                 gt -= g * d; /* s_t = S(m_t - thr) */
             }
             /* the reset r_t = S(m_{t-1} - thr) and, unless detached, its derivative */
-            const float r = lif_spike(mp - th, sg, slope, smooth);
-            const float dr = nodetach ? lif_surrogate(mp - th, sg, slope) : 0.0f;
+            const float r = spk_sg_spike(mp - th, sg, slope, smooth);
+            const float dr = nodetach ? spk_sg_grad(mp - th, sg, slope) : 0.0f;
             if (reset == LIF_RESET_SUBTRACT) {
                 /* m_t = b m_{t-1} + I_t - r_t thr */
                 gb += a * mp;

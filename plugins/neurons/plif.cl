@@ -20,43 +20,6 @@
  * OpenCL program, so the surrogate definitions of lif.cl are repeated here under this prefix. */
 #define PLIF_FN static inline
 
-/* H(x), or in smooth mode the function whose derivative is the surrogate. */
-PLIF_FN float plif_spike(const float x, const int sg, const float k, const int smooth)
-{
-    if (!smooth)
-        return x > 0.0f ? 1.0f : 0.0f;
-    if (sg == PLIF_SG_FAST_SIGMOID)
-        return x / (1.0f + k * fabsf(x)) + 0.5f;
-    if (sg == PLIF_SG_ATAN)
-        return atanf(1.57079633f * k * x) / 3.14159265f + 0.5f;
-    if (sg == PLIF_SG_SIGMOID)
-        return 1.0f / (1.0f + expf(-k * x));
-    const float u = k * x;
-    if (u <= -1.0f)
-        return 0.0f;
-    if (u >= 1.0f)
-        return 1.0f;
-    return u < 0.0f ? 0.5f + u + 0.5f * u * u : 0.5f + u - 0.5f * u * u;
-}
-
-/* The surrogate derivative dS/dx used in backward (hard and smooth mode alike). */
-PLIF_FN float plif_surrogate(const float x, const int sg, const float k)
-{
-    if (sg == PLIF_SG_FAST_SIGMOID) {
-        const float d = k * fabsf(x) + 1.0f;
-        return 1.0f / (d * d);
-    }
-    if (sg == PLIF_SG_ATAN) {
-        const float u = 1.57079633f * k * x;
-        return 0.5f * k / (1.0f + u * u);
-    }
-    if (sg == PLIF_SG_SIGMOID) {
-        const float s = 1.0f / (1.0f + expf(-k * x));
-        return k * s * (1.0f - s);
-    }
-    return k * fmaxf(0.0f, 1.0f - k * fabsf(x));
-}
-
 /* 1/tau from the learnt w. */
 PLIF_FN float plif_rate(const float w)
 {
@@ -89,7 +52,7 @@ SPK_KERNEL void plif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *hmem,
         for (int t = 0; t < T; t++) {
             const float x = in[t * in_ts + i];
             const float h = decay ? v + k * (x - (v - vr)) : v - k * (v - vr) + x;
-            const float s = plif_spike(h - vth, sg, slope, smooth);
+            const float s = spk_sg_spike(h - vth, sg, slope, smooth);
             v = plif_after(h, s, soft, vth, vr);
             hmem[t * bn + i] = h;
             out[t * bn + i] = out_mem ? h : s;
@@ -123,11 +86,11 @@ SPK_KERNEL void plif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gw,
             float vp = vr; /* V_{t-1}, exactly as forward computed it */
             if (t > 0) {
                 const float hp = hmem[(t - 1) * bn + i];
-                vp = plif_after(hp, plif_spike(hp - vth, sg, slope, smooth), soft, vth, vr);
+                vp = plif_after(hp, spk_sg_spike(hp - vth, sg, slope, smooth), soft, vth, vr);
             }
             const float g = gout[t * bn + i];
-            const float s = plif_spike(h - vth, sg, slope, smooth);
-            const float d = plif_surrogate(h - vth, sg, slope);
+            const float s = spk_sg_spike(h - vth, sg, slope, smooth);
+            const float d = spk_sg_grad(h - vth, sg, slope);
             float ah = out_mem ? g : g * d;
             /* dV_t/dH_t; a detached reset keeps S as a constant factor */
             if (soft)

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "spikecl/philox.h"
+#include "spikecl/surrogate.h"
 
 typedef enum spk_karg_type {
     SPK_KARG_BUF = 'B',
