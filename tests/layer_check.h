@@ -36,7 +36,7 @@ static inline void lc_backend(lc *t)
 
 /* One layer of `type` with parameters `yaml` on one input of shape `in`. */
 static inline void lc_new(lc *t, const char *type, const char *yaml, spk_shape in, int T, int B,
-                   uint32_t seed)
+                          uint32_t seed)
 {
     memset(t, 0, sizeof *t);
     const spk_layer_type *ty = spk_registry_find(spk_registry_default(), type);
@@ -154,7 +154,8 @@ static inline double lc_objective(lc *t, const float *R)
  * weight value), compared with `analytic`. Returns max |fd - analytic| / max(|fd|, |analytic|)
  * over the tensor: a normalised error that is large when either side is wrong, including an
  * all-zero backward. The perturbation actually applied (after float rounding) is the divisor. */
-static inline double lc_fd_error(lc *t, spk_tensor *p, const float *R, const float *analytic, float eps)
+static inline double lc_fd_error(lc *t, spk_tensor *p, const float *R, const float *analytic,
+                                 float eps)
 {
     float *v = lc_fetch(t, p);
     double maxerr = 0.0, scale = 1e-12;

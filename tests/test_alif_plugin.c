@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define WORK SPK_BUILD_DIR "/alif-test"
-#define STAGE WORK "/stage"
-#define SRC WORK "/src"
+#define WORK   SPK_BUILD_DIR "/alif-test"
+#define STAGE  WORK "/stage"
+#define SRC    WORK "/src"
 #define PLUGIN SRC "/build/libspikecl_alif.so"
 
 static void run_ok(const char *what, const char *cmd)
@@ -185,9 +185,9 @@ static double smooth(double x, double k)
 /* The objective sum(s * R) of the equations in alif.c, smooth, in double. With `frozen` the
  * reset terms s_{t-1} b_{t-1} are read from it (the function a detached backward
  * differentiates); with `save` they are stored there. */
-static double ref_objective(int T, int B, int N, const double *in, int const_in,
-                            const double *beta, double rho, double b0, double ba, double k,
-                            const float *R, const double *frozen, double *save)
+static double ref_objective(int T, int B, int N, const double *in, int const_in, const double *beta,
+                            double rho, double b0, double ba, double k, const float *R,
+                            const double *frozen, double *save)
 {
     double L = 0.0;
     for (int b = 0; b < B; b++)
@@ -303,8 +303,7 @@ static spk_layer_inst *make_on(spk_backend *be, spk_params *p, int T, int B, int
     const spk_layer_type *ty = spk_registry_find(spk_registry_default(), "neuron.alif");
     spk_shape in = lc_shape(SPK_TIME_STEPS, 1, N, 0, 0);
     spk_layer_inst *li = NULL;
-    cr_assert_eq(spk_layer_inst_new(ty, p, 1, &in, T, B, be, 3, &li, &err), SPK_OK, "%s",
-                 err.msg);
+    cr_assert_eq(spk_layer_inst_new(ty, p, 1, &in, T, B, be, 3, &li, &err), SPK_OK, "%s", err.msg);
     return li;
 }
 
@@ -322,8 +321,9 @@ Test(alif_plugin, opencl_matches_cpu)
     cr_assert_eq(spk_backend_cpu_new(1, &cpu, &err), SPK_OK, "%s", err.msg);
     const spk_layer_type *ty = spk_registry_find(spk_registry_default(), "neuron.alif");
     spk_params p;
-    cr_assert_eq(spk_params_from_yaml(ty, "{beta: {uniform: [0.7, 0.95]}, learn_beta: true, "
-                                          "detach_reset: false}",
+    cr_assert_eq(spk_params_from_yaml(ty,
+                                      "{beta: {uniform: [0.7, 0.95]}, learn_beta: true, "
+                                      "detach_reset: false}",
                                       &p, &err),
                  SPK_OK, "%s", err.msg);
     const int T = 12, B = 3, N = 7;
@@ -446,8 +446,7 @@ Test(alif_plugin, trains_through_the_session_api, .timeout = 300)
     for (int k = 0; k < steps; k++) {
         memset(&st, 0, sizeof st);
         FILL(held + k * batch);
-        cr_assert_eq(spk_session_train_batch(s, x, lab, batch, &st, &err), SPK_OK, "%s",
-                     err.msg);
+        cr_assert_eq(spk_session_train_batch(s, x, lab, batch, &st, &err), SPK_OK, "%s", err.msg);
     }
     int correct = 0;
     for (int k = 0; k < held; k += batch) {

@@ -64,8 +64,7 @@ Test(cli, bad_input_exit_2)
     cr_expect(strstr(out, "bad.yaml:4:") && strstr(out, "did you mean 'threshold'"), "%s", out);
     free(out);
     free(bad);
-    cr_expect_eq(run("train models/fmnist_lif_mlp.yaml --device warp9 --limit-train 10", &out),
-                 2);
+    cr_expect_eq(run("train models/fmnist_lif_mlp.yaml --device warp9 --limit-train 10", &out), 2);
     cr_expect(strstr(out, "bad device string 'warp9'"), "%s", out);
     free(out);
     cr_expect_eq(run("train models/fmnist_lif_mlp.yaml --data /nonexistent", &out), 2);
@@ -87,8 +86,7 @@ Test(cli, devices_and_plugins)
     cr_expect(strncmp(out, "cpu\t", 4) == 0 || strstr(out, "\ncpu\t"), "%s", out);
     free(out);
     cr_expect_eq(run("plugins", &out), 0);
-    cr_expect(strstr(out, "neuron.lif (neuron, built-in)") && strstr(out, "threshold"), "%s",
-              out);
+    cr_expect(strstr(out, "neuron.lif (neuron, built-in)") && strstr(out, "threshold"), "%s", out);
     free(out);
 }
 

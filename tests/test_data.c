@@ -14,7 +14,7 @@
 #error "compile with -DSPK_SHARED_DIR=\"...\""
 #endif
 
-#define MNIST_DIR SPK_SHARED_DIR "/data/mnist"
+#define MNIST_DIR   SPK_SHARED_DIR "/data/mnist"
 #define T10K_IMAGES MNIST_DIR "/t10k-images-idx3-ubyte.gz"
 #define T10K_LABELS MNIST_DIR "/t10k-labels-idx1-ubyte.gz"
 

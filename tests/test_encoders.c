@@ -53,8 +53,7 @@ Test(direct, default_gain_and_errors)
 /* The documented stream: Philox counter (feature / 4, t, sample, batch), key (seed,
  * SPK_RNG_POISSON ^ epoch << 4); feature f uses output word f % 4; spike when the unit draw is
  * below clamp(gain x, 0, 1). */
-static float ref_spike(int f, int t, int b, uint32_t batch, uint32_t seed, uint32_t epoch,
-                       float p)
+static float ref_spike(int f, int t, int b, uint32_t batch, uint32_t seed, uint32_t epoch, float p)
 {
     spk_philox_ctr c = {{(spk_u32)(f / 4), (spk_u32)t, (spk_u32)b, batch}};
     spk_philox_ctr r = spk_philox4x32_10(c, seed, SPK_RNG_POISSON ^ (epoch << 4));
@@ -110,8 +109,7 @@ Test(poisson, rate_matches_intensity)
         if (p == 0.0 || p == 1.0)
             cr_expect_eq(n / T, p, "feature %d: rate %g, intensity %g", f, n / T, p);
         else
-            cr_expect_leq(fabs(n / T - p), 0.04, "feature %d: rate %g, intensity %g", f, n / T,
-                          p);
+            cr_expect_leq(fabs(n / T - p), 0.04, "feature %d: rate %g, intensity %g", f, n / T, p);
     }
     free(s);
     lc_free(&t);
@@ -178,7 +176,8 @@ Test(poisson, keyed_by_seed_epoch_batch)
 Test(poisson, backward_straight_through)
 {
     const int T = 5, B = 2, F = 6;
-    const float x[12] = {-0.1f, 0.0f, 0.2f, 0.45f, 0.5f, 0.7f, 0.1f, 0.3f, 0.49f, 0.51f, 1.0f, 2.0f};
+    const float x[12] = {-0.1f, 0.0f, 0.2f,  0.45f, 0.5f, 0.7f,
+                         0.1f,  0.3f, 0.49f, 0.51f, 1.0f, 2.0f};
     lc t;
     lc_new(&t, "encoder.poisson", "{gain: 2}", lc_shape(SPK_TIME_NONE, 1, F, 0, 0), T, B, 1);
     lc_set(&t, &t.li->in[0], x);

@@ -85,8 +85,10 @@ Test(graph, dag_gradients_match_finite_differences)
             /* central differences in float32: truncation O(eps^2) and rounding ~1e-7/eps;
              * 2e-3 absolute + 3% relative covers both with a margin, while a wrong term in a
              * backward (a missing reset path, a wrong broadcast) is off by far more */
-            cr_expect(fabs(fd - g[j]) <= 2e-3 + 0.03 * fabs(fd), "%s[%zu]: backward %.6g, finite "
-                      "differences %.6g", name, j, g[j], fd);
+            cr_expect(fabs(fd - g[j]) <= 2e-3 + 0.03 * fabs(fd),
+                      "%s[%zu]: backward %.6g, finite "
+                      "differences %.6g",
+                      name, j, g[j], fd);
             checked++;
         }
         free(w);
@@ -244,8 +246,10 @@ Test(graph, rate_reg_gradients)
         w[j] = keep;
         spk_session_weight_set(s, 0, w, &err);
         double fd = (lp - lm) / (2 * eps);
-        cr_expect(fabs(fd - g[j]) <= 2e-3 + 0.03 * fabs(fd), "fc1.weight[%zu]: backward %.6g, "
-                  "finite differences %.6g", j, g[j], fd);
+        cr_expect(fabs(fd - g[j]) <= 2e-3 + 0.03 * fabs(fd),
+                  "fc1.weight[%zu]: backward %.6g, "
+                  "finite differences %.6g",
+                  j, g[j], fd);
     }
     free(w);
     free(g);

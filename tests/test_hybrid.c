@@ -63,8 +63,8 @@ static double ref_run(const ref_cfg *c, const ref_w *w, const float *R, double *
             /* the trace after step t, from the new membranes */
             for (int o = 0; o < NO; o++)
                 for (int i = 0; i < NI; i++)
-                    P[o * NI + i] = P[o * NI + i] * d +
-                                    w->eta[o] * (sigm(u[o]) + w->beta[o]) * xt[i];
+                    P[o * NI + i] =
+                        P[o * NI + i] * d + w->eta[o] * (sigm(u[o]) + w->beta[o]) * xt[i];
         }
     }
     free(P), free(u), free(s);
@@ -116,8 +116,8 @@ static void ref_free(ref_w *w)
     free(w->x), free(w->W), free(w->bias), free(w->eta), free(w->beta);
 }
 
-static ref_cfg make_cfg(int T, int B, int nin, int nout, int const_in, double tau_u,
-                        double tau_w, double dt, double vth, double slope, int out_mem)
+static ref_cfg make_cfg(int T, int B, int nin, int nout, int const_in, double tau_u, double tau_w,
+                        double dt, double vth, double slope, int out_mem)
 {
     ref_cfg c = {T, B, nin, nout, const_in, dt / tau_u, tau_w, dt, vth, slope, 0, out_mem};
     return c;
@@ -170,8 +170,7 @@ static void check_forward(const char *yaml, ref_cfg c, float lo, float hi)
         double diff = 0.0;
         for (size_t i = 0; i < total; i++)
             diff = fmax(diff, fabs(u0[i] - u[i]));
-        cr_expect_gt(diff / scale, 1e-2, "%s: the Hebbian term changes u by only %g", yaml,
-                     diff);
+        cr_expect_gt(diff / scale, 1e-2, "%s: the Hebbian term changes u by only %g", yaml, diff);
         free(u0);
     }
     ref_free(&w);
@@ -183,8 +182,7 @@ static void check_forward(const char *yaml, ref_cfg c, float lo, float hi)
 
 Test(hybrid, forward_steps)
 {
-    check_forward("{out: 7, " META "}", make_cfg(3, 3, 5, 7, 0, 5, 1, 1, 0.2, 5, 0), -0.5f,
-                  2.0f);
+    check_forward("{out: 7, " META "}", make_cfg(3, 3, 5, 7, 0, 5, 1, 1, 0.2, 5, 0), -0.5f, 2.0f);
     check_forward("{out: 13, tau_u: 2, tau_w: 3, dt: 0.5, threshold: 0.3, " META "}",
                   make_cfg(6, 4, 11, 13, 0, 2, 3, 0.5, 0.3, 5, 0), -0.5f, 2.0f);
     check_forward("{out: 1, bias: false, " META "}", make_cfg(1, 1, 1, 1, 0, 5, 1, 1, 0.2, 5, 0),
@@ -257,7 +255,8 @@ Test(hybrid, hand_computed)
     const double e1 = exp(-1.0), p0 = sigm(0.4) * 2.0;
     const double u1 = 0.4 * e1 + 0.4 * sigm(0.4);
     const double s1 = u1 > 0.2 ? 1.0 : 0.0;
-    const double u2 = (1 - s1) * 0.8 * u1 + 0.2 * (2 * exp(-2.0) + 0.5 * (p0 * e1 + 2 * sigm(u1)) * 2);
+    const double u2 =
+        (1 - s1) * 0.8 * u1 + 0.2 * (2 * exp(-2.0) + 0.5 * (p0 * e1 + 2 * sigm(u1)) * 2);
     const double want_u[3] = {0.4, u1, u2};
     const double want_s[3] = {1.0, s1, u2 > 0.2 ? 1.0 : 0.0};
     for (int i = 0; i < 3; i++) {
@@ -323,8 +322,8 @@ Test(hybrid, backward_fd_steps)
 
 Test(hybrid, backward_fd_const_membrane)
 {
-    check_fd("{out: 6, tau_u: 2, " META "}", make_cfg(3, 3, 11, 6, 1, 2, 1, 1, 0.2, 5, 0),
-             -0.5f, 1.5f);
+    check_fd("{out: 6, tau_u: 2, " META "}", make_cfg(3, 3, 11, 6, 1, 2, 1, 1, 0.2, 5, 0), -0.5f,
+             1.5f);
     check_fd("{out: 4, output: membrane, bias: false, tau_w: 2, " META "}",
              make_cfg(4, 2, 3, 4, 1, 5, 2, 1, 0.2, 5, 1), -0.5f, 1.5f);
     check_fd("{out: 3, " META "}", make_cfg(1, 2, 4, 3, 0, 5, 1, 1, 0.2, 5, 0), -0.5f, 1.5f);
@@ -352,8 +351,7 @@ static void check_detached(const char *yaml, ref_cfg c)
     double Lp = 0.0;
     for (size_t i = 0; i < total; i++)
         Lp += (double)y[i] * R[i];
-    cr_expect(fabs(L0 - Lp) <= 1e-4 * fmax(1.0, fabs(L0)), "%s: model %g, plugin %g", yaml, L0,
-              Lp);
+    cr_expect(fabs(L0 - Lp) <= 1e-4 * fmax(1.0, fabs(L0)), "%s: model %g, plugin %g", yaml, L0, Lp);
     const double eps = 1e-5, tol = 2e-3;
     struct {
         const char *name;
@@ -403,8 +401,8 @@ Test(hybrid, frozen_and_no_grad_in)
 {
     lc t;
     ref_cfg c = make_cfg(3, 2, 4, 3, 0, 5, 1, 1, 0.2, 5, 0);
-    new_layer(&t, "{out: 3, learn_alpha: false, learn_eta: false, learn_beta: false, " META "}",
-              &c, 1);
+    new_layer(&t, "{out: 3, learn_alpha: false, learn_eta: false, learn_beta: false, " META "}", &c,
+              1);
     cr_expect(lc_weight(&t, "alpha")->frozen && lc_weight(&t, "eta")->frozen &&
               lc_weight(&t, "beta")->frozen);
     lc_fill(&t, &t.li->in[0], -0.5f, 1.5f, 3);
@@ -445,8 +443,8 @@ Test(hybrid, init_errors)
     int rc = lc_try(&t, "neuron.hybrid", "{out: 3}", lc_shape(SPK_TIME_NONE, 1, 10, 0, 0), 3, 2);
     cr_expect_eq(rc, SPK_ERR_SHAPE, "rc %d: %s", rc, t.err.msg);
     lc_free(&t);
-    rc = lc_try(&t, "neuron.hybrid", "{out: 3, tau_u: 0.5}",
-                lc_shape(SPK_TIME_STEPS, 1, 10, 0, 0), 3, 2);
+    rc = lc_try(&t, "neuron.hybrid", "{out: 3, tau_u: 0.5}", lc_shape(SPK_TIME_STEPS, 1, 10, 0, 0),
+                3, 2);
     cr_expect_eq(rc, SPK_ERR_INVALID, "rc %d: %s", rc, t.err.msg);
     lc_free(&t);
     rc = lc_try(&t, "neuron.hybrid", "{tau_u: 5}", lc_shape(SPK_TIME_STEPS, 1, 10, 0, 0), 3, 2);

@@ -143,8 +143,8 @@ Test(latency, init_errors)
     int rc = lc_try(&t, "encoder.latency", NULL, lc_shape(SPK_TIME_STEPS, 1, 4, 0, 0), 3, 2);
     cr_expect_eq(rc, SPK_ERR_SHAPE, "%s", t.err.msg);
     lc_free(&t);
-    rc = lc_try(&t, "encoder.latency", "{threshold: 1.5}", lc_shape(SPK_TIME_NONE, 1, 4, 0, 0),
-                3, 2);
+    rc = lc_try(&t, "encoder.latency", "{threshold: 1.5}", lc_shape(SPK_TIME_NONE, 1, 4, 0, 0), 3,
+                2);
     cr_expect_neq(rc, SPK_OK);
     lc_free(&t);
     rc = lc_try(&t, "encoder.latency", "{tau: 0}", lc_shape(SPK_TIME_NONE, 1, 4, 0, 0), 3, 2);

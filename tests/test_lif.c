@@ -13,9 +13,12 @@ enum { FAST, ATAN, SIGM, TRI };
 static double ref_smooth(double x, int sg, double k)
 {
     switch (sg) {
-    case FAST: return x / (1.0 + k * fabs(x)) + 0.5;
-    case ATAN: return atan(PI / 2 * k * x) / PI + 0.5;
-    case SIGM: return 1.0 / (1.0 + exp(-k * x));
+    case FAST:
+        return x / (1.0 + k * fabs(x)) + 0.5;
+    case ATAN:
+        return atan(PI / 2 * k * x) / PI + 0.5;
+    case SIGM:
+        return 1.0 / (1.0 + exp(-k * x));
     default: {
         double u = k * x;
         if (u <= -1)
@@ -114,8 +117,8 @@ static void check_forward(const char *yaml, int T, int B, int N, int const_in, i
     /* Same float operations in the same order: the results agree to rounding (1e-5 allows for
      * a compiler contracting a*b+c into an FMA on one side); a spike could only differ where a
      * membrane lies within ~1e-7 of the threshold, which these inputs do not produce. */
-    cr_expect_leq(spk_test_nerr(gm, mem, total), 1e-5, "%s T%d B%d N%d: membranes differ", yaml,
-                  T, B, N);
+    cr_expect_leq(spk_test_nerr(gm, mem, total), 1e-5, "%s T%d B%d N%d: membranes differ", yaml, T,
+                  B, N);
     cr_expect_leq(spk_test_nerr(out, out_mem ? mem : spk, total), 1e-5,
                   "%s T%d B%d N%d: outputs differ", yaml, T, B, N);
     int spikes = 0;
@@ -143,10 +146,10 @@ Test(lif, forward_zero_none)
 
 Test(lif, forward_per_neuron_and_const_input)
 {
-    check_forward("{beta: {uniform: [0, 1]}, threshold: {uniform: [0.5, 1.5]}}", 12, 3, 17, 0,
-                  SUB, 0);
-    check_forward("{beta: 0.7, per_neuron_beta: true, per_neuron_threshold: true}", 5, 2, 9, 0,
-                  SUB, 0);
+    check_forward("{beta: {uniform: [0, 1]}, threshold: {uniform: [0.5, 1.5]}}", 12, 3, 17, 0, SUB,
+                  0);
+    check_forward("{beta: 0.7, per_neuron_beta: true, per_neuron_threshold: true}", 5, 2, 9, 0, SUB,
+                  0);
     check_forward("{beta: 0.85, reset: zero}", 15, 4, 19, 1, ZERO, 0);
     check_forward("{beta: 0.85, output: membrane}", 10, 3, 5, 1, SUB, 1);
 }
@@ -292,8 +295,8 @@ Test(lif, backward_fd_subtract_nodetach)
      * ~thr/2 per step and the membrane settles at (I - thr/2) / (1 - beta): inputs in
      * [0.5, 0.9] keep it around the threshold, where the surrogate is not ~0 and the gradients
      * stand well above the float32 rounding of the objective (~1e-7 / 2 eps ~ 5e-5). */
-    check_fd_in("{beta: 0.8, detach_reset: false, learn_beta: true, learn_threshold: true}", 6,
-                3, 5, 0, 1e-3f, 0.5f, 0.9f);
+    check_fd_in("{beta: 0.8, detach_reset: false, learn_beta: true, learn_threshold: true}", 6, 3,
+                5, 0, 1e-3f, 0.5f, 0.9f);
     check_fd("{beta: {uniform: [0.3, 0.95]}, detach_reset: false, learn_beta: true, "
              "learn_threshold: true, per_neuron_threshold: true, surrogate: {type: atan, "
              "alpha: 2}}",
@@ -335,8 +338,8 @@ Test(lif, backward_fd_none_membrane_const)
  * double gives truncation error ~1e-8 * |f'''| and no visible rounding: the 5e-3 tolerance is
  * what the plugin's float32 forward/backward differ from double by over T <= 8 steps (~1e-5),
  * with a wide margin, while a wrong detached term is O(1). */
-static void check_detached(const char *yaml, int T, int B, int N, int const_in, int reset,
-                           int sg, double k, int out_mem)
+static void check_detached(const char *yaml, int T, int B, int N, int const_in, int reset, int sg,
+                           double k, int out_mem)
 {
     lc t;
     spk_shape in = lc_shape(const_in ? SPK_TIME_CONST : SPK_TIME_STEPS, 1, N, 0, 0);
@@ -357,14 +360,12 @@ static void check_detached(const char *yaml, int T, int B, int N, int const_in, 
         beta[n] = bf[n], thr[n] = tf[n];
 
     /* the model agrees with the plugin's smooth forward */
-    double L0 = ref_objective_d(T, B, N, x, const_in, beta, thr, reset, sg, k, out_mem, R, NULL,
-                                r);
+    double L0 = ref_objective_d(T, B, N, x, const_in, beta, thr, reset, sg, k, out_mem, R, NULL, r);
     float *out = lc_fetch(&t, &t.li->out);
     double Lp = 0.0;
     for (size_t i = 0; i < total; i++)
         Lp += (double)out[i] * R[i];
-    cr_expect(fabs(L0 - Lp) <= 1e-4 * fmax(1.0, fabs(L0)), "%s: model %g, plugin %g", yaml, L0,
-              Lp);
+    cr_expect(fabs(L0 - Lp) <= 1e-4 * fmax(1.0, fabs(L0)), "%s: model %g, plugin %g", yaml, L0, Lp);
 
     const double eps = 1e-4, tol = 5e-3;
     double maxerr = 0, scale = 1e-12;
@@ -372,11 +373,11 @@ static void check_detached(const char *yaml, int T, int B, int N, int const_in, 
     do {                                                                                           \
         const double keep = (var);                                                                 \
         (var) = keep + eps;                                                                        \
-        double fp = ref_objective_d(T, B, N, x, const_in, beta, thr, reset, sg, k, out_mem, R, r,  \
-                                    NULL);                                                         \
+        double fp =                                                                                \
+            ref_objective_d(T, B, N, x, const_in, beta, thr, reset, sg, k, out_mem, R, r, NULL);   \
         (var) = keep - eps;                                                                        \
-        double fm = ref_objective_d(T, B, N, x, const_in, beta, thr, reset, sg, k, out_mem, R, r,  \
-                                    NULL);                                                         \
+        double fm =                                                                                \
+            ref_objective_d(T, B, N, x, const_in, beta, thr, reset, sg, k, out_mem, R, r, NULL);   \
         (var) = keep;                                                                              \
         double fd = (fp - fm) / (2 * eps);                                                         \
         maxerr = fmax(maxerr, fabs(fd - (analytic)));                                              \
@@ -425,8 +426,8 @@ Test(lif, backward_detached_reset)
     check_detached("{beta: 0.8, reset: zero, learn_beta: true, learn_threshold: true, "
                    "surrogate: atan}",
                    7, 3, 5, 0, ZERO, ATAN, 2, 0);
-    check_detached("{beta: 0.9, learn_beta: true, learn_threshold: true, surrogate: sigmoid}", 8,
-                   2, 4, 1, SUB, SIGM, 5, 0);
+    check_detached("{beta: 0.9, learn_beta: true, learn_threshold: true, surrogate: sigmoid}", 8, 2,
+                   4, 1, SUB, SIGM, 5, 0);
     check_detached("{beta: 0.9, reset: zero, learn_beta: true, learn_threshold: true, output: "
                    "membrane, surrogate: triangle}",
                    6, 2, 4, 0, ZERO, TRI, 1, 1);
@@ -502,8 +503,8 @@ Test(lif, init_errors)
     rc = lc_try(&t, "neuron.lif", "{beta: 1.5}", lc_shape(SPK_TIME_STEPS, 1, 10, 0, 0), 4, 2);
     cr_expect_neq(rc, SPK_OK);
     lc_free(&t);
-    rc = lc_try(&t, "neuron.lif", "{reset: sometimes}", lc_shape(SPK_TIME_STEPS, 1, 10, 0, 0), 4,
-                2);
+    rc =
+        lc_try(&t, "neuron.lif", "{reset: sometimes}", lc_shape(SPK_TIME_STEPS, 1, 10, 0, 0), 4, 2);
     cr_expect_neq(rc, SPK_OK);
     lc_free(&t);
 }

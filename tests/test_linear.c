@@ -3,8 +3,8 @@
 #include "layer_check.h"
 
 /* y[r, o] = sum_i x[r, i] W[o, i] + b[o], in double. */
-static void ref_linear(size_t rows, int ni, int no, const float *x, const float *W,
-                       const float *b, float *y)
+static void ref_linear(size_t rows, int ni, int no, const float *x, const float *W, const float *b,
+                       float *y)
 {
     for (size_t r = 0; r < rows; r++)
         for (int o = 0; o < no; o++) {
@@ -160,8 +160,8 @@ Test(linear, torch_layout_and_init)
 Test(linear, init_errors)
 {
     lc t;
-    int rc = lc_try(&t, "synapse.linear", "{bias: false}", lc_shape(SPK_TIME_STEPS, 1, 4, 0, 0),
-                    2, 2);
+    int rc =
+        lc_try(&t, "synapse.linear", "{bias: false}", lc_shape(SPK_TIME_STEPS, 1, 4, 0, 0), 2, 2);
     cr_expect_neq(rc, SPK_OK, "`out` is required");
     lc_free(&t);
     rc = lc_try(&t, "synapse.linear", "{out: 0}", lc_shape(SPK_TIME_STEPS, 1, 4, 0, 0), 2, 2);

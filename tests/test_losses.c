@@ -92,8 +92,7 @@ Test(mse_count, defaults_t25)
  * size <~ 10 the truncation error is ~eps^2 |f'''| <~ 1e-4 relative and the float32 loss
  * rounds at ~1e-7 * |loss| / eps ~ 1e-4: 2e-3 bounds both, and a missing 1/B or a wrong
  * softmax fails by O(1). */
-static void check_fd(const char *type, const char *yaml, int T, int B, int C, float lo,
-                     float hi)
+static void check_fd(const char *type, const char *yaml, int T, int B, int C, float lo, float hi)
 {
     lc t;
     lc_new(&t, type, yaml, lc_shape(SPK_TIME_NONE, 1, C, 0, 0), T, B, 1);
@@ -144,8 +143,8 @@ static void check_ce(const char *type)
         for (int c = 0; c < 3; c++) {
             double p = exp((double)z[3 + c] - lse); /* softmax is shift-invariant too */
             double want = (p - (c == (int)labels[b])) / 2.0;
-            cr_expect(fabs(g[b * 3 + c] - want) <= 1e-6, "%s: grad[%d][%d] = %g, expected %g",
-                      type, b, c, g[b * 3 + c], want);
+            cr_expect(fabs(g[b * 3 + c] - want) <= 1e-6, "%s: grad[%d][%d] = %g, expected %g", type,
+                      b, c, g[b * 3 + c], want);
         }
     free(loss);
     lc_free(&t);

@@ -41,8 +41,8 @@ Test(ce_rate, hand_computed)
             for (int c = 0; c < 3; c++) {
                 const double want = (exp(z[c]) / den - (c == (int)labels[b])) / 4.0;
                 const float got = g[(tt * 2 + b) * 3 + c];
-                cr_expect(fabs(got - want) <= 1e-6, "grad[%d][%d][%d] = %g, expected %g", tt, b,
-                          c, got, want);
+                cr_expect(fabs(got - want) <= 1e-6, "grad[%d][%d][%d] = %g, expected %g", tt, b, c,
+                          got, want);
             }
         }
     free(loss);
@@ -164,8 +164,7 @@ Test(ce_max_membrane, equals_max_readout_then_ce)
     const int T = 6, B = 4, C = 5;
     lc m, ro, ce, mb;
     lc_new(&m, "loss.ce_max_membrane", NULL, lc_shape(SPK_TIME_STEPS, 1, C, 0, 0), T, B, 1);
-    lc_new(&ro, "readout.membrane", "{mode: max}", lc_shape(SPK_TIME_STEPS, 1, C, 0, 0), T, B,
-           1);
+    lc_new(&ro, "readout.membrane", "{mode: max}", lc_shape(SPK_TIME_STEPS, 1, C, 0, 0), T, B, 1);
     lc_new(&ce, "loss.ce_membrane", NULL, lc_shape(SPK_TIME_NONE, 1, C, 0, 0), T, B, 1);
     lc_new(&mb, "loss.ce_max_membrane", NULL, lc_shape(SPK_TIME_NONE, 1, C, 0, 0), T, B, 1);
     float u[120];

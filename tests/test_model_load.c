@@ -66,8 +66,8 @@ static const spk_param_spec loss_params[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-#define FAKE_TYPE(var, nm, k, table)                                                              \
-    static const spk_layer_type var = {                                                           \
+#define FAKE_TYPE(var, nm, k, table)                                                               \
+    static const spk_layer_type var = {                                                            \
         .abi_major = SPK_ABI_MAJOR,                                                                \
         .abi_minor = SPK_ABI_MINOR,                                                                \
         .struct_size = sizeof(spk_layer_type),                                                     \
@@ -130,8 +130,8 @@ static void expect_fail(const char *fixture, int code, const char *msg)
     cr_expect_not_null(strstr(err.msg, msg), "%s:\n  got      \"%s\"\n  expected \"...%s...\"",
                        fixture, err.msg, msg);
     /* every file error starts with the path as given */
-    cr_expect_eq(strncmp(err.msg, path, strlen(path)), 0, "%s: message does not start with the path: %s",
-                 fixture, err.msg);
+    cr_expect_eq(strncmp(err.msg, path, strlen(path)), 0,
+                 "%s: message does not start with the path: %s", fixture, err.msg);
 }
 
 static void expect_string_fail(const char *yaml, int code, const char *msg)
@@ -141,8 +141,8 @@ static void expect_string_fail(const char *yaml, int code, const char *msg)
     int rc = spk_model_load_string(yaml, "inline.yaml", &m, &err);
     cr_expect_null(m);
     cr_expect_eq(rc, code, "rc %d, expected %d: %s", rc, code, err.msg);
-    cr_expect_not_null(strstr(err.msg, msg), "\n  got      \"%s\"\n  expected \"...%s...\"", err.msg,
-                       msg);
+    cr_expect_not_null(strstr(err.msg, msg), "\n  got      \"%s\"\n  expected \"...%s...\"",
+                       err.msg, msg);
 }
 
 static int ends_with(const char *s, const char *tail)
@@ -434,12 +434,15 @@ Test(model_load, params_from_yaml)
     spk_params_clear(&p);
 
     /* errors read like the loader's */
-    cr_expect_eq(spk_params_from_yaml(&t_neuron, "{beta: 0.5, betaa: 1}", &p, &err), SPK_ERR_INVALID);
-    cr_expect_str_eq(err.msg, "params:1:13: test.neuron: unknown key 'betaa'; did you mean 'beta'?");
+    cr_expect_eq(spk_params_from_yaml(&t_neuron, "{beta: 0.5, betaa: 1}", &p, &err),
+                 SPK_ERR_INVALID);
+    cr_expect_str_eq(err.msg,
+                     "params:1:13: test.neuron: unknown key 'betaa'; did you mean 'beta'?");
     cr_expect_null(p.v);
     cr_expect_eq(spk_params_from_yaml(&t_neuron, "{beta: [1, 2]}", &p, &err), SPK_ERR_INVALID);
-    cr_expect_str_eq(err.msg,
-                     "params:1:8: test.neuron: 'beta' must be a number in [0, 1], got a list of 2 items");
+    cr_expect_str_eq(
+        err.msg,
+        "params:1:8: test.neuron: 'beta' must be a number in [0, 1], got a list of 2 items");
     cr_expect_eq(spk_params_from_yaml(&t_neuron, "{beta: 0.5", &p, &err), SPK_ERR_PARSE);
     cr_expect_not_null(strstr(err.msg, "params:"), "%s", err.msg);
     cr_expect_not_null(strstr(err.msg, "YAML syntax error"), "%s", err.msg);
@@ -477,7 +480,8 @@ Test(model_load, params_value_forms)
         {"{init_beta: {normal: [0, -1]}}", "'init_beta': the std of normal must be >= 0, got '-1'"},
         {"{init_beta: {uniform: [0, 1], normal: [0, 1]}}",
          "'init_beta' must be a mapping with one key (uniform, normal or constant), got 2 keys"},
-        {"{init_beta: abc}", "'init_beta' must be a number in [0, 1] or a mapping {uniform: [lo, hi]}"},
+        {"{init_beta: abc}",
+         "'init_beta' must be a number in [0, 1] or a mapping {uniform: [lo, hi]}"},
         {"{surrogate: {type: sigmoid, slope: 4}}", NULL},
         {"{surrogate: {type: fast_sigmoid, alpha: 4}}",
          "'surrogate': surrogate 'fast_sigmoid' takes 'slope', not 'alpha'"},
@@ -499,7 +503,8 @@ Test(model_load, params_value_forms)
         {"{tag: ''}", NULL},
         {"{Beta: 0.5}", "unknown key 'Beta'; did you mean 'beta'?"},
         {"{zzzzzz: 1}", "unknown key 'zzzzzz'"},
-        {"[1, 2]", "params:1:1: test.neuron: expected a mapping of parameters, got a list of 2 items"},
+        {"[1, 2]",
+         "params:1:1: test.neuron: expected a mapping of parameters, got a list of 2 items"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memset(&err, 0, sizeof err);
@@ -510,8 +515,9 @@ Test(model_load, params_value_forms)
             continue;
         }
         cr_expect_eq(rc, SPK_ERR_INVALID, "%s: rc %d", cases[i].yaml, rc);
-        cr_expect_not_null(strstr(err.msg, cases[i].msg), "%s:\n  got      \"%s\"\n  expected \"...%s...\"",
-                           cases[i].yaml, err.msg, cases[i].msg);
+        cr_expect_not_null(strstr(err.msg, cases[i].msg),
+                           "%s:\n  got      \"%s\"\n  expected \"...%s...\"", cases[i].yaml,
+                           err.msg, cases[i].msg);
     }
     /* no suggestion when nothing is close */
     spk_params_from_yaml(&t_neuron, "{zzzzzz: 1}", &p, &err);
@@ -585,16 +591,18 @@ Test(model_load, err_unknown_param)
 
 Test(model_load, err_int_wrong_type)
 {
-    expect_fail("int_wrong_type.yaml", SPK_ERR_INVALID,
-                "int_wrong_type.yaml:4:42: layer 'fc1' (test.synapse): 'out' must be an integer >= 1, "
-                "got 'abc'");
+    expect_fail(
+        "int_wrong_type.yaml", SPK_ERR_INVALID,
+        "int_wrong_type.yaml:4:42: layer 'fc1' (test.synapse): 'out' must be an integer >= 1, "
+        "got 'abc'");
 }
 
 Test(model_load, err_float_range)
 {
-    expect_fail("float_range.yaml", SPK_ERR_INVALID,
-                "float_range.yaml:4:41: layer 'n1' (test.neuron): 'beta' must be a number in [0, 1], "
-                "got '1.5'");
+    expect_fail(
+        "float_range.yaml", SPK_ERR_INVALID,
+        "float_range.yaml:4:41: layer 'n1' (test.neuron): 'beta' must be a number in [0, 1], "
+        "got '1.5'");
 }
 
 Test(model_load, err_bad_choice)
@@ -606,22 +614,25 @@ Test(model_load, err_bad_choice)
 
 Test(model_load, err_dup_layer_name)
 {
-    expect_fail("dup_layer_name.yaml", SPK_ERR_INVALID,
-                "dup_layer_name.yaml:6:12: layer #3: duplicate layer name 'fc1' (first used at 4:5)");
+    expect_fail(
+        "dup_layer_name.yaml", SPK_ERR_INVALID,
+        "dup_layer_name.yaml:6:12: layer #3: duplicate layer name 'fc1' (first used at 4:5)");
 }
 
 Test(model_load, err_from_later)
 {
-    expect_fail("from_later.yaml", SPK_ERR_INVALID,
-                "from_later.yaml:5:47: layer 'n1' (test.neuron): 'from' names 'n2', which comes later "
-                "(layer #3)");
+    expect_fail(
+        "from_later.yaml", SPK_ERR_INVALID,
+        "from_later.yaml:5:47: layer 'n1' (test.neuron): 'from' names 'n2', which comes later "
+        "(layer #3)");
 }
 
 Test(model_load, err_from_unknown)
 {
-    expect_fail("from_unknown.yaml", SPK_ERR_INVALID,
-                "from_unknown.yaml:5:41: layer 'n1' (test.neuron): 'from' names unknown layer 'fc2'; "
-                "did you mean 'fc1'?");
+    expect_fail(
+        "from_unknown.yaml", SPK_ERR_INVALID,
+        "from_unknown.yaml:5:41: layer 'n1' (test.neuron): 'from' names unknown layer 'fc2'; "
+        "did you mean 'fc1'?");
 }
 
 Test(model_load, err_readout_kind)
@@ -669,29 +680,33 @@ Test(model_load, err_bad_init_kind)
 
 Test(model_load, err_layers_not_seq)
 {
-    expect_fail("layers_not_seq.yaml", SPK_ERR_INVALID,
-                "layers_not_seq.yaml:3:9: 'layers' must be a non-empty list of layer mappings, got a "
-                "mapping");
+    expect_fail(
+        "layers_not_seq.yaml", SPK_ERR_INVALID,
+        "layers_not_seq.yaml:3:9: 'layers' must be a non-empty list of layer mappings, got a "
+        "mapping");
 }
 
 Test(model_load, err_bad_optimizer)
 {
-    expect_fail("bad_optimizer.yaml", SPK_ERR_INVALID,
-                "bad_optimizer.yaml:6:21: train.optimizer: 'type' must be one of sgd|adam|adamw, got "
-                "'adamm'; did you mean 'adam'?");
+    expect_fail(
+        "bad_optimizer.yaml", SPK_ERR_INVALID,
+        "bad_optimizer.yaml:6:21: train.optimizer: 'type' must be one of sgd|adam|adamw, got "
+        "'adamm'; did you mean 'adam'?");
 }
 
 Test(model_load, err_bad_betas)
 {
-    expect_fail("bad_betas.yaml", SPK_ERR_INVALID,
-                "bad_betas.yaml:8:12: train.optimizer: 'betas' must be a list of two numbers in [0, "
-                "1), e.g. [0.9, 0.999], got a list of 1 item");
+    expect_fail(
+        "bad_betas.yaml", SPK_ERR_INVALID,
+        "bad_betas.yaml:8:12: train.optimizer: 'betas' must be a list of two numbers in [0, "
+        "1), e.g. [0.9, 0.999], got a list of 1 item");
 }
 
 Test(model_load, err_momentum_adam)
 {
-    expect_fail("momentum_adam.yaml", SPK_ERR_INVALID,
-                "momentum_adam.yaml:6:27: train.optimizer: 'momentum' applies to sgd, not to type adam");
+    expect_fail(
+        "momentum_adam.yaml", SPK_ERR_INVALID,
+        "momentum_adam.yaml:6:27: train.optimizer: 'momentum' applies to sgd, not to type adam");
 }
 
 Test(model_load, err_dup_key)
@@ -702,9 +717,10 @@ Test(model_load, err_dup_key)
 
 Test(model_load, err_empty_file)
 {
-    expect_fail("empty.yaml", SPK_ERR_INVALID,
-                "empty.yaml:1:1: the file is empty; expected a mapping with 'input', 'time_steps' and "
-                "'layers'");
+    expect_fail(
+        "empty.yaml", SPK_ERR_INVALID,
+        "empty.yaml:1:1: the file is empty; expected a mapping with 'input', 'time_steps' and "
+        "'layers'");
 }
 
 Test(model_load, err_missing_param)
@@ -747,9 +763,10 @@ Test(model_load, err_quoted_int)
 
 Test(model_load, err_bad_name)
 {
-    expect_fail("bad_name.yaml", SPK_ERR_INVALID,
-                "bad_name.yaml:4:12: layer #1: 'name' must be a word of letters, digits, '_' and '-' "
-                "(at most 63 characters), got 'fc.1'");
+    expect_fail(
+        "bad_name.yaml", SPK_ERR_INVALID,
+        "bad_name.yaml:4:12: layer #1: 'name' must be a word of letters, digits, '_' and '-' "
+        "(at most 63 characters), got 'fc.1'");
 }
 
 Test(model_load, err_bad_input_key)
@@ -782,24 +799,30 @@ Test(model_load, err_inline_cases)
         const char *msg;
     } cases[] = {
         {"layers: []\n", SPK_ERR_INVALID,
-         "inline.yaml:3:9: 'layers' must be a non-empty list of layer mappings, got a list of 0 items"},
+         "inline.yaml:3:9: 'layers' must be a non-empty list of layer mappings, got a list of 0 "
+         "items"},
         {"layers: [foo]\n", SPK_ERR_INVALID,
-         "inline.yaml:3:10: layer #1: expected a layer mapping {name: ..., type: ..., ...}, got 'foo'"},
+         "inline.yaml:3:10: layer #1: expected a layer mapping {name: ..., type: ..., ...}, got "
+         "'foo'"},
         {"layers: [{type: test.neuron}]\n", SPK_ERR_INVALID,
          "inline.yaml:3:10: layer #1: missing required key 'name'"},
         {"layers: [{name: a}]\n", SPK_ERR_INVALID,
          "inline.yaml:3:10: layer 'a': missing required key 'type'"},
         {"layers: [{name: a, type: test.neuron, from: a}]\n", SPK_ERR_INVALID,
          "inline.yaml:3:45: layer 'a' (test.neuron): 'from' names the layer itself"},
-        {"layers: [{name: a, type: test.neuron}, {name: b, type: test.neuron, from: [a, a, a, a, a]}]\n",
-         SPK_ERR_INVALID, "'from' must be a layer name or a list of 1 to 4 names, got a list of 5 items"},
+        {"layers: [{name: a, type: test.neuron}, {name: b, type: test.neuron, from: [a, a, a, a, "
+         "a]}]\n",
+         SPK_ERR_INVALID,
+         "'from' must be a layer name or a list of 1 to 4 names, got a list of 5 items"},
         {"layers: [{name: readout, type: test.neuron}]\nreadout: {type: test.readout}\n",
-         SPK_ERR_INVALID, "inline.yaml:4:10: readout: the default name 'readout' is already used at 3:10"},
+         SPK_ERR_INVALID,
+         "inline.yaml:4:10: readout: the default name 'readout' is already used at 3:10"},
         {"layers: [{name: a, type: test.neuron}]\nloss: {type: test.readout}\n", SPK_ERR_INVALID,
          "inline.yaml:4:14: loss: type 'test.readout' is a readout type, expected a loss type"},
         {"layers: [{name: a, type: test.neuron}]\nloss: {type: test.loss, correct_rat: 1}\n",
          SPK_ERR_INVALID,
-         "inline.yaml:4:25: loss (test.loss): unknown key 'correct_rat'; did you mean 'correct_rate'?"},
+         "inline.yaml:4:25: loss (test.loss): unknown key 'correct_rat'; did you mean "
+         "'correct_rate'?"},
         {"layers: [{name: a, type: test.neuron}]\nseed: -1\n", SPK_ERR_INVALID,
          "inline.yaml:4:7: 'seed' must be an integer >= 0 (64-bit), got '-1'"},
         {"layers: [{name: a, type: test.neuron}]\ntrain: {batch: 0}\n", SPK_ERR_INVALID,
@@ -808,9 +831,11 @@ Test(model_load, err_inline_cases)
          "train.optimizer: 'lr' must be a number > 0, got '0'"},
         {"layers: [{name: a, type: test.neuron}]\ntrain: {optimizer: {betas: [0.9, 1.0]}}\n",
          SPK_ERR_INVALID, "'betas' must be a list of two numbers in [0, 1)"},
-        {"layers: [{name: a, type: test.neuron}]\ntrain: {optimizer: {type: sgd, nesterov: true}}\n",
+        {"layers: [{name: a, type: test.neuron}]\ntrain: {optimizer: {type: sgd, nesterov: "
+         "true}}\n",
          SPK_ERR_INVALID, "'nesterov' needs a 'momentum' > 0"},
-        {"layers: [{name: a, type: test.neuron}]\ntrain: {data: {format: csv, images: a, labels: b}}\n",
+        {"layers: [{name: a, type: test.neuron}]\ntrain: {data: {format: csv, images: a, labels: "
+         "b}}\n",
          SPK_ERR_INVALID, "train.data: 'format' must be one of idx, got 'csv'"},
         {"layers: [{name: a, type: test.neuron}]\ntrain: {data: {images: a}}\n", SPK_ERR_INVALID,
          "inline.yaml:4:15: train.data: missing required key 'labels'"},

@@ -150,9 +150,9 @@ Test(opencl_memory, copy_with_offsets)
     spk_buffer *a = alloc_floats(be, n), *b = alloc_floats(be, n);
     upload(be, a, src, n);
     upload(be, b, dst, n);
-    cr_assert_eq(be->ops->copy(be, b, 101 * sizeof(float), a, 7 * sizeof(float),
-                               77 * sizeof(float), &err),
-                 SPK_OK, "%s", err.msg);
+    cr_assert_eq(
+        be->ops->copy(be, b, 101 * sizeof(float), a, 7 * sizeof(float), 77 * sizeof(float), &err),
+        SPK_OK, "%s", err.msg);
     download(be, b, dst, n);
     for (size_t i = 0; i < n; i++) {
         float want = i >= 101 && i < 101 + 77 ? src[i - 101 + 7] : SENTINEL;
@@ -234,8 +234,7 @@ static void check_gemm(spk_backend *be, int ta, int tb, size_t m, size_t n, size
             bw[r * n + col] = want[i];
             bg[r * n + col] = got[i];
         } else {
-            cr_assert_eq(got[i], c[i], "ta=%d tb=%d: C[%zu] outside the block changed", ta, tb,
-                         i);
+            cr_assert_eq(got[i], c[i], "ta=%d tb=%d: C[%zu] outside the block changed", ta, tb, i);
         }
     }
     double e = spk_test_nerr(bg, bw, m * n);
@@ -486,8 +485,7 @@ Test(opencl_kernel, philox_matches_cpu, .timeout = 120)
     spk_karg args[3] = {{.type = SPK_KARG_BUF, .v.p = d},
                         {.type = SPK_KARG_INT, .v.i = n},
                         {.type = SPK_KARG_INT, .v.i = seed}};
-    cr_assert_eq(be->ops->launch(be, p, "draw", (size_t)n, 3, args, &err), SPK_OK, "%s",
-                 err.msg);
+    cr_assert_eq(be->ops->launch(be, p, "draw", (size_t)n, 3, args, &err), SPK_OK, "%s", err.msg);
     float *got = malloc(4 * (size_t)n * sizeof *got);
     download(be, d, got, 4 * (size_t)n);
     for (int i = 0; i < n; i++) {
@@ -645,8 +643,8 @@ static int open_status(const char *spec, spk_error *err)
 
 Test(opencl_devices, bad_device_strings)
 {
-    const char *bad[] = {"opencl:x:y", "opencl:", "openclx", "opencl:0:", "opencl::0", "opencl:1",
-                         "opencl:0:0:0", "opencl:-1:0", "cuda"};
+    const char *bad[] = {"opencl:x:y", "opencl:",      "openclx",     "opencl:0:", "opencl::0",
+                         "opencl:1",   "opencl:0:0:0", "opencl:-1:0", "cuda"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         spk_error err = {0};
         cr_assert_eq(open_status(bad[i], &err), SPK_ERR_INVALID, "'%s': %s", bad[i], err.msg);
@@ -701,8 +699,10 @@ Test(opencl_devices, index_out_of_range_and_no_match)
 
     cr_assert_eq(open_status("opencl:nosuchdevice-xyz", &err), SPK_ERR_NOTFOUND, "%s", err.msg);
     char want[512];
-    snprintf(want, sizeof want, "no OpenCL device matches 'nosuchdevice-xyz'; available: "
-                                "opencl:0:0 (%s)", name0);
+    snprintf(want, sizeof want,
+             "no OpenCL device matches 'nosuchdevice-xyz'; available: "
+             "opencl:0:0 (%s)",
+             name0);
     cr_assert(strncmp(err.msg, want, strlen(want)) == 0, "%s\nwant: %s", err.msg, want);
 }
 

@@ -51,18 +51,16 @@ static float get(spk_buffer *b)
 static void adam(float lr, float wd, int decoupled, int t)
 {
     float bc1 = 1.0f - powf(0.9f, (float)t), bc2 = 1.0f - powf(0.999f, (float)t);
-    spk_karg a[] = {ARGB(w),     ARGB(g),    ARGB(m),    ARGB(v),   ARGB(scale),
-                    ARGI(1),     ARGF(lr),   ARGF(0.9f), ARGF(0.999f), ARGF(1e-8f),
-                    ARGF(wd),    ARGI(decoupled), ARGF(bc1), ARGF(bc2), ARGI(0),
-                    ARGF(0.0f),  ARGF(0.0f)};
+    spk_karg a[] = {ARGB(w),   ARGB(g),    ARGB(m),      ARGB(v),     ARGB(scale), ARGI(1),
+                    ARGF(lr),  ARGF(0.9f), ARGF(0.999f), ARGF(1e-8f), ARGF(wd),    ARGI(decoupled),
+                    ARGF(bc1), ARGF(bc2),  ARGI(0),      ARGF(0.0f),  ARGF(0.0f)};
     cr_assert_eq(be->ops->launch(be, prog, "spk_adam", 1, 17, a, &err), 0, "%s", err.msg);
 }
 
 static void sgd(float lr, float momentum, int nesterov, float wd)
 {
-    spk_karg a[] = {ARGB(w),  ARGB(g),        ARGB(m),       ARGB(scale),
-                    ARGI(1),  ARGF(lr),       ARGF(momentum), ARGI(nesterov),
-                    ARGF(wd), ARGI(0),        ARGF(0.0f),    ARGF(0.0f)};
+    spk_karg a[] = {ARGB(w),        ARGB(g),        ARGB(m),  ARGB(scale), ARGI(1),    ARGF(lr),
+                    ARGF(momentum), ARGI(nesterov), ARGF(wd), ARGI(0),     ARGF(0.0f), ARGF(0.0f)};
     cr_assert_eq(be->ops->launch(be, prog, "spk_sgd", 1, 12, a, &err), 0, "%s", err.msg);
 }
 

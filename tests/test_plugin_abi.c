@@ -342,8 +342,7 @@ Test(plugin_abi, kernel_build_failure_names_the_plugin)
 {
     spk_error err = {0};
     spk_model *m = NULL;
-    cr_assert_eq(spk_model_load_string(badcl_model(), "cl.yaml", &m, &err), SPK_OK, "%s",
-                 err.msg);
+    cr_assert_eq(spk_model_load_string(badcl_model(), "cl.yaml", &m, &err), SPK_OK, "%s", err.msg);
     /* its CPU kernels are fine */
     spk_backend *cpu = NULL;
     spk_session *s = NULL;

@@ -125,8 +125,7 @@ static void check_membrane(const char *mode, int m, int T, int B, int C, int con
             for (int tt = 0; tt < T; tt++)
                 want += x[tt * n + i] / (double)T;
         }
-        cr_expect(fabs(y[i] - want) <= 1e-6, "%s: out[%d] = %g, expected %g", mode, i, y[i],
-                  want);
+        cr_expect(fabs(y[i] - want) <= 1e-6, "%s: out[%d] = %g, expected %g", mode, i, y[i], want);
     }
     float *R = random_R(&t, 9);
     lc_backward_with(&t, R);

@@ -227,8 +227,8 @@ Test(safetensors, read_upstream_layout)
         "\"weight\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[12,36]}}"
         " "; /* 207 bytes of JSON + 1 space = 208 */
     static const unsigned char data[36] = {
-        0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x80, 0xbf, /* 0.5, -1 */
-        0x00, 0x00, 0x50, 0x40,                         /* 3.25 */
+        0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x80, 0xbf,                         /* 0.5, -1 */
+        0x00, 0x00, 0x50, 0x40,                                                 /* 3.25 */
         0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x40, 0x40, /* 1, 2, 3 */
         0x00, 0x00, 0x80, 0x40, 0x00, 0x00, 0xa0, 0x40, 0x00, 0x00, 0xd0, 0xc0, /* 4, 5, -6.5 */
     };
@@ -339,8 +339,8 @@ Test(safetensors, corrupt_headers)
          SPK_ERR_PARSE, "at most 8"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,99999999999999999999]}}", 8,
          SPK_ERR_PARSE, "data_offsets[1] is not a non-negative integer"},
-        {"{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}", 0,
-         SPK_ERR_PARSE, "nested too deeply"},
+        {"{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+         0, SPK_ERR_PARSE, "nested too deeply"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char name[32];
@@ -349,8 +349,8 @@ Test(safetensors, corrupt_headers)
         spk_st_file *f = (spk_st_file *)0x1;
         spk_error err = {0};
         int rc = spk_safetensors_read(p, &f, &err);
-        cr_expect_eq(rc, cases[i].code, "case %zu (%s): rc %d, message: %s", i, cases[i].header,
-                     rc, err.msg);
+        cr_expect_eq(rc, cases[i].code, "case %zu (%s): rc %d, message: %s", i, cases[i].header, rc,
+                     err.msg);
         cr_expect_null(f, "case %zu: out not NULL on failure", i);
         cr_expect_not_null(strstr(err.msg, cases[i].needle), "case %zu: wanted \"%s\" in: %s", i,
                            cases[i].needle, err.msg);
@@ -412,10 +412,10 @@ Test(safetensors, overwrite_and_no_temp_left)
     char *p = tmp_path("ckpt.safetensors");
     float v1[3] = {1, 2, 3}, v2[4] = {9, 8, 7, 6};
     spk_error err = {0};
-    cr_assert_eq(spk_safetensors_write(p, 1, one_tensor(v1, 3), 0, NULL, NULL, &err), SPK_OK,
-                 "%s", err.msg);
-    cr_assert_eq(spk_safetensors_write(p, 1, one_tensor(v2, 4), 0, NULL, NULL, &err), SPK_OK,
-                 "%s", err.msg);
+    cr_assert_eq(spk_safetensors_write(p, 1, one_tensor(v1, 3), 0, NULL, NULL, &err), SPK_OK, "%s",
+                 err.msg);
+    cr_assert_eq(spk_safetensors_write(p, 1, one_tensor(v2, 4), 0, NULL, NULL, &err), SPK_OK, "%s",
+                 err.msg);
     cr_expect_eq(count_prefixed(dir, "ckpt.safetensors.tmp"), 0, "a temporary file was left");
     spk_st_file *f = NULL;
     cr_assert_eq(spk_safetensors_read(p, &f, &err), SPK_OK, "%s", err.msg);

@@ -87,8 +87,8 @@ static int parse_args(int argc, char **argv, opts *o)
             return usage_error("'%s' needs a model file", o->cmd);
         o->model = argv[2];
         i = 3;
-    } else if (strcmp(o->cmd, "devices") && strcmp(o->cmd, "plugins") &&
-               strcmp(o->cmd, "--help") && strcmp(o->cmd, "help") && strcmp(o->cmd, "-h")) {
+    } else if (strcmp(o->cmd, "devices") && strcmp(o->cmd, "plugins") && strcmp(o->cmd, "--help") &&
+               strcmp(o->cmd, "help") && strcmp(o->cmd, "-h")) {
         return usage_error("unknown command '%s'", o->cmd);
     }
     for (; i < argc; i++) {
@@ -126,8 +126,7 @@ static int parse_args(int argc, char **argv, opts *o)
             char *end;
             o->lr = v ? strtod(v, &end) : -1;
             if (!v || *end || !(o->lr > 0))
-                return usage_error("--lr expects a positive number, got '%s'",
-                                   v ? v : "(nothing)");
+                return usage_error("--lr expects a positive number, got '%s'", v ? v : "(nothing)");
         } else if (f[0] == '-' && f[1] == '-' && !v && strcmp(f, "--help"))
             return usage_error("%s needs a value", f);
         else
@@ -204,8 +203,7 @@ static int make_dirs(const char *path, spk_error *err)
         *p = '/';
     }
     if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return spk_error_set(err, SPK_ERR_IO, "cannot create folder %s: %s", buf,
-                             strerror(errno));
+        return spk_error_set(err, SPK_ERR_IO, "cannot create folder %s: %s", buf, strerror(errno));
     return SPK_OK;
 }
 
@@ -256,7 +254,8 @@ static void on_progress(const spk_progress *p, void *user)
         for (int i = 0; i < w; i++)
             bar[i] = i < filled ? '#' : '.';
         bar[w] = '\0';
-        fprintf(stderr, "\repoch %d/%d [%s] %5.1f%%  %7.0f samples/s  loss %.4f  acc %.3f  ETA %3.0fs ",
+        fprintf(stderr,
+                "\repoch %d/%d [%s] %5.1f%%  %7.0f samples/s  loss %.4f  acc %.3f  ETA %3.0fs ",
                 p->epoch + 1, p->epochs, bar, 100 * frac, p->samples_per_s, p->loss, p->accuracy,
                 p->eta_s);
         if (p->done >= p->total)
@@ -466,8 +465,8 @@ static int cmd_bench(const opts *o)
         double prof_s = now_s() - t0;
         spk_session_set_profile(s, 0);
         if (!rc) {
-            fprintf(stderr, "%-12s %10s %10s %7s   (ms per training batch)\n", "layer",
-                    "forward", "backward", "share");
+            fprintf(stderr, "%-12s %10s %10s %7s   (ms per training batch)\n", "layer", "forward",
+                    "backward", "share");
             for (int i = 0; i < spk_session_node_count(s); i++) {
                 double f, b;
                 spk_session_node_times(s, i, &f, &b);
@@ -475,8 +474,8 @@ static int cmd_bench(const opts *o)
                         1e3 * f / o->batches, 1e3 * b / o->batches, 100 * (f + b) / prof_s);
             }
             double opt = spk_session_optimizer_time(s);
-            fprintf(stderr, "%-12s %10.3f %10s %6.1f%%\n", "optimizer", 1e3 * opt / o->batches,
-                    "", 100 * opt / prof_s);
+            fprintf(stderr, "%-12s %10.3f %10s %6.1f%%\n", "optimizer", 1e3 * opt / o->batches, "",
+                    100 * opt / prof_s);
         }
         /* SPIKECL_PROFILE=1 makes an OpenCL backend time every kernel on the device (it is read
          * when the device opens); the figures cover all passes above, warm-up included */
@@ -486,8 +485,7 @@ static int cmd_bench(const opts *o)
             char *rep = malloc(cap);
             int lines = rep ? spk_backend_profile_report(be, rep, cap) : -1;
             if (lines < 0) {
-                fprintf(stderr, "SPIKECL_PROFILE: %s keeps no per-kernel profile\n",
-                        be->ops->name);
+                fprintf(stderr, "SPIKECL_PROFILE: %s keeps no per-kernel profile\n", be->ops->name);
             } else {
                 /* the profile covers every pass above: 2 warm-up and 2 x batches training
                  * batches, and batches inference batches */
@@ -512,9 +510,9 @@ static int cmd_bench(const opts *o)
                    "\"gemm_fraction\": %.3f, \"peak_rss_mb\": %.1f, \"batch\": %d, "
                    "\"batches\": %d, \"time_steps\": %d, \"device\": \"%s\", \"data\": "
                    "\"%s\"}\n",
-                   (double)n * o->batches / train_s, (double)n * o->batches / infer_s,
-                   gemm_frac, peak_rss_mb(), n, o->batches, spk_model_time_steps(m),
-                   be->ops->name, synthetic ? "synthetic" : "real");
+                   (double)n * o->batches / train_s, (double)n * o->batches / infer_s, gemm_frac,
+                   peak_rss_mb(), n, o->batches, spk_model_time_steps(m), be->ops->name,
+                   synthetic ? "synthetic" : "real");
     }
     int code = rc ? fail(&err) : 0;
     free(x);
@@ -547,8 +545,7 @@ static int cmd_plugins(void)
         fprintf(stderr, "spikecl: warning: %s\n", err.msg);
     spk_registry *reg = spk_registry_default();
     static const char *kinds[] = {"encoder", "synapse", "neuron", "readout", "loss", "other"};
-    static const char *types[] = {"float", "int",    "bool",     "choice",
-                                  "string", "init", "surrogate"};
+    static const char *types[] = {"float", "int", "bool", "choice", "string", "init", "surrogate"};
     for (int i = 0; i < spk_registry_count(reg); i++) {
         const char *src;
         const spk_layer_type *t = spk_registry_get(reg, i, &src);

@@ -86,8 +86,8 @@ static int cpu_upload(spk_backend *be, spk_buffer *dst, size_t off, const void *
     return SPK_OK;
 }
 
-static int cpu_download(spk_backend *be, const spk_buffer *src, size_t off, void *dst,
-                        size_t bytes, spk_error *err)
+static int cpu_download(spk_backend *be, const spk_buffer *src, size_t off, void *dst, size_t bytes,
+                        spk_error *err)
 {
     (void)be;
     int rc = check_range(src, off, bytes, "download", err);
@@ -130,9 +130,8 @@ static size_t span(size_t rows, size_t cols, size_t ld)
 }
 
 static int cpu_gemm(spk_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
-                    const spk_buffer *a, size_t aoff, size_t lda, const spk_buffer *b,
-                    size_t boff, size_t ldb, float beta, spk_buffer *c, size_t coff, size_t ldc,
-                    spk_error *err)
+                    const spk_buffer *a, size_t aoff, size_t lda, const spk_buffer *b, size_t boff,
+                    size_t ldb, float beta, spk_buffer *c, size_t coff, size_t ldc, spk_error *err)
 {
     if (m == 0 || n == 0)
         return SPK_OK;
@@ -264,8 +263,8 @@ static int cpu_launch(spk_backend *be, spk_program *p, const char *name, size_t 
         if (a[i].type == SPK_KARG_BUF) {
             const spk_buffer *b = args[i].v.p;
             if (!b)
-                return spk_error_set(err, SPK_ERR_INVALID, "kernel '%s': argument %d is NULL",
-                                     name, i + 1);
+                return spk_error_set(err, SPK_ERR_INVALID, "kernel '%s': argument %d is NULL", name,
+                                     i + 1);
             a[i].v.p = b->data;
         }
     }

@@ -210,10 +210,10 @@ char *spk_backend_opencl_list(spk_error *err)
             clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
             clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
             clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
-            spk_ocl_sb_printf(&b, "opencl:%u:%u\t%s | %s | %s | %u CUs | %llu MiB | max work-group %zu | %s\n",
-                              p, d, name, vendor, driver, cus,
-                              (unsigned long long)(mem >> 20), wg,
-                              spk_ocl_type_name(spk_ocl_dev_type(dev)));
+            spk_ocl_sb_printf(
+                &b, "opencl:%u:%u\t%s | %s | %s | %u CUs | %llu MiB | max work-group %zu | %s\n", p,
+                d, name, vendor, driver, cus, (unsigned long long)(mem >> 20), wg,
+                spk_ocl_type_name(spk_ocl_dev_type(dev)));
         }
     }
     spk_ocl_topo_free(&t);
@@ -313,8 +313,8 @@ static void spk_ocl_available(const spk_ocl_topo *t, char *out, size_t n)
         for (cl_uint d = 0; d < t->ndev[p]; d++) {
             char name[128];
             spk_ocl_dev_str(t->devs[p][d], CL_DEVICE_NAME, name, sizeof name);
-            int w = snprintf(out + len, n - len, "%sopencl:%u:%u (%s)", len ? ", " : "", p, d,
-                             name);
+            int w =
+                snprintf(out + len, n - len, "%sopencl:%u:%u (%s)", len ? ", " : "", p, d, name);
             if (w < 0 || (size_t)w >= n - len)
                 return;
             len += (size_t)w;
@@ -335,8 +335,9 @@ static int spk_ocl_choose(const char *spec, const spk_ocl_topo *t, unsigned *pp,
                              "bad device string '%s': expected opencl, opencl:P:D or opencl:NAME",
                              spec);
     if (t->nplat == 0)
-        return spk_error_set(err, SPK_ERR_NOTFOUND,
-                             "no OpenCL platform found (is an ICD installed? e.g. pocl-opencl-icd)");
+        return spk_error_set(
+            err, SPK_ERR_NOTFOUND,
+            "no OpenCL platform found (is an ICD installed? e.g. pocl-opencl-icd)");
 
     if (kind == SPK_SPEC_INDEX) {
         char pname[256];
@@ -346,8 +347,8 @@ static int spk_ocl_choose(const char *spec, const spk_ocl_topo *t, unsigned *pp,
             list[0] = '\0';
             for (cl_uint i = 0; i < t->nplat && len < sizeof list; i++) {
                 spk_ocl_plat_str(t->plats[i], CL_PLATFORM_NAME, pname, sizeof pname);
-                int w = snprintf(list + len, sizeof list - len, "%s%u: %s", i ? ", " : "", i,
-                                 pname);
+                int w =
+                    snprintf(list + len, sizeof list - len, "%s%u: %s", i ? ", " : "", i, pname);
                 if (w < 0)
                     break;
                 len += (size_t)w;
@@ -403,8 +404,8 @@ static int spk_ocl_choose(const char *spec, const spk_ocl_topo *t, unsigned *pp,
     char avail[768];
     spk_ocl_available(t, avail, sizeof avail);
     if (kind == SPK_SPEC_NAME)
-        return spk_error_set(err, SPK_ERR_NOTFOUND,
-                             "no OpenCL device matches '%s'; available: %s", name, avail);
+        return spk_error_set(err, SPK_ERR_NOTFOUND, "no OpenCL device matches '%s'; available: %s",
+                             name, avail);
     return spk_error_set(err, SPK_ERR_NOTFOUND,
                          "no OpenCL device found: %u platform%s, none with a device", t->nplat,
                          t->nplat == 1 ? "" : "s");
@@ -482,11 +483,11 @@ int spk_backend_opencl_open(const char *spec, spk_backend **out, spk_error *err)
     if (cr == CL_SUCCESS)
         cr = clGetDeviceInfo(dev, CL_DEVICE_COMPILER_AVAILABLE, sizeof compiler, &compiler, NULL);
     if (cr == CL_SUCCESS)
-        cr = clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof o->max_alloc,
-                             &o->max_alloc, NULL);
-    if (cr == CL_SUCCESS)
-        cr = clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof o->max_wg, &o->max_wg,
+        cr = clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof o->max_alloc, &o->max_alloc,
                              NULL);
+    if (cr == CL_SUCCESS)
+        cr =
+            clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof o->max_wg, &o->max_wg, NULL);
     if (cr == CL_SUCCESS)
         cr = clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
     if (cr == CL_SUCCESS)
@@ -499,8 +500,7 @@ int spk_backend_opencl_open(const char *spec, spk_backend **out, spk_error *err)
     }
     if (!avail || !compiler) {
         rc = spk_error_set(err, SPK_ERR_BACKEND, "OpenCL device opencl:%u:%u (%s) %s", p, d,
-                           o->dev_name,
-                           !avail ? "is not available" : "has no OpenCL C compiler");
+                           o->dev_name, !avail ? "is not available" : "has no OpenCL C compiler");
         spk_ocl_destroy(be);
         return rc;
     }
@@ -518,18 +518,18 @@ int spk_backend_opencl_open(const char *spec, spk_backend **out, spk_error *err)
 
     const char *prof = getenv("SPIKECL_PROFILE");
     o->profiling = prof && strcmp(prof, "1") == 0;
-    o->queue = clCreateCommandQueue(o->ctx, dev, o->profiling ? CL_QUEUE_PROFILING_ENABLE : 0,
-                                    &cr);
+    o->queue = clCreateCommandQueue(o->ctx, dev, o->profiling ? CL_QUEUE_PROFILING_ENABLE : 0, &cr);
     if (cr != CL_SUCCESS || !o->queue) {
         o->queue = NULL;
-        rc = spk_ocl_fail(err, cr, "cannot create an OpenCL command queue on opencl:%u:%u (%s)",
-                          p, d, o->dev_name);
+        rc = spk_ocl_fail(err, cr, "cannot create an OpenCL command queue on opencl:%u:%u (%s)", p,
+                          d, o->dev_name);
         spk_ocl_destroy(be);
         return rc;
     }
 
-    snprintf(be->description, sizeof be->description, "opencl:%u:%u %.120s (%.60s, %u CUs, %llu MiB)",
-             p, d, o->dev_name, o->plat_name, cus, (unsigned long long)(mem >> 20));
+    snprintf(be->description, sizeof be->description,
+             "opencl:%u:%u %.120s (%.60s, %u CUs, %llu MiB)", p, d, o->dev_name, o->plat_name, cus,
+             (unsigned long long)(mem >> 20));
     *out = be;
     return SPK_OK;
 }
@@ -594,8 +594,8 @@ static int spk_ocl_upload(spk_backend *be, spk_buffer *dst, size_t offset, const
     if (!bytes)
         return SPK_OK;
     /* Blocking: the caller may reuse src as soon as we return. */
-    cl_int rc = clEnqueueWriteBuffer(o->queue, dst->mem, CL_TRUE, offset, bytes, src, 0, NULL,
-                                     NULL);
+    cl_int rc =
+        clEnqueueWriteBuffer(o->queue, dst->mem, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
         return spk_ocl_fail(err, rc, "OpenCL upload of %zu bytes failed", bytes);
     return SPK_OK;
@@ -614,8 +614,7 @@ static int spk_ocl_download(spk_backend *be, const spk_buffer *src, size_t offse
                              bytes, offset, src->bytes);
     if (!bytes)
         return SPK_OK;
-    cl_int rc = clEnqueueReadBuffer(o->queue, src->mem, CL_TRUE, offset, bytes, dst, 0, NULL,
-                                    NULL);
+    cl_int rc = clEnqueueReadBuffer(o->queue, src->mem, CL_TRUE, offset, bytes, dst, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
         return spk_ocl_fail(err, rc, "OpenCL download of %zu bytes failed", bytes);
     return SPK_OK;
@@ -643,8 +642,8 @@ static int spk_ocl_fill(spk_backend *be, spk_buffer *buf, size_t offset, size_t 
     return SPK_OK;
 }
 
-static int spk_ocl_copy(spk_backend *be, spk_buffer *dst, size_t dst_offset,
-                        const spk_buffer *src, size_t src_offset, size_t bytes, spk_error *err)
+static int spk_ocl_copy(spk_backend *be, spk_buffer *dst, size_t dst_offset, const spk_buffer *src,
+                        size_t src_offset, size_t bytes, spk_error *err)
 {
     spk_ocl *o = be->impl;
     if (!dst || !src)
@@ -744,10 +743,10 @@ static int spk_ocl_gemm(spk_backend *be, int trans_a, int trans_b, size_t m, siz
         rc = spk_ocl_scale_block(be, c, c_off, ldc, m, n, beta, err);
     } else {
         cl_command_queue q = o->queue;
-        CLBlastStatusCode st = CLBlastSgemm(
-            CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-            trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a->mem, a_off, lda,
-            b->mem, b_off, ldb, beta, c->mem, c_off, ldc, &q, NULL);
+        CLBlastStatusCode st =
+            CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+                         trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a->mem,
+                         a_off, lda, b->mem, b_off, ldb, beta, c->mem, c_off, ldc, &q, NULL);
         if (st == CLBlastSuccess)
             rc = SPK_OK;
         else
@@ -755,7 +754,8 @@ static int spk_ocl_gemm(spk_backend *be, int trans_a, int trans_b, size_t m, siz
                 err,
                 (st == CLBlastOpenCLOutOfHostMemory || st == CLBlastTempBufferAllocFailure)
                     ? SPK_ERR_NOMEM
-                    : (st <= -1007 && st >= -1024) ? SPK_ERR_INVALID : SPK_ERR_BACKEND,
+                : (st <= -1007 && st >= -1024) ? SPK_ERR_INVALID
+                                               : SPK_ERR_BACKEND,
                 "CLBlast SGEMM failed: %s (%d) [m=%zu n=%zu k=%zu trans_a=%d trans_b=%d "
                 "a_off=%zu lda=%zu b_off=%zu ldb=%zu c_off=%zu ldc=%zu]",
                 spk_clblast_strerror(st), (int)st, m, n, k, trans_a != 0, trans_b != 0, a_off, lda,

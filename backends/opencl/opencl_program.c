@@ -12,9 +12,9 @@
 #include "opencl.h"
 #include "opencl_internal.h"
 
-#include "philox_cl.h"          /* philox_cl_source: core/include/spikecl/philox.h */
-#include "surrogate_cl.h"       /* surrogate_cl_source: core/include/spikecl/surrogate.h */
+#include "philox_cl.h"         /* philox_cl_source: core/include/spikecl/philox.h */
 #include "prelude_opencl_cl.h" /* prelude_opencl_cl_source: core/kernels/prelude_opencl.cl */
+#include "surrogate_cl.h"      /* surrogate_cl_source: core/include/spikecl/surrogate.h */
 
 /* Arg info lets launch() check argument kinds before OpenCL sees them. */
 static const char spk_ocl_build_options[] = "-cl-kernel-arg-info";
@@ -22,7 +22,7 @@ static const char spk_ocl_build_options[] = "-cl-kernel-arg-info";
 /* Bumped when the cache file layout or the way sources are assembled changes. */
 static const char spk_ocl_cache_format[] = "spikecl-opencl-cache-1";
 
-#define SPK_OCL_MAGIC "SPKOCLB1"
+#define SPK_OCL_MAGIC      "SPKOCLB1"
 #define SPK_OCL_MAX_BINARY ((uint64_t)256 << 20)
 
 static char *spk_ocl_strdup(const char *s)
@@ -36,9 +36,9 @@ static char *spk_ocl_strdup(const char *s)
 
 /* ---- source assembly ---- */
 
-/* prelude + philox + surrogates + the set's text. Contraction into fma is switched off so that OpenCL rounds
- * like the CPU build (ISO C mode, -ffp-contract=off); #line makes build logs point into the
- * set's own file. */
+/* prelude + philox + surrogates + the set's text. Contraction into fma is switched off so that
+ * OpenCL rounds like the CPU build (ISO C mode, -ffp-contract=off); #line makes build logs point
+ * into the set's own file. */
 static char *spk_ocl_assemble(const char *owner, const char *source)
 {
     static const char pragma[] = "#pragma OPENCL FP_CONTRACT OFF\n";
@@ -289,11 +289,12 @@ static int spk_ocl_from_source(spk_ocl *o, const char *owner, const char *text, 
         char *log = spk_ocl_build_log(o, prog);
         /* a kernel that does not compile is the plugin's fault (bad input: CLI exit 2), unless
          * the device ran out of resources */
-        int st = spk_error_set(err, rc == CL_BUILD_PROGRAM_FAILURE ? SPK_ERR_PLUGIN : SPK_ERR_BACKEND,
-                               "OpenCL build of the kernels of '%s' failed on %s: %s (%d); "
-                               "build log:\n%s",
-                               owner, o->dev_name, spk_ocl_strerror(rc), (int)rc,
-                               log ? spk_ocl_log_excerpt(log) : "(no log)");
+        int st =
+            spk_error_set(err, rc == CL_BUILD_PROGRAM_FAILURE ? SPK_ERR_PLUGIN : SPK_ERR_BACKEND,
+                          "OpenCL build of the kernels of '%s' failed on %s: %s (%d); "
+                          "build log:\n%s",
+                          owner, o->dev_name, spk_ocl_strerror(rc), (int)rc,
+                          log ? spk_ocl_log_excerpt(log) : "(no log)");
         free(log);
         clReleaseProgram(prog);
         return st;
@@ -317,8 +318,7 @@ static char spk_ocl_arg_kind(cl_kernel k, cl_uint i)
     char type[64];
     if (clGetKernelArgInfo(k, i, CL_KERNEL_ARG_TYPE_NAME, sizeof type, type, NULL) != CL_SUCCESS)
         return '?';
-    if (strcmp(type, "int") == 0 || strcmp(type, "uint") == 0 ||
-        strcmp(type, "unsigned int") == 0)
+    if (strcmp(type, "int") == 0 || strcmp(type, "uint") == 0 || strcmp(type, "unsigned int") == 0)
         return 'I';
     if (strcmp(type, "float") == 0)
         return 'F';
@@ -341,8 +341,8 @@ static int spk_ocl_kernel_init(spk_ocl *o, const char *owner, cl_kernel k, spk_o
     }
     size_t maxwg = 0, pref = 0;
     if (rc == CL_SUCCESS)
-        rc = clGetKernelWorkGroupInfo(k, o->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof maxwg,
-                                      &maxwg, NULL);
+        rc = clGetKernelWorkGroupInfo(k, o->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof maxwg, &maxwg,
+                                      NULL);
     if (rc == CL_SUCCESS)
         rc = clGetKernelWorkGroupInfo(k, o->device, CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE,
                                       sizeof pref, &pref, NULL);
@@ -504,9 +504,12 @@ int spk_ocl_program_build(spk_backend *be, const spk_kernel_set *set, spk_progra
 static const char *spk_ocl_kind_name(int c)
 {
     switch (c) {
-    case 'B': return "a buffer";
-    case 'I': return "an int";
-    case 'F': return "a float";
+    case 'B':
+        return "a buffer";
+    case 'I':
+        return "an int";
+    case 'F':
+        return "a float";
     }
     return "an unsupported type";
 }
@@ -538,12 +541,12 @@ int spk_ocl_launch(spk_backend *be, spk_program *prog, const char *name, size_t 
     }
     if (nargs < 0 || (cl_uint)nargs != sk->nargs || (nargs && !args))
         return spk_error_set(err, SPK_ERR_INVALID,
-                             "kernel '%s' of '%s' takes %u argument%s, %d given", name,
-                             prog->owner, sk->nargs, sk->nargs == 1 ? "" : "s", nargs);
+                             "kernel '%s' of '%s' takes %u argument%s, %d given", name, prog->owner,
+                             sk->nargs, sk->nargs == 1 ? "" : "s", nargs);
     if (items > (size_t)INT_MAX)
         return spk_error_set(err, SPK_ERR_INVALID,
-                             "kernel '%s' of '%s': %zu work items exceed the int index range",
-                             name, prog->owner, items);
+                             "kernel '%s' of '%s': %zu work items exceed the int index range", name,
+                             prog->owner, items);
     for (int i = 0; i < nargs; i++) {
         int t = args[i].type;
         if (t != 'B' && t != 'I' && t != 'F')
@@ -551,10 +554,9 @@ int spk_ocl_launch(spk_backend *be, spk_program *prog, const char *name, size_t 
                                  "kernel '%s' of '%s': argument %d has unknown type %d", name,
                                  prog->owner, i, t);
         if (sk->sig[i] != '?' && sk->sig[i] != t)
-            return spk_error_set(err, SPK_ERR_INVALID,
-                                 "kernel '%s' of '%s': argument %d is %s, %s was given", name,
-                                 prog->owner, i, spk_ocl_kind_name(sk->sig[i]),
-                                 spk_ocl_kind_name(t));
+            return spk_error_set(
+                err, SPK_ERR_INVALID, "kernel '%s' of '%s': argument %d is %s, %s was given", name,
+                prog->owner, i, spk_ocl_kind_name(sk->sig[i]), spk_ocl_kind_name(t));
         if (t == 'B' && !args[i].v.p)
             return spk_error_set(err, SPK_ERR_INVALID,
                                  "kernel '%s' of '%s': argument %d is a NULL buffer", name,

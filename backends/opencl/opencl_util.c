@@ -78,13 +78,19 @@ const char *spk_ocl_strerror(cl_int code)
         SPK_NAME(CL_INVALID_LINKER_OPTIONS)
         SPK_NAME(CL_INVALID_DEVICE_PARTITION_COUNT)
     /* OpenCL 2.x and 3.0 codes: not defined by the 1.2 headers we target. */
-    case -69: return "CL_INVALID_PIPE_SIZE";
-    case -70: return "CL_INVALID_DEVICE_QUEUE";
-    case -71: return "CL_INVALID_SPEC_ID";
-    case -72: return "CL_MAX_SIZE_RESTRICTION_EXCEEDED";
-    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
+    case -69:
+        return "CL_INVALID_PIPE_SIZE";
+    case -70:
+        return "CL_INVALID_DEVICE_QUEUE";
+    case -71:
+        return "CL_INVALID_SPEC_ID";
+    case -72:
+        return "CL_MAX_SIZE_RESTRICTION_EXCEEDED";
+    case -1001:
+        return "CL_PLATFORM_NOT_FOUND_KHR";
     /* Not in any standard, but NVIDIA's driver returns it after an out-of-bounds access. */
-    case -9999: return "NVIDIA out-of-bounds memory access";
+    case -9999:
+        return "NVIDIA out-of-bounds memory access";
     }
     return "unknown OpenCL error";
 }

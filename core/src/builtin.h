@@ -7,7 +7,7 @@
 #include "spikecl/plugin.h"
 
 #define SPK_BUILTIN(type)                                                                          \
-    __attribute__((used, section("spk_builtins"))) static const spk_layer_type *const              \
-        type##__builtin = &type
+    __attribute__((                                                                                \
+        used, section("spk_builtins"))) static const spk_layer_type *const type##__builtin = &type
 
 #endif

@@ -103,8 +103,8 @@ static int spk_idx_read_alloc(gzFile f, const char *path, size_t want, const cha
         uint8_t *nb = realloc(buf, cap);
         if (!nb) {
             free(buf);
-            return spk_error_set(err, SPK_ERR_NOMEM, "%s: out of memory for %zu bytes of %s",
-                                 path, cap, what);
+            return spk_error_set(err, SPK_ERR_NOMEM, "%s: out of memory for %zu bytes of %s", path,
+                                 cap, what);
         }
         buf = nb;
         size_t n = 0;
@@ -140,8 +140,9 @@ static int spk_read_images(const char *path, spk_dataset *ds, spk_error *err)
         rc = spk_error_set(err, SPK_ERR_PARSE,
                            "%s: bad magic 0x%08x, expected 0x00000803 (IDX3 images)%s", path,
                            (unsigned)m,
-                           m == SPK_IDX1_MAGIC ? "; this looks like a label file (IDX1)" :
-                           (m >> 16) == 0x1f8b ? "; this looks like a damaged gzip file" : "");
+                           m == SPK_IDX1_MAGIC   ? "; this looks like a label file (IDX1)"
+                           : (m >> 16) == 0x1f8b ? "; this looks like a damaged gzip file"
+                                                 : "");
         goto out;
     }
     if (got < sizeof hdr) {
@@ -162,8 +163,8 @@ static int spk_read_images(const char *path, spk_dataset *ds, spk_error *err)
     }
     uint64_t per = (uint64_t)rows * cols;
     if ((uint64_t)n > (uint64_t)SIZE_MAX / per) {
-        rc = spk_error_set(err, SPK_ERR_PARSE, "%s: %u images of %u x %u cannot be addressed",
-                           path, (unsigned)n, (unsigned)rows, (unsigned)cols);
+        rc = spk_error_set(err, SPK_ERR_PARSE, "%s: %u images of %u x %u cannot be addressed", path,
+                           (unsigned)n, (unsigned)rows, (unsigned)cols);
         goto out;
     }
     size_t bytes = (size_t)(per * n);
@@ -205,8 +206,9 @@ static int spk_read_labels(const char *path, spk_dataset *ds, spk_error *err)
         rc = spk_error_set(err, SPK_ERR_PARSE,
                            "%s: bad magic 0x%08x, expected 0x00000801 (IDX1 labels)%s", path,
                            (unsigned)m,
-                           m == SPK_IDX3_MAGIC ? "; this looks like an image file (IDX3)" :
-                           (m >> 16) == 0x1f8b ? "; this looks like a damaged gzip file" : "");
+                           m == SPK_IDX3_MAGIC   ? "; this looks like an image file (IDX3)"
+                           : (m >> 16) == 0x1f8b ? "; this looks like a damaged gzip file"
+                                                 : "");
         goto out;
     }
     if (got < sizeof hdr) {
@@ -335,12 +337,13 @@ int spk_dataset_find_in_dir(const char *dir, int train, char **images_path, char
             snprintf(missing, sizeof missing, "%s[.gz] and %s[.gz]", img, lab);
         else
             snprintf(missing, sizeof missing, "%s[.gz]", ip ? lab : img);
-        rc = spk_error_set(err, SPK_ERR_NOTFOUND,
-                           "no %s split in %s: looked for %s-images-idx3-ubyte, "
-                           "%s-images-idx3-ubyte.gz, %s-labels-idx1-ubyte and "
-                           "%s-labels-idx1-ubyte.gz; missing %s%s",
-                           train ? "training" : "test", dir, split, split, split, split, missing,
-                           train ? " (for MNIST, scripts/get-mnist.sh downloads the full set)" : "");
+        rc =
+            spk_error_set(err, SPK_ERR_NOTFOUND,
+                          "no %s split in %s: looked for %s-images-idx3-ubyte, "
+                          "%s-images-idx3-ubyte.gz, %s-labels-idx1-ubyte and "
+                          "%s-labels-idx1-ubyte.gz; missing %s%s",
+                          train ? "training" : "test", dir, split, split, split, split, missing,
+                          train ? " (for MNIST, scripts/get-mnist.sh downloads the full set)" : "");
     }
     if (rc) {
         free(ip);
@@ -421,8 +424,7 @@ int spk_loader_new(const spk_dataset *ds, int batch, int shuffle, uint64_t seed,
     ld->order = malloc((size_t)ld->size * sizeof *ld->order);
     if (!ld->order) {
         free(ld);
-        return spk_error_set(err, SPK_ERR_NOMEM, "out of memory for a loader of %d samples",
-                             ds->n);
+        return spk_error_set(err, SPK_ERR_NOMEM, "out of memory for a loader of %d samples", ds->n);
     }
     spk_loader_start_epoch(ld, 0); /* ready to iterate epoch 0 without an explicit start */
     *out = ld;

@@ -51,16 +51,26 @@ void spk_error_clear(spk_error *err)
 const char *spk_status_str(int code)
 {
     switch (code) {
-    case SPK_OK: return "ok";
-    case SPK_ERR_NOMEM: return "out of memory";
-    case SPK_ERR_IO: return "i/o error";
-    case SPK_ERR_PARSE: return "parse error";
-    case SPK_ERR_INVALID: return "invalid value";
-    case SPK_ERR_SHAPE: return "shape mismatch";
-    case SPK_ERR_BACKEND: return "backend failure";
-    case SPK_ERR_UNSUPPORTED: return "unsupported";
-    case SPK_ERR_PLUGIN: return "plugin error";
-    case SPK_ERR_NOTFOUND: return "not found";
+    case SPK_OK:
+        return "ok";
+    case SPK_ERR_NOMEM:
+        return "out of memory";
+    case SPK_ERR_IO:
+        return "i/o error";
+    case SPK_ERR_PARSE:
+        return "parse error";
+    case SPK_ERR_INVALID:
+        return "invalid value";
+    case SPK_ERR_SHAPE:
+        return "shape mismatch";
+    case SPK_ERR_BACKEND:
+        return "backend failure";
+    case SPK_ERR_UNSUPPORTED:
+        return "unsupported";
+    case SPK_ERR_PLUGIN:
+        return "plugin error";
+    case SPK_ERR_NOTFOUND:
+        return "not found";
     }
     return "unknown error";
 }

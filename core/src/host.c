@@ -84,8 +84,8 @@ static int launch(spk_layer *l, spk_exec *x, const char *kernel, size_t items, i
                   const spk_karg *args)
 {
     if (!l->program)
-        return spk_error_set(x->err, SPK_ERR_PLUGIN, "layer '%s': type %s has no kernels",
-                             l->name, l->type->name);
+        return spk_error_set(x->err, SPK_ERR_PLUGIN, "layer '%s': type %s has no kernels", l->name,
+                             l->type->name);
     int rc = x->backend->ops->launch(x->backend, l->program, kernel, items, nargs, args, x->err);
     if (rc)
         spk_error_prefix(x->err, rc, "layer '%s'", l->name);
@@ -96,8 +96,8 @@ static int gemm(spk_exec *x, int ta, int tb, size_t m, size_t n, size_t k, float
                 const spk_tensor *a, size_t lda, const spk_tensor *b, size_t ldb, float beta,
                 spk_tensor *c, size_t ldc)
 {
-    return x->backend->ops->gemm(x->backend, ta, tb, m, n, k, alpha, a->buf, 0, lda, b->buf, 0,
-                                 ldb, beta, c->buf, 0, ldc, x->err);
+    return x->backend->ops->gemm(x->backend, ta, tb, m, n, k, alpha, a->buf, 0, lda, b->buf, 0, ldb,
+                                 beta, c->buf, 0, ldc, x->err);
 }
 
 static int fill(spk_exec *x, spk_tensor *t, float value)
@@ -110,8 +110,8 @@ static int copy(spk_exec *x, spk_tensor *dst, const spk_tensor *src)
     if (dst->numel != src->numel)
         return spk_error_set(x->err, SPK_ERR_SHAPE, "copy of %zu floats into %zu", src->numel,
                              dst->numel);
-    return x->backend->ops->copy(x->backend, dst->buf, 0, src->buf, 0,
-                                 src->numel * sizeof(float), x->err);
+    return x->backend->ops->copy(x->backend, dst->buf, 0, src->buf, 0, src->numel * sizeof(float),
+                                 x->err);
 }
 
 static int error(spk_exec *x, int code, const char *fmt, ...)
@@ -146,8 +146,7 @@ static void host_log(const spk_layer *l, const char *fmt, ...)
     va_end(ap);
 }
 
-static void rng_uniform4(uint32_t seed, uint32_t purpose, const uint32_t counter[4],
-                         float out[4])
+static void rng_uniform4(uint32_t seed, uint32_t purpose, const uint32_t counter[4], float out[4])
 {
     spk_philox_ctr c = {{counter[0], counter[1], counter[2], counter[3]}};
     spk_philox_ctr r = spk_philox4x32_10(c, seed, purpose);

@@ -74,8 +74,8 @@ int spk_tensor_download(spk_backend *be, const spk_tensor *t, float *dst, spk_er
     return be->ops->download(be, t->buf, 0, dst, t->numel * sizeof(float), err);
 }
 
-void spk_weight_init_values(const spk_weight *w, int layer_index, int weight_index,
-                            uint32_t seed, float *dst, size_t n)
+void spk_weight_init_values(const spk_weight *w, int layer_index, int weight_index, uint32_t seed,
+                            float *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         spk_philox_ctr c = {{(spk_u32)i, (spk_u32)weight_index, (spk_u32)layer_index, 0}};
@@ -88,8 +88,8 @@ void spk_weight_init_values(const spk_weight *w, int layer_index, int weight_ind
         case SPK_INIT_NORMAL: {
             /* Box-Muller; 1 - u keeps the log finite */
             float u2 = spk_u32_to_unit(r.v[1]);
-            dst[i] = w->init.a + w->init.b * sqrtf(-2.0f * logf(1.0f - u)) *
-                                     cosf(6.28318530718f * u2);
+            dst[i] =
+                w->init.a + w->init.b * sqrtf(-2.0f * logf(1.0f - u)) * cosf(6.28318530718f * u2);
             break;
         }
         default:

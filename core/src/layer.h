@@ -6,15 +6,15 @@
 #include "spikecl/spikecl.h"
 
 typedef struct spk_layer_inst {
-    spk_layer layer;       /* type, params, shapes, weights, state */
+    spk_layer layer; /* type, params, shapes, weights, state */
     spk_backend *be;
     int T, B;
-    spk_tensor in[SPK_MAX_INPUTS];      /* owned inputs (harness) */
+    spk_tensor in[SPK_MAX_INPUTS]; /* owned inputs (harness) */
     spk_tensor out;
     spk_tensor grad_out;
     spk_tensor grad_in[SPK_MAX_INPUTS];
-    spk_tensor labels, loss;            /* for loss layers: [B] */
-    spk_exec x;                         /* wired to the tensors above */
+    spk_tensor labels, loss; /* for loss layers: [B] */
+    spk_exec x;              /* wired to the tensors above */
     spk_error err;
 } spk_layer_inst;
 
@@ -58,7 +58,7 @@ int spk_layer_alloc(spk_layer *l, spk_backend *be, int B, uint32_t seed, spk_err
 /* Releases what setup and alloc made (tensors, priv through type->destroy). */
 void spk_layer_release(spk_layer *l, spk_backend *be);
 /* Draws a weight's initial values (Philox keyed by seed, layer index and weight index). */
-void spk_weight_init_values(const spk_weight *w, int layer_index, int weight_index,
-                            uint32_t seed, float *dst, size_t n);
+void spk_weight_init_values(const spk_weight *w, int layer_index, int weight_index, uint32_t seed,
+                            float *dst, size_t n);
 
 #endif

@@ -40,8 +40,6 @@ void spk_layer_def_clear(spk_layer_def *d);
 /* Parameter lookup by name for the host API; NULL if the name is not in the table. */
 const spk_param_value *spk_params_find(const spk_params *p, const char *name);
 
-
-
 /* Parses a flow mapping of parameters ("{beta: 0.9, reset: zero}", or "" / NULL for all
  * defaults) against a type's table, exactly as the loader does for a layer. For tests and tools. */
 int spk_params_from_yaml(const spk_layer_type *type, const char *yaml, spk_params *out,

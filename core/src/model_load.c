@@ -139,8 +139,8 @@ static int spk_ld_vfail(spk_ld *ld, int line, int col, int code, const char *fmt
 #endif
 
 /* Fails at a node's position (1-based; libyaml's marks are 0-based). */
-static int SPK_PRINTF(4, 5) spk_ld_fail(spk_ld *ld, const yaml_node_t *at, int code,
-                                        const char *fmt, ...)
+static int SPK_PRINTF(4, 5)
+    spk_ld_fail(spk_ld *ld, const yaml_node_t *at, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -151,8 +151,8 @@ static int SPK_PRINTF(4, 5) spk_ld_fail(spk_ld *ld, const yaml_node_t *at, int c
     return rc;
 }
 
-static int SPK_PRINTF(5, 6) spk_ld_fail_at(spk_ld *ld, int line, int col, int code,
-                                           const char *fmt, ...)
+static int SPK_PRINTF(5, 6)
+    spk_ld_fail_at(spk_ld *ld, int line, int col, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -203,8 +203,7 @@ static int spk_is_null(const yaml_node_t *n)
     if (!spk_is_plain(n))
         return 0;
     const char *t = spk_text(n);
-    return !*t || !strcmp(t, "~") || !strcmp(t, "null") || !strcmp(t, "Null") ||
-           !strcmp(t, "NULL");
+    return !*t || !strcmp(t, "~") || !strcmp(t, "null") || !strcmp(t, "Null") || !strcmp(t, "NULL");
 }
 
 /* Numbers are plain decimal text; quoted scalars stay strings, as in YAML. Letters other than
@@ -300,12 +299,12 @@ static const char *spk_found(const yaml_node_t *n, char *buf, size_t size)
 }
 
 /* " in [lo, hi]", " >= lo", " > lo", ...; bounds at or beyond +-1e30 count as none. */
-static const char *spk_range(double lo, int lo_open, double hi, int hi_open, char *buf,
-                             size_t size)
+static const char *spk_range(double lo, int lo_open, double hi, int hi_open, char *buf, size_t size)
 {
     int has_lo = lo > -1e30, has_hi = hi < 1e30;
     if (has_lo && has_hi)
-        snprintf(buf, size, " in %c%.10g, %.10g%c", lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
+        snprintf(buf, size, " in %c%.10g, %.10g%c", lo_open ? '(' : '[', lo, hi,
+                 hi_open ? ')' : ']');
     else if (has_lo)
         snprintf(buf, size, " %s %.10g", lo_open ? ">" : ">=", lo);
     else if (has_hi)
@@ -343,9 +342,9 @@ static int spk_ld_map(spk_ld *ld, yaml_node_t *n, const char *expected)
         for (yaml_node_pair_t *q = p0; q < p; q++) {
             yaml_node_t *kq = spk_ld_node(ld, q->key);
             if (kq && kq->type == YAML_SCALAR_NODE && !strcmp(spk_text(kq), spk_text(k)))
-                return spk_ld_fail(ld, k, SPK_ERR_INVALID, "duplicate key '%s' (first given at %d:%d)",
-                                   spk_text(k), (int)kq->start_mark.line + 1,
-                                   (int)kq->start_mark.column + 1);
+                return spk_ld_fail(ld, k, SPK_ERR_INVALID,
+                                   "duplicate key '%s' (first given at %d:%d)", spk_text(k),
+                                   (int)kq->start_mark.line + 1, (int)kq->start_mark.column + 1);
         }
     }
     return SPK_OK;
@@ -353,7 +352,8 @@ static int spk_ld_map(spk_ld *ld, yaml_node_t *n, const char *expected)
 
 static yaml_node_t *spk_ld_get(spk_ld *ld, yaml_node_t *map, const char *key)
 {
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = spk_ld_node(ld, p->key);
         if (spk_is_scalar(k) && !strcmp(spk_text(k), key))
             return spk_ld_node(ld, p->value);
@@ -363,7 +363,8 @@ static yaml_node_t *spk_ld_get(spk_ld *ld, yaml_node_t *map, const char *key)
 
 static yaml_node_t *spk_ld_key_node(spk_ld *ld, yaml_node_t *map, const char *key)
 {
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = spk_ld_node(ld, p->key);
         if (spk_is_scalar(k) && !strcmp(spk_text(k), key))
             return k;
@@ -382,7 +383,8 @@ static int spk_in_list(const char *const *list, const char *word)
 /* Refuses keys outside `allowed` (NULL-terminated), suggesting the closest one. */
 static int spk_ld_keys(spk_ld *ld, yaml_node_t *map, const char *const *allowed)
 {
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = spk_ld_node(ld, p->key);
         if (spk_in_list(allowed, spk_text(k)))
             continue;
@@ -435,8 +437,7 @@ static int spk_ld_bool(spk_ld *ld, yaml_node_t *n, const char *key, int *out)
 }
 
 /* A word from "a|b|c"; the message lists them and suggests the closest. */
-static int spk_ld_choice(spk_ld *ld, yaml_node_t *n, const char *key, const char *choices,
-                         int *idx)
+static int spk_ld_choice(spk_ld *ld, yaml_node_t *n, const char *key, const char *choices, int *idx)
 {
     char fb[96];
     spk_sugg sg;
@@ -752,8 +753,8 @@ void spk_params_clear(spk_params *p)
 }
 
 /* libyaml's syntax error as "file:line:col: YAML syntax error: problem (context at l:c)". */
-static int spk_syntax_error(const yaml_parser_t *p, const char *file, const char *text,
-                            size_t len, spk_error *err)
+static int spk_syntax_error(const yaml_parser_t *p, const char *file, const char *text, size_t len,
+                            spk_error *err)
 {
     if (p->error == YAML_MEMORY_ERROR)
         return spk_error_set(err, SPK_ERR_NOMEM, "%s: out of memory while reading YAML", file);
@@ -857,7 +858,8 @@ static int spk_ld_params(spk_ld *ld, yaml_node_t *map, const spk_layer_type *typ
     int rc;
     if ((rc = spk_params_fill(type, out, ld->err)))
         return rc;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = spk_ld_node(ld, p->key), *val = spk_ld_node(ld, p->value);
         const char *key = spk_text(k);
         if (spk_in_list(extra, key))
@@ -870,8 +872,7 @@ static int spk_ld_params(spk_ld *ld, yaml_node_t *map, const spk_layer_type *typ
                 spk_sugg_try(&sg, out->spec[j].name, strlen(out->spec[j].name));
             for (int j = 0; extra[j]; j++)
                 spk_sugg_try(&sg, extra[j], strlen(extra[j]));
-            rc = spk_ld_fail(ld, k, SPK_ERR_INVALID, "unknown key '%s'%s", key,
-                             spk_sugg_text(&sg));
+            rc = spk_ld_fail(ld, k, SPK_ERR_INVALID, "unknown key '%s'%s", key, spk_sugg_text(&sg));
             goto fail;
         }
         spk_param_value t;
@@ -905,7 +906,8 @@ int spk_params_defaults(const spk_layer_type *type, spk_params *out, spk_error *
 {
     int rc;
     if (!type || !out)
-        return spk_error_set(err, SPK_ERR_INVALID, "spk_params_defaults: type and out are required");
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "spk_params_defaults: type and out are required");
     if ((rc = spk_params_fill(type, out, err)))
         return rc;
     for (int i = 0; i < out->n; i++) {
@@ -923,7 +925,8 @@ int spk_params_from_yaml(const spk_layer_type *type, const char *yaml, spk_param
                          spk_error *err)
 {
     if (!type || !out)
-        return spk_error_set(err, SPK_ERR_INVALID, "spk_params_from_yaml: type and out are required");
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "spk_params_from_yaml: type and out are required");
     memset(out, 0, sizeof *out);
     if (!yaml)
         return spk_params_defaults(type, out, err);
@@ -968,11 +971,16 @@ void spk_layer_def_clear(spk_layer_def *d)
 static const char *spk_kind_text(int kind)
 {
     switch (kind) {
-    case SPK_KIND_ENCODER: return "an encoder";
-    case SPK_KIND_SYNAPSE: return "a synapse";
-    case SPK_KIND_NEURON: return "a neuron";
-    case SPK_KIND_READOUT: return "a readout";
-    case SPK_KIND_LOSS: return "a loss";
+    case SPK_KIND_ENCODER:
+        return "an encoder";
+    case SPK_KIND_SYNAPSE:
+        return "a synapse";
+    case SPK_KIND_NEURON:
+        return "a neuron";
+    case SPK_KIND_READOUT:
+        return "a readout";
+    case SPK_KIND_LOSS:
+        return "a loss";
     }
     return "an 'other'";
 }
@@ -1022,8 +1030,9 @@ static int spk_ld_name(spk_ld *ld, yaml_node_t *n, const spk_model *m, int n_pre
     const char *name = spk_text(n);
     const spk_layer_def *o = spk_name_taken(m, n_prev, name);
     if (o)
-        return spk_ld_fail(ld, n, SPK_ERR_INVALID, "duplicate layer name '%s' (first used at %d:%d)",
-                           name, o->line, o->col);
+        return spk_ld_fail(ld, n, SPK_ERR_INVALID,
+                           "duplicate layer name '%s' (first used at %d:%d)", name, o->line,
+                           o->col);
     *out = strdup(name);
     return *out ? SPK_OK : spk_ld_nomem(ld);
 }
@@ -1055,9 +1064,9 @@ static int spk_ld_type(spk_ld *ld, yaml_node_t *map, int want_kind, const spk_la
                            spk_sugg_text(&sg));
     }
     if (want_kind < 0 && (t->kind == SPK_KIND_READOUT || t->kind == SPK_KIND_LOSS))
-        return spk_ld_fail(ld, n, SPK_ERR_INVALID,
-                           "type '%s' is %s type; it belongs under '%s:', not in 'layers'", name,
-                           spk_kind_text(t->kind), t->kind == SPK_KIND_READOUT ? "readout" : "loss");
+        return spk_ld_fail(
+            ld, n, SPK_ERR_INVALID, "type '%s' is %s type; it belongs under '%s:', not in 'layers'",
+            name, spk_kind_text(t->kind), t->kind == SPK_KIND_READOUT ? "readout" : "loss");
     if (want_kind >= 0 && t->kind != want_kind)
         return spk_ld_fail(ld, n, SPK_ERR_INVALID, "type '%s' is %s type, expected %s type", name,
                            spk_kind_text(t->kind), spk_kind_text(want_kind));
@@ -1258,7 +1267,8 @@ static int spk_ld_input(spk_ld *ld, spk_model *m, yaml_node_t *n)
         yaml_node_t *e = spk_ld_node(ld, shape->data.sequence.items.start[i]);
         long long v;
         if (!spk_node_ll(e, &v) || v < 1 || v > INT_MAX)
-            return spk_ld_fail(ld, e, SPK_ERR_INVALID, "'shape' entries must be integers >= 1, got %s",
+            return spk_ld_fail(ld, e, SPK_ERR_INVALID,
+                               "'shape' entries must be integers >= 1, got %s",
                                spk_found(e, fb, sizeof fb));
         total *= v;
         if (total > INT_MAX)
@@ -1278,8 +1288,7 @@ static int spk_ld_input(spk_ld *ld, spk_model *m, yaml_node_t *n)
     return SPK_OK;
 }
 
-static int spk_ld_dataset(spk_ld *ld, yaml_node_t *n, const char *key, char **images,
-                          char **labels)
+static int spk_ld_dataset(spk_ld *ld, yaml_node_t *n, const char *key, char **images, char **labels)
 {
     static const char *const keys[] = {"format", "images", "labels", NULL};
     int rc, fmt;
@@ -1295,7 +1304,8 @@ static int spk_ld_dataset(spk_ld *ld, yaml_node_t *n, const char *key, char **im
         return spk_ld_fail(ld, n, SPK_ERR_INVALID, "missing required key 'images'");
     if (!lb)
         return spk_ld_fail(ld, n, SPK_ERR_INVALID, "missing required key 'labels'");
-    if ((rc = spk_ld_path(ld, im, "images", images)) || (rc = spk_ld_path(ld, lb, "labels", labels)))
+    if ((rc = spk_ld_path(ld, im, "images", images)) ||
+        (rc = spk_ld_path(ld, lb, "labels", labels)))
         return rc;
     return SPK_OK;
 }
@@ -1317,9 +1327,9 @@ static void spk_optim_defaults(spk_optim_config *o, int kind)
 
 static int spk_ld_optim(spk_ld *ld, yaml_node_t *n, spk_optim_config *o)
 {
-    static const char *const keys[] = {"type", "lr", "momentum", "nesterov", "betas",
-                                       "eps", "weight_decay", "clip_norm", "schedule",
-                                       "min_lr", NULL};
+    static const char *const keys[] = {"type", "lr",           "momentum",  "nesterov", "betas",
+                                       "eps",  "weight_decay", "clip_norm", "schedule", "min_lr",
+                                       NULL};
     static const char *const kind_names[] = {"sgd", "adam", "adamw"};
     char fb[96];
     int rc, kind = SPK_OPTIM_ADAM;
@@ -1367,10 +1377,11 @@ static int spk_ld_optim(spk_ld *ld, yaml_node_t *n, spk_optim_config *o)
         for (int i = 0; ok && i < 2; i++)
             ok = spk_in_range(b[i], 0, 0, 1, 1);
         if (!ok)
-            return spk_ld_fail(ld, v, SPK_ERR_INVALID,
-                               "'betas' must be a list of two numbers in [0, 1), e.g. [0.9, 0.999], "
-                               "got %s",
-                               spk_found(v, fb, sizeof fb));
+            return spk_ld_fail(
+                ld, v, SPK_ERR_INVALID,
+                "'betas' must be a list of two numbers in [0, 1), e.g. [0.9, 0.999], "
+                "got %s",
+                spk_found(v, fb, sizeof fb));
         o->beta1 = (float)b[0];
         o->beta2 = (float)b[1];
     }
@@ -1465,8 +1476,8 @@ static int spk_ld_plugins(spk_ld *ld, spk_model *m, yaml_node_t *n)
 
 static int spk_ld_model(spk_ld *ld, spk_model *m, yaml_node_t *root)
 {
-    static const char *const keys[] = {"name", "input", "time_steps", "seed", "layers",
-                                       "readout", "loss", "train", "plugins", NULL};
+    static const char *const keys[] = {"name",    "input", "time_steps", "seed",    "layers",
+                                       "readout", "loss",  "train",      "plugins", NULL};
     char fb[96];
     long long v;
     int rc;
@@ -1475,7 +1486,8 @@ static int spk_ld_model(spk_ld *ld, spk_model *m, yaml_node_t *root)
         return spk_ld_fail_at(ld, 1, 1, SPK_ERR_INVALID,
                               "the file is empty; expected a mapping with 'input', 'time_steps' "
                               "and 'layers'");
-    if ((rc = spk_ld_map(ld, root, "a mapping of model keys (name, input, time_steps, layers, ...)")) ||
+    if ((rc = spk_ld_map(ld, root,
+                         "a mapping of model keys (name, input, time_steps, layers, ...)")) ||
         (rc = spk_ld_keys(ld, root, keys)))
         return rc;
     static const char *const required[] = {"input", "time_steps", "layers", NULL};
@@ -1522,9 +1534,10 @@ static int spk_ld_model(spk_ld *ld, spk_model *m, yaml_node_t *root)
     spk_ld_ctx(ld, "%s", "");
 
     yaml_node_t *layers = spk_ld_get(ld, root, "layers");
-    long n_layers = layers->type == YAML_SEQUENCE_NODE
-                        ? (long)(layers->data.sequence.items.top - layers->data.sequence.items.start)
-                        : 0;
+    long n_layers =
+        layers->type == YAML_SEQUENCE_NODE
+            ? (long)(layers->data.sequence.items.top - layers->data.sequence.items.start)
+            : 0;
     if (n_layers < 1)
         return spk_ld_fail(ld, layers, SPK_ERR_INVALID,
                            "'layers' must be a non-empty list of layer mappings, got %s",
@@ -1614,10 +1627,9 @@ static int spk_model_parse(const char *text, size_t len, const char *file, int r
             rc = spk_syntax_error(&parser, file, text, len, err);
         } else {
             if (yaml_document_get_root_node(&extra))
-                rc = spk_error_set(err, SPK_ERR_PARSE,
-                                   "%s:%d:%d: expected one YAML document, found a second one",
-                                   file, (int)extra.start_mark.line + 1,
-                                   (int)extra.start_mark.column + 1);
+                rc = spk_error_set(
+                    err, SPK_ERR_PARSE, "%s:%d:%d: expected one YAML document, found a second one",
+                    file, (int)extra.start_mark.line + 1, (int)extra.start_mark.column + 1);
             yaml_document_delete(&extra);
         }
     }

@@ -165,8 +165,9 @@ static void spk_env_load_dir(spk_env_load *s, const char *dir)
     spk_error e;
     DIR *d = opendir(dir);
     if (!d) {
-        spk_env_note(s, spk_error_set(&e, SPK_ERR_PLUGIN, "%s: cannot read the folder: %s", dir,
-                                      strerror(errno)),
+        spk_env_note(s,
+                     spk_error_set(&e, SPK_ERR_PLUGIN, "%s: cannot read the folder: %s", dir,
+                                   strerror(errno)),
                      &e);
         return;
     }
@@ -230,10 +231,11 @@ int spk_plugin_load_path_env(spk_error *err)
             spk_error e;
             if (stat(p, &st) != 0) {
                 int code = errno == ENOENT ? SPK_ERR_NOTFOUND : SPK_ERR_PLUGIN;
-                spk_env_note(&s, spk_error_set(&e, code, "%s: %s", p,
-                                               errno == ENOENT ? "no such file or folder"
-                                                               : strerror(errno)),
-                             &e);
+                spk_env_note(
+                    &s,
+                    spk_error_set(&e, code, "%s: %s", p,
+                                  errno == ENOENT ? "no such file or folder" : strerror(errno)),
+                    &e);
             } else if (S_ISDIR(st.st_mode)) {
                 spk_env_load_dir(&s, p);
             } else {
@@ -248,8 +250,10 @@ int spk_plugin_load_path_env(spk_error *err)
     if (!s.failures)
         return SPK_OK;
     if (s.failures > 1)
-        return spk_error_set(err, s.first.code, "SPIKECL_PLUGIN_PATH: %s (and %d more failing "
-                             "plugin%s)", s.first.msg, s.failures - 1, s.failures > 2 ? "s" : "");
+        return spk_error_set(err, s.first.code,
+                             "SPIKECL_PLUGIN_PATH: %s (and %d more failing "
+                             "plugin%s)",
+                             s.first.msg, s.failures - 1, s.failures > 2 ? "s" : "");
     return spk_error_set(err, s.first.code, "SPIKECL_PLUGIN_PATH: %s", s.first.msg);
 }
 

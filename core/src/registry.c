@@ -37,8 +37,8 @@ static int check_params(const spk_layer_type *t, spk_error *err)
         if ((p->type == SPK_PARAM_CHOICE || p->type == SPK_PARAM_SURROGATE) &&
             (!p->choices || !p->choices[0]))
             return spk_error_set(err, SPK_ERR_PLUGIN,
-                                 "layer type '%s': parameter '%s' needs a list of choices",
-                                 t->name, p->name);
+                                 "layer type '%s': parameter '%s' needs a list of choices", t->name,
+                                 p->name);
         for (int j = 0; j < i; j++)
             if (strcmp(t->params[j].name, p->name) == 0)
                 return spk_error_set(err, SPK_ERR_PLUGIN,
@@ -48,8 +48,7 @@ static int check_params(const spk_layer_type *t, spk_error *err)
     return SPK_OK;
 }
 
-int spk_registry_add(spk_registry *reg, const spk_layer_type *t, const char *source,
-                     spk_error *err)
+int spk_registry_add(spk_registry *reg, const spk_layer_type *t, const char *source, spk_error *err)
 {
     if (!reg || !t)
         return spk_error_set(err, SPK_ERR_INVALID, "spk_registry_add: NULL argument");
@@ -59,15 +58,14 @@ int spk_registry_add(spk_registry *reg, const spk_layer_type *t, const char *sou
                              "%s: layer type '%s' was built for plugin ABI %u.%u, but this "
                              "spikecl provides ABI %d.%d (same major, minor <= %d required)",
                              src, t->name ? t->name : "?", (unsigned)t->abi_major,
-                             (unsigned)t->abi_minor, SPK_ABI_MAJOR, SPK_ABI_MINOR,
-                             SPK_ABI_MINOR);
+                             (unsigned)t->abi_minor, SPK_ABI_MAJOR, SPK_ABI_MINOR, SPK_ABI_MINOR);
     if (t->struct_size < sizeof(spk_layer_type))
         return spk_error_set(err, SPK_ERR_PLUGIN,
-                             "%s: layer type descriptor is %u bytes, expected at least %zu",
-                             src, (unsigned)t->struct_size, sizeof(spk_layer_type));
+                             "%s: layer type descriptor is %u bytes, expected at least %zu", src,
+                             (unsigned)t->struct_size, sizeof(spk_layer_type));
     if (!t->name || !t->name[0] || !t->init || !t->forward)
-        return spk_error_set(err, SPK_ERR_PLUGIN,
-                             "%s: layer type needs a name, init and forward", src);
+        return spk_error_set(err, SPK_ERR_PLUGIN, "%s: layer type needs a name, init and forward",
+                             src);
     if (t->kind < SPK_KIND_ENCODER || t->kind > SPK_KIND_OTHER)
         return spk_error_set(err, SPK_ERR_PLUGIN, "%s: layer type '%s' has unknown kind %d", src,
                              t->name, t->kind);

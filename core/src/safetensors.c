@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 /* The upstream reader refuses headers above 100 MB; so do we, which also bounds our allocation. */
-#define SPK_ST_MAX_HEADER 100000000ull
+#define SPK_ST_MAX_HEADER  100000000ull
 #define SPK_JSON_MAX_DEPTH 32
 
 static int spk_host_is_le(void)
@@ -48,10 +48,10 @@ enum { SPK_J_NULL, SPK_J_BOOL, SPK_J_NUM, SPK_J_STR, SPK_J_ARR, SPK_J_OBJ };
 
 typedef struct spk_json {
     int type;
-    int is_int;  /* SPK_J_NUM: an integer that fits int64 */
+    int is_int; /* SPK_J_NUM: an integer that fits int64 */
     int64_t ival;
-    char *str;   /* SPK_J_STR: decoded UTF-8, NUL-terminated (\u0000 is refused) */
-    int n;       /* SPK_J_ARR / SPK_J_OBJ: number of items */
+    char *str; /* SPK_J_STR: decoded UTF-8, NUL-terminated (\u0000 is refused) */
+    int n;     /* SPK_J_ARR / SPK_J_OBJ: number of items */
     int cap;
     struct spk_json *items;
     char **keys; /* SPK_J_OBJ only */
@@ -155,14 +155,30 @@ static int spk_jstring(spk_jparser *p, char **out)
         p->pos++;
         char e = p->s[p->pos++];
         switch (e) {
-        case '"': buf[o++] = '"'; break;
-        case '\\': buf[o++] = '\\'; break;
-        case '/': buf[o++] = '/'; break;
-        case 'b': buf[o++] = '\b'; break;
-        case 'f': buf[o++] = '\f'; break;
-        case 'n': buf[o++] = '\n'; break;
-        case 'r': buf[o++] = '\r'; break;
-        case 't': buf[o++] = '\t'; break;
+        case '"':
+            buf[o++] = '"';
+            break;
+        case '\\':
+            buf[o++] = '\\';
+            break;
+        case '/':
+            buf[o++] = '/';
+            break;
+        case 'b':
+            buf[o++] = '\b';
+            break;
+        case 'f':
+            buf[o++] = '\f';
+            break;
+        case 'n':
+            buf[o++] = '\n';
+            break;
+        case 'r':
+            buf[o++] = '\r';
+            break;
+        case 't':
+            buf[o++] = '\t';
+            break;
         case 'u': {
             uint32_t cp;
             if ((rc = spk_jhex4(p, &cp)))
@@ -480,11 +496,21 @@ static void spk_sb_jstr(spk_sbuf *b, const char *s)
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         char esc[8];
         switch (*c) {
-        case '"': spk_sb_put(b, "\\\"", 2); break;
-        case '\\': spk_sb_put(b, "\\\\", 2); break;
-        case '\n': spk_sb_put(b, "\\n", 2); break;
-        case '\r': spk_sb_put(b, "\\r", 2); break;
-        case '\t': spk_sb_put(b, "\\t", 2); break;
+        case '"':
+            spk_sb_put(b, "\\\"", 2);
+            break;
+        case '\\':
+            spk_sb_put(b, "\\\\", 2);
+            break;
+        case '\n':
+            spk_sb_put(b, "\\n", 2);
+            break;
+        case '\r':
+            spk_sb_put(b, "\\r", 2);
+            break;
+        case '\t':
+            spk_sb_put(b, "\\t", 2);
+            break;
         default:
             if (*c < 0x20) {
                 snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*c);
@@ -552,8 +578,8 @@ static int spk_st_check_args(const char *path, int n, const spk_st_tensor *tenso
             return spk_error_set(err, SPK_ERR_INVALID, "%s: metadata entry %d is NULL", path, i);
         for (int j = 0; j < i; j++)
             if (strcmp(meta_keys[j], meta_keys[i]) == 0)
-                return spk_error_set(err, SPK_ERR_INVALID, "%s: duplicate metadata key '%s'",
-                                     path, meta_keys[i]);
+                return spk_error_set(err, SPK_ERR_INVALID, "%s: duplicate metadata key '%s'", path,
+                                     meta_keys[i]);
     }
     return SPK_OK;
 }
@@ -710,9 +736,9 @@ int spk_safetensors_write(const char *path, int n, const spk_st_tensor *tensors,
     }
     if (bad) {
         remove(tmp);
-        rc = spk_error_set(err, SPK_ERR_IO, "%s: %s of %s failed: %s (existing file left as it was)",
-                           path, stage, strcmp(stage, "rename") ? tmp : "the temporary file",
-                           strerror(e));
+        rc = spk_error_set(err, SPK_ERR_IO,
+                           "%s: %s of %s failed: %s (existing file left as it was)", path, stage,
+                           strcmp(stage, "rename") ? tmp : "the temporary file", strerror(e));
         free(tmp);
         free(h.s);
         return rc;
@@ -762,7 +788,9 @@ typedef struct spk_st_entry {
 static int spk_st_entry_cmp(const void *a, const void *b)
 {
     const spk_st_entry *x = a, *y = b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
+    return x->begin < y->begin   ? -1
+           : x->begin > y->begin ? 1
+                                 : (x->end > y->end) - (x->end < y->end);
 }
 
 /* Validates one tensor entry of the header against the data section of data_len bytes. */
@@ -777,7 +805,9 @@ static int spk_st_entry_parse(const char *path, const char *name, const spk_json
     const spk_json *of = spk_json_get(v, "data_offsets");
     if (!dt || !sh || !of)
         return spk_error_set(err, SPK_ERR_PARSE, "%s: tensor '%s': missing \"%s\"", path, name,
-                             !dt ? "dtype" : !sh ? "shape" : "data_offsets");
+                             !dt   ? "dtype"
+                             : !sh ? "shape"
+                                   : "data_offsets");
     if (dt->type != SPK_J_STR)
         return spk_error_set(err, SPK_ERR_PARSE, "%s: tensor '%s': dtype is not a string", path,
                              name);
@@ -787,8 +817,8 @@ static int spk_st_entry_parse(const char *path, const char *name, const spk_json
                              dt->str);
     if (sh->type != SPK_J_ARR || sh->n > SPK_ST_MAX_DIMS)
         return spk_error_set(err, SPK_ERR_PARSE,
-                             "%s: tensor '%s': shape must be an array of at most %d integers",
-                             path, name, SPK_ST_MAX_DIMS);
+                             "%s: tensor '%s': shape must be an array of at most %d integers", path,
+                             name, SPK_ST_MAX_DIMS);
     uint64_t numel = 1;
     e->name = name;
     e->ndim = sh->n;
@@ -928,8 +958,8 @@ int spk_safetensors_read(const char *path, spk_st_file **out, spk_error *err)
     for (int i = 0; i < ne; i++) {
         if (ents[i].begin != at) {
             rc = spk_error_set(err, SPK_ERR_PARSE,
-                               "%s: tensor '%s' starts at data offset %" PRIu64 ", expected %" PRIu64
-                               " (%s)",
+                               "%s: tensor '%s' starts at data offset %" PRIu64
+                               ", expected %" PRIu64 " (%s)",
                                path, ents[i].name, ents[i].begin, at,
                                ents[i].begin < at ? "overlaps another tensor" : "gap in the data");
             goto out;
@@ -938,8 +968,8 @@ int spk_safetensors_read(const char *path, spk_st_file **out, spk_error *err)
     }
     if (at != data_len) {
         rc = spk_error_set(err, SPK_ERR_PARSE,
-                           "%s: the tensors cover %" PRIu64 " bytes but the data section has %" PRIu64
-                           "%s",
+                           "%s: the tensors cover %" PRIu64
+                           " bytes but the data section has %" PRIu64 "%s",
                            path, at, data_len, at < data_len ? " (trailing bytes)" : "");
         goto out;
     }
@@ -966,8 +996,8 @@ int spk_safetensors_read(const char *path, spk_st_file **out, spk_error *err)
         t->ndim = ents[i].ndim;
         memcpy(t->shape, ents[i].shape, sizeof t->shape);
         if (bytes && fread(t->data, 1, bytes, fp) != bytes) {
-            rc = spk_error_set(err, SPK_ERR_IO, "%s: cannot read tensor '%s': %s", path,
-                               t->name, ferror(fp) ? strerror(errno) : "unexpected end of file");
+            rc = spk_error_set(err, SPK_ERR_IO, "%s: cannot read tensor '%s': %s", path, t->name,
+                               ferror(fp) ? strerror(errno) : "unexpected end of file");
             goto out;
         }
         if (!little)

@@ -3,9 +3,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core_kernels.h"
 #include "layer.h"
@@ -27,11 +27,11 @@ typedef struct node {
     int n_in;
     int in_node[SPK_MAX_INPUTS]; /* 0 is the network input */
     spk_tensor out;
-    spk_tensor grad;             /* d loss / d out, when trainable_upstream */
+    spk_tensor grad;                      /* d loss / d out, when trainable_upstream */
     spk_tensor edge_grad[SPK_MAX_INPUTS]; /* own grad_in buffers when the producer fans out */
-    int trainable_upstream;      /* this node or one before it has trainable weights */
+    int trainable_upstream;               /* this node or one before it has trainable weights */
     int n_consumers;
-    double fwd_s, bwd_s;         /* profiling */
+    double fwd_s, bwd_s; /* profiling */
 } node;
 
 typedef struct opt_slot {
@@ -71,8 +71,8 @@ struct spk_session {
     float lr; /* current learning rate (the schedule's value) */
     uint32_t batch_counter;
     float *h_labels, *h_loss, *h_readout;
-    int ro_steps;       /* T when the readout keeps the time axis (a per-step loss), else 1 */
-    float *h_ro_steps;  /* [T, B, classes] staging for such a readout */
+    int ro_steps;      /* T when the readout keeps the time axis (a per-step loss), else 1 */
+    float *h_ro_steps; /* [T, B, classes] staging for such a readout */
     spk_error xerr;
 };
 
@@ -88,8 +88,7 @@ static int charge(spk_session *s, double *t0, double *acc, spk_error *err)
     return rc;
 }
 
-static int get_program(spk_session *s, const spk_layer_type *t, spk_program **out,
-                       spk_error *err)
+static int get_program(spk_session *s, const spk_layer_type *t, spk_program **out, spk_error *err)
 {
     for (int i = 0; i < s->n_progs; i++)
         if (s->progs[i].type == t) {
@@ -205,8 +204,8 @@ static int setup_node(spk_session *s, int i, const spk_layer_def *d, int default
         /* a plugin's kernels that do not build: say which library to fix */
         const char *src = spk_registry_source(spk_registry_default(), d->type->name);
         if (src && strcmp(src, "built-in") != 0)
-            return spk_error_prefix(err, rc, "layer '%s' (%s, plugin %s)", d->name,
-                                    d->type->name, src);
+            return spk_error_prefix(err, rc, "layer '%s' (%s, plugin %s)", d->name, d->type->name,
+                                    src);
         return spk_error_prefix(err, rc, "layer '%s' (%s)", d->name, d->type->name);
     }
     return SPK_OK;
@@ -285,8 +284,7 @@ static int alloc_session(spk_session *s, spk_error *err)
     return SPK_OK;
 }
 
-int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out,
-                    spk_error *err)
+int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out, spk_error *err)
 {
     if (!m || !be || batch < 1)
         return spk_error_set(err, SPK_ERR_INVALID, "spk_session_new: bad arguments");
@@ -423,13 +421,13 @@ static int forward(spk_session *s, int n, int training, spk_error *err)
     return SPK_OK;
 }
 
-static int core_launch(spk_session *s, const char *k, size_t items, int nargs,
-                       const spk_karg *args, spk_error *err)
+static int core_launch(spk_session *s, const char *k, size_t items, int nargs, const spk_karg *args,
+                       spk_error *err)
 {
     return s->be->ops->launch(s->be, s->core, k, items, nargs, args, err);
 }
 #define CORE(s, k, items, err, ...)                                                                \
-    core_launch((s), (k), (items), (int)(sizeof((spk_karg[]){__VA_ARGS__}) / sizeof(spk_karg)),   \
+    core_launch((s), (k), (items), (int)(sizeof((spk_karg[]){__VA_ARGS__}) / sizeof(spk_karg)),    \
                 (spk_karg[]){__VA_ARGS__}, (err))
 
 /* The spike-rate regulariser of a neuron layer: its loss term and output gradient. */
@@ -474,11 +472,11 @@ static int backward(spk_session *s, int n, spk_error *err)
                     spk_tensor *e = &s->nodes[j].edge_grad[k];
                     size_t cnt = spk_shape_numel(&nd->layer.out, s->T, n);
                     if (first)
-                        rc = be->ops->copy(be, nd->grad.buf, 0, e->buf, 0, cnt * sizeof(float),
-                                           err);
+                        rc =
+                            be->ops->copy(be, nd->grad.buf, 0, e->buf, 0, cnt * sizeof(float), err);
                     else
-                        rc = CORE(s, "spk_add", cnt, err, SPK_ARG_BUF(&nd->grad),
-                                  SPK_ARG_BUF(e), SPK_ARG_INT(cnt));
+                        rc = CORE(s, "spk_add", cnt, err, SPK_ARG_BUF(&nd->grad), SPK_ARG_BUF(e),
+                                  SPK_ARG_INT(cnt));
                     first = 0;
                 }
         }
@@ -517,9 +515,8 @@ static int optimizer_step(spk_session *s, spk_error *err)
                       SPK_ARG_INT(CLIP_CHUNK), SPK_ARG_INT(o->chunk_slot), SPK_ARG_INT(nch));
         }
         if (!rc)
-            rc = CORE(s, "spk_clip_scale", 1, err, SPK_ARG_BUF(&s->scale),
-                      SPK_ARG_BUF(&s->partial), SPK_ARG_INT(s->n_chunks),
-                      SPK_ARG_FLOAT(oc->clip_norm));
+            rc = CORE(s, "spk_clip_scale", 1, err, SPK_ARG_BUF(&s->scale), SPK_ARG_BUF(&s->partial),
+                      SPK_ARG_INT(s->n_chunks), SPK_ARG_FLOAT(oc->clip_norm));
     }
     s->step++;
     float bc1 = 1.0f - (float)pow(oc->beta1, (double)s->step);
@@ -532,17 +529,17 @@ static int optimizer_step(spk_session *s, spk_error *err)
         if (oc->kind == SPK_OPTIM_SGD)
             rc = CORE(s, "spk_sgd", (size_t)n, err, SPK_ARG_BUF(&w->value), SPK_ARG_BUF(&w->grad),
                       SPK_ARG_BUF(&o->m), SPK_ARG_BUF(&s->scale), SPK_ARG_INT(n),
-                      SPK_ARG_FLOAT(s->lr), SPK_ARG_FLOAT(oc->momentum),
-                      SPK_ARG_INT(oc->nesterov), SPK_ARG_FLOAT(wd), SPK_ARG_INT(w->clamp),
-                      SPK_ARG_FLOAT(w->lo), SPK_ARG_FLOAT(w->hi));
+                      SPK_ARG_FLOAT(s->lr), SPK_ARG_FLOAT(oc->momentum), SPK_ARG_INT(oc->nesterov),
+                      SPK_ARG_FLOAT(wd), SPK_ARG_INT(w->clamp), SPK_ARG_FLOAT(w->lo),
+                      SPK_ARG_FLOAT(w->hi));
         else
-            rc = CORE(s, "spk_adam", (size_t)n, err, SPK_ARG_BUF(&w->value),
-                      SPK_ARG_BUF(&w->grad), SPK_ARG_BUF(&o->m), SPK_ARG_BUF(&o->v),
-                      SPK_ARG_BUF(&s->scale), SPK_ARG_INT(n), SPK_ARG_FLOAT(s->lr),
-                      SPK_ARG_FLOAT(oc->beta1), SPK_ARG_FLOAT(oc->beta2), SPK_ARG_FLOAT(oc->eps),
-                      SPK_ARG_FLOAT(wd), SPK_ARG_INT(oc->kind == SPK_OPTIM_ADAMW),
-                      SPK_ARG_FLOAT(bc1), SPK_ARG_FLOAT(bc2), SPK_ARG_INT(w->clamp),
-                      SPK_ARG_FLOAT(w->lo), SPK_ARG_FLOAT(w->hi));
+            rc = CORE(s, "spk_adam", (size_t)n, err, SPK_ARG_BUF(&w->value), SPK_ARG_BUF(&w->grad),
+                      SPK_ARG_BUF(&o->m), SPK_ARG_BUF(&o->v), SPK_ARG_BUF(&s->scale),
+                      SPK_ARG_INT(n), SPK_ARG_FLOAT(s->lr), SPK_ARG_FLOAT(oc->beta1),
+                      SPK_ARG_FLOAT(oc->beta2), SPK_ARG_FLOAT(oc->eps), SPK_ARG_FLOAT(wd),
+                      SPK_ARG_INT(oc->kind == SPK_OPTIM_ADAMW), SPK_ARG_FLOAT(bc1),
+                      SPK_ARG_FLOAT(bc2), SPK_ARG_INT(w->clamp), SPK_ARG_FLOAT(w->lo),
+                      SPK_ARG_FLOAT(w->hi));
     }
     if (!rc)
         rc = charge(s, &t0, &s->opt_s, err);
@@ -842,8 +839,8 @@ int spk_session_load(spk_session *s, const char *path, spk_error *err)
         snprintf(name, sizeof name, "%s.%s", l->name, w->name);
         const spk_st_tensor *t = spk_st_file_find(f, name);
         if (!t) {
-            rc = spk_error_set(err, SPK_ERR_INVALID, "%s: no tensor '%s' (the model has it)",
-                               path, name);
+            rc = spk_error_set(err, SPK_ERR_INVALID, "%s: no tensor '%s' (the model has it)", path,
+                               name);
             break;
         }
         size_t numel = 1;

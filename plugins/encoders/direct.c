@@ -1,9 +1,9 @@
 /* encoder.direct — direct (current) encoding: the scaled input is the input current at every
  * step. The output is stored once as a constant-in-time [B, F] tensor; consumers broadcast it
  * over T (a linear layer then runs once per window instead of T times). */
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "direct.cl"
 #include "direct_cl.h"
@@ -62,7 +62,8 @@ const spk_layer_type spk_builtin_encoder_direct = {
     .forward = direct_forward,
     .backward = direct_backward,
     .destroy = NULL,
-    .kernels = {.owner = "encoder.direct", .opencl_source = direct_cl_source,
+    .kernels = {.owner = "encoder.direct",
+                .opencl_source = direct_cl_source,
                 .cpu_kernels = direct_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_encoder_direct);

@@ -20,9 +20,9 @@
  *
  * The output is [T, B, F] spikes. The code is a step function of the input: no gradient
  * reaches the input (grad_in, when asked for, is zero). */
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "latency.cl"
 #include "latency_cl.h"
@@ -64,10 +64,9 @@ static int latency_forward(spk_layer *l, spk_exec *x)
                     (h->param_num(l, "clip") ? LAT_CLIP : 0);
     /* threshold + epsilon summed in double and rounded once, like torch.clamp's Python bound */
     const float lo = (float)(thr + h->param_num(l, "epsilon"));
-    return SPK_LAUNCH(l, x, "latency_encode", (size_t)n, SPK_ARG_BUF(x->out),
-                      SPK_ARG_BUF(x->in[0]), SPK_ARG_INT(n), SPK_ARG_INT(x->T),
-                      SPK_ARG_FLOAT(h->param_num(l, "tau")), SPK_ARG_FLOAT(thr),
-                      SPK_ARG_FLOAT(lo), SPK_ARG_INT(cfg));
+    return SPK_LAUNCH(l, x, "latency_encode", (size_t)n, SPK_ARG_BUF(x->out), SPK_ARG_BUF(x->in[0]),
+                      SPK_ARG_INT(n), SPK_ARG_INT(x->T), SPK_ARG_FLOAT(h->param_num(l, "tau")),
+                      SPK_ARG_FLOAT(thr), SPK_ARG_FLOAT(lo), SPK_ARG_INT(cfg));
 }
 
 static int latency_backward(spk_layer *l, spk_exec *x)
@@ -93,7 +92,8 @@ const spk_layer_type spk_builtin_encoder_latency = {
     .forward = latency_forward,
     .backward = latency_backward,
     .destroy = NULL,
-    .kernels = {.owner = "encoder.latency", .opencl_source = latency_cl_source,
+    .kernels = {.owner = "encoder.latency",
+                .opencl_source = latency_cl_source,
                 .cpu_kernels = latency_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_encoder_latency);

@@ -7,9 +7,9 @@
  * rate is not clipped (0 < gain x < 1) and 0 where it is; the per-step gradients are summed.
  * (The encoder is usually the first layer and needs no gradient; this makes input gradients,
  * e.g. for saliency or a learnable preprocessing layer, meaningful rather than zero.) */
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "poisson.cl"
 #include "poisson_cl.h"
@@ -39,10 +39,10 @@ static int poisson_forward(spk_layer *l, spk_exec *x)
     const int n = x->T * x->B * ng;
     const float gain = (float)l->host->param_num(l, "gain");
     const uint32_t key1 = SPK_RNG_POISSON ^ (x->epoch << 4);
-    return SPK_LAUNCH(l, x, "poisson_encode", (size_t)n, SPK_ARG_BUF(x->out),
-                      SPK_ARG_BUF(x->in[0]), SPK_ARG_INT(n), SPK_ARG_INT(ng), SPK_ARG_INT(x->B),
-                      SPK_ARG_INT(nf), SPK_ARG_FLOAT(gain), SPK_ARG_INT(x->seed),
-                      SPK_ARG_INT(key1), SPK_ARG_INT(x->batch));
+    return SPK_LAUNCH(l, x, "poisson_encode", (size_t)n, SPK_ARG_BUF(x->out), SPK_ARG_BUF(x->in[0]),
+                      SPK_ARG_INT(n), SPK_ARG_INT(ng), SPK_ARG_INT(x->B), SPK_ARG_INT(nf),
+                      SPK_ARG_FLOAT(gain), SPK_ARG_INT(x->seed), SPK_ARG_INT(key1),
+                      SPK_ARG_INT(x->batch));
 }
 
 static int poisson_backward(spk_layer *l, spk_exec *x)
@@ -74,7 +74,8 @@ const spk_layer_type spk_builtin_encoder_poisson = {
     .forward = poisson_forward,
     .backward = poisson_backward,
     .destroy = NULL,
-    .kernels = {.owner = "encoder.poisson", .opencl_source = poisson_cl_source,
+    .kernels = {.owner = "encoder.poisson",
+                .opencl_source = poisson_cl_source,
                 .cpu_kernels = poisson_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_encoder_poisson);

@@ -1,8 +1,8 @@
 /* merge.add: the sum of its inputs (a skip connection's merge). Inputs must have the same size;
  * a time-constant input is broadcast over the steps of a stepped one. */
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "add.cl"
 #include "add_cl.h"

@@ -15,7 +15,8 @@ const spk_layer_type spk_builtin_loss_ce_count = {
     .forward = ce_forward,
     .backward = ce_backward,
     .destroy = NULL,
-    .kernels = {.owner = "loss.ce_count", .opencl_source = ce_cl_source,
+    .kernels = {.owner = "loss.ce_count",
+                .opencl_source = ce_cl_source,
                 .cpu_kernels = ce_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_loss_ce_count);

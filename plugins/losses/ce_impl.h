@@ -34,9 +34,8 @@ static int ce_forward(spk_layer *l, spk_exec *x)
     if (!x->loss || !x->labels)
         return l->host->error(x, SPK_ERR_INVALID, "%s: no labels or loss tensor", l->type->name);
     const int C = spk_shape_size(&l->in[0]);
-    int rc = SPK_LAUNCH(l, x, "ce_loss", (size_t)x->B, SPK_ARG_BUF(x->loss),
-                        SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
-                        SPK_ARG_INT(C));
+    int rc = SPK_LAUNCH(l, x, "ce_loss", (size_t)x->B, SPK_ARG_BUF(x->loss), SPK_ARG_BUF(x->in[0]),
+                        SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B), SPK_ARG_INT(C));
     /* the layer's own output, when the host gave it one, mirrors the per-sample loss */
     if (!rc && x->out && x->out->buf != x->loss->buf && x->out->numel == x->loss->numel)
         rc = l->host->copy(x, x->out, x->loss);

@@ -53,15 +53,14 @@ static int maxmem_forward(spk_layer *l, spk_exec *x)
 {
     const maxmem_priv *p = l->priv;
     if (!x->loss || !x->labels)
-        return l->host->error(x, SPK_ERR_INVALID,
-                              "loss.ce_max_membrane: no labels or loss tensor");
+        return l->host->error(x, SPK_ERR_INVALID, "loss.ce_max_membrane: no labels or loss tensor");
     int steps, z_ts;
     ce_time_layout(l, x, &steps, &z_ts);
-    int rc = SPK_LAUNCH(l, x, "ce_maxmem_loss", (size_t)x->B, SPK_ARG_BUF(x->loss),
-                        SPK_ARG_BUF(&l->state[p->s_max].t), SPK_ARG_BUF(x->in[0]),
-                        SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
-                        SPK_ARG_INT(spk_shape_size(&l->in[0])), SPK_ARG_INT(steps),
-                        SPK_ARG_INT(z_ts));
+    int rc =
+        SPK_LAUNCH(l, x, "ce_maxmem_loss", (size_t)x->B, SPK_ARG_BUF(x->loss),
+                   SPK_ARG_BUF(&l->state[p->s_max].t), SPK_ARG_BUF(x->in[0]),
+                   SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
+                   SPK_ARG_INT(spk_shape_size(&l->in[0])), SPK_ARG_INT(steps), SPK_ARG_INT(z_ts));
     return rc ? rc : ce_time_mirror(l, x);
 }
 
@@ -77,8 +76,8 @@ static int maxmem_backward(spk_layer *l, spk_exec *x)
     return SPK_LAUNCH(l, x, "ce_maxmem_grad", (size_t)x->B, SPK_ARG_BUF(x->grad_in[0]),
                       SPK_ARG_BUF(&l->state[p->s_gmax].t), SPK_ARG_BUF(&l->state[p->s_max].t),
                       SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
-                      SPK_ARG_INT(spk_shape_size(&l->in[0])), SPK_ARG_INT(steps),
-                      SPK_ARG_INT(z_ts), SPK_ARG_FLOAT(1.0f / (float)x->B));
+                      SPK_ARG_INT(spk_shape_size(&l->in[0])), SPK_ARG_INT(steps), SPK_ARG_INT(z_ts),
+                      SPK_ARG_FLOAT(1.0f / (float)x->B));
 }
 
 const spk_layer_type spk_builtin_loss_ce_max_membrane = {
@@ -94,7 +93,8 @@ const spk_layer_type spk_builtin_loss_ce_max_membrane = {
     .forward = maxmem_forward,
     .backward = maxmem_backward,
     .destroy = maxmem_destroy,
-    .kernels = {.owner = "loss.ce_max_membrane", .opencl_source = ce_time_cl_source,
+    .kernels = {.owner = "loss.ce_max_membrane",
+                .opencl_source = ce_time_cl_source,
                 .cpu_kernels = ce_time_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_loss_ce_max_membrane);

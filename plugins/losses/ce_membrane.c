@@ -16,7 +16,8 @@ const spk_layer_type spk_builtin_loss_ce_membrane = {
     .forward = ce_forward,
     .backward = ce_backward,
     .destroy = NULL,
-    .kernels = {.owner = "loss.ce_membrane", .opencl_source = ce_cl_source,
+    .kernels = {.owner = "loss.ce_membrane",
+                .opencl_source = ce_cl_source,
                 .cpu_kernels = ce_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_loss_ce_membrane);

@@ -38,10 +38,10 @@ static int ce_rate_forward(spk_layer *l, spk_exec *x)
         return l->host->error(x, SPK_ERR_INVALID, "loss.ce_rate: no labels or loss tensor");
     int steps, z_ts;
     ce_time_layout(l, x, &steps, &z_ts);
-    int rc = SPK_LAUNCH(l, x, "ce_rate_loss", (size_t)x->B, SPK_ARG_BUF(x->loss),
-                        SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
-                        SPK_ARG_INT(spk_shape_size(&l->in[0])), SPK_ARG_INT(steps),
-                        SPK_ARG_INT(z_ts));
+    int rc =
+        SPK_LAUNCH(l, x, "ce_rate_loss", (size_t)x->B, SPK_ARG_BUF(x->loss), SPK_ARG_BUF(x->in[0]),
+                   SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
+                   SPK_ARG_INT(spk_shape_size(&l->in[0])), SPK_ARG_INT(steps), SPK_ARG_INT(z_ts));
     return rc ? rc : ce_time_mirror(l, x);
 }
 
@@ -73,7 +73,8 @@ const spk_layer_type spk_builtin_loss_ce_rate = {
     .forward = ce_rate_forward,
     .backward = ce_rate_backward,
     .destroy = NULL,
-    .kernels = {.owner = "loss.ce_rate", .opencl_source = ce_time_cl_source,
+    .kernels = {.owner = "loss.ce_rate",
+                .opencl_source = ce_time_cl_source,
                 .cpu_kernels = ce_time_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_loss_ce_rate);

@@ -2,9 +2,9 @@
  * the label's class is pulled towards int(T * correct_rate), the others towards
  * int(T * incorrect_rate); the loss is torch's MSELoss (mean over B*C) divided by T. Per sample:
  * loss_b = sum_c (count - target)^2 / (C T), so the batch mean is snnTorch's value. */
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "mse_count.cl"
 #include "mse_count_cl.h"
@@ -50,10 +50,10 @@ static int mse_count_forward(spk_layer *l, spk_exec *x)
     float on, off;
     mse_count_targets(l, &on, &off);
     const float scale = 1.0f / ((float)C * (float)l->time_steps);
-    int rc = SPK_LAUNCH(l, x, "mse_count_loss", (size_t)x->B, SPK_ARG_BUF(x->loss),
-                        SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
-                        SPK_ARG_INT(C), SPK_ARG_FLOAT(on), SPK_ARG_FLOAT(off),
-                        SPK_ARG_FLOAT(scale));
+    int rc =
+        SPK_LAUNCH(l, x, "mse_count_loss", (size_t)x->B, SPK_ARG_BUF(x->loss),
+                   SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B), SPK_ARG_INT(C),
+                   SPK_ARG_FLOAT(on), SPK_ARG_FLOAT(off), SPK_ARG_FLOAT(scale));
     /* the layer's own output, when the host gave it one, mirrors the per-sample loss */
     if (!rc && x->out && x->out->buf != x->loss->buf && x->out->numel == x->loss->numel)
         rc = l->host->copy(x, x->out, x->loss);
@@ -72,9 +72,8 @@ static int mse_count_backward(spk_layer *l, spk_exec *x)
     mse_count_targets(l, &on, &off);
     const float gscale = 2.0f / ((float)x->B * (float)C * (float)l->time_steps);
     return SPK_LAUNCH(l, x, "mse_count_grad", (size_t)n, SPK_ARG_BUF(x->grad_in[0]),
-                      SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(x->labels), SPK_ARG_INT(n),
-                      SPK_ARG_INT(C), SPK_ARG_FLOAT(on), SPK_ARG_FLOAT(off),
-                      SPK_ARG_FLOAT(gscale));
+                      SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(x->labels), SPK_ARG_INT(n), SPK_ARG_INT(C),
+                      SPK_ARG_FLOAT(on), SPK_ARG_FLOAT(off), SPK_ARG_FLOAT(gscale));
 }
 
 static const spk_cpu_kernel mse_count_cpu_kernels[] = {
@@ -95,7 +94,8 @@ const spk_layer_type spk_builtin_loss_mse_count = {
     .forward = mse_count_forward,
     .backward = mse_count_backward,
     .destroy = NULL,
-    .kernels = {.owner = "loss.mse_count", .opencl_source = mse_count_cl_source,
+    .kernels = {.owner = "loss.mse_count",
+                .opencl_source = mse_count_cl_source,
                 .cpu_kernels = mse_count_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_loss_mse_count);

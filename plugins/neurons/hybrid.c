@@ -27,18 +27,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "hybrid.cl"
 #include "hybrid_cl.h"
 
 typedef struct hybrid_priv {
     int n_in, n_out, T;
-    int cfg;                   /* HYB_CFG_OUT_MEM | HYB_CFG_NODETACH | HYB_CFG_BIAS */
+    int cfg; /* HYB_CFG_OUT_MEM | HYB_CFG_NODETACH | HYB_CFG_BIAS */
     float k, d, vth, slope;
-    int w_weight, w_bias;      /* w_bias = -1 without a bias */
+    int w_weight, w_bias; /* w_bias = -1 without a bias */
     int w_alpha, w_eta, w_beta;
     int s_pre, s_gpre, s_mem, s_adj, s_gram, s_ggram, s_part;
 } hybrid_priv;
@@ -101,13 +101,16 @@ static int hybrid_init(spk_layer *l, spk_error *err)
         return spk_error_set(err, SPK_ERR_INVALID, "out: expected an integer >= 1, got %g", out);
     p.n_out = (int)out;
     if (p.n_in < 1 || p.T < 1)
-        return spk_error_set(err, SPK_ERR_SHAPE, "expected a non-empty input and T >= 1, got %d "
-                             "features and T = %d", p.n_in, p.T);
+        return spk_error_set(err, SPK_ERR_SHAPE,
+                             "expected a non-empty input and T >= 1, got %d "
+                             "features and T = %d",
+                             p.n_in, p.T);
     const double dt = h->param_num(l, "dt"), tau_u = h->param_num(l, "tau_u");
     if (dt > tau_u)
         return spk_error_set(err, SPK_ERR_INVALID,
                              "dt / tau_u = %g: expected at most 1 (the membrane would grow "
-                             "with alternating sign)", dt / tau_u);
+                             "with alternating sign)",
+                             dt / tau_u);
     p.k = (float)(dt / tau_u);
     p.d = (float)exp(-dt / h->param_num(l, "tau_w"));
     p.vth = (float)h->param_num(l, "threshold");
@@ -206,8 +209,8 @@ static int hybrid_layer_forward(spk_layer *l, spk_exec *x)
     spk_tensor *pre = hybrid_st(l, p->s_pre), *gram = hybrid_st(l, p->s_gram);
     const spk_weight *w = l->weights;
     /* pre[rows, out] = x[rows, in] W^T; the bias is added inside the fused kernel */
-    rc = l->host->gemm(x, 0, 1, rows, no, ni, 1.0f, x->in[0], ni, &w[p->w_weight].value, ni,
-                       0.0f, pre, no);
+    rc = l->host->gemm(x, 0, 1, rows, no, ni, 1.0f, x->in[0], ni, &w[p->w_weight].value, ni, 0.0f,
+                       pre, no);
     if (rc)
         return rc;
     rc = SPK_LAUNCH(l, x, "hybrid_gram", (size_t)x->B * p->T * p->T, SPK_ARG_BUF(gram),
@@ -216,15 +219,13 @@ static int hybrid_layer_forward(spk_layer *l, spk_exec *x)
     if (rc)
         return rc;
     const spk_tensor *bias = p->w_bias >= 0 ? &w[p->w_bias].value : pre;
-    return SPK_LAUNCH(l, x, "hybrid_forward", (size_t)bn, SPK_ARG_BUF(x->out),
-                      SPK_ARG_BUF(hybrid_st(l, p->s_mem)), SPK_ARG_BUF(pre), SPK_ARG_BUF(bias),
-                      SPK_ARG_BUF(gram), SPK_ARG_BUF(&w[p->w_alpha].value),
-                      SPK_ARG_BUF(&w[p->w_eta].value), SPK_ARG_BUF(&w[p->w_beta].value),
-                      SPK_ARG_INT(p->T), SPK_ARG_INT(bn), SPK_ARG_INT(p->n_out),
-                      SPK_ARG_INT(steps ? bn : 0),
-                      SPK_ARG_INT(p->cfg | (x->smooth ? HYB_CFG_SMOOTH : 0)),
-                      SPK_ARG_FLOAT(p->k), SPK_ARG_FLOAT(p->d), SPK_ARG_FLOAT(p->vth),
-                      SPK_ARG_FLOAT(p->slope));
+    return SPK_LAUNCH(
+        l, x, "hybrid_forward", (size_t)bn, SPK_ARG_BUF(x->out),
+        SPK_ARG_BUF(hybrid_st(l, p->s_mem)), SPK_ARG_BUF(pre), SPK_ARG_BUF(bias), SPK_ARG_BUF(gram),
+        SPK_ARG_BUF(&w[p->w_alpha].value), SPK_ARG_BUF(&w[p->w_eta].value),
+        SPK_ARG_BUF(&w[p->w_beta].value), SPK_ARG_INT(p->T), SPK_ARG_INT(bn), SPK_ARG_INT(p->n_out),
+        SPK_ARG_INT(steps ? bn : 0), SPK_ARG_INT(p->cfg | (x->smooth ? HYB_CFG_SMOOTH : 0)),
+        SPK_ARG_FLOAT(p->k), SPK_ARG_FLOAT(p->d), SPK_ARG_FLOAT(p->vth), SPK_ARG_FLOAT(p->slope));
 }
 
 static int hybrid_layer_backward(spk_layer *l, spk_exec *x)
@@ -244,11 +245,10 @@ static int hybrid_layer_backward(spk_layer *l, spk_exec *x)
     const spk_tensor *bias = p->w_bias >= 0 ? &w[p->w_bias].value : pre;
     spk_weight *wa = &w[p->w_alpha], *we = &w[p->w_eta], *wb = &w[p->w_beta];
     rc = SPK_LAUNCH(l, x, "hybrid_backward", (size_t)bn, SPK_ARG_BUF(gpre), SPK_ARG_BUF(adj),
-                    SPK_ARG_BUF(part), SPK_ARG_BUF(x->grad_out), SPK_ARG_BUF(mem),
-                    SPK_ARG_BUF(pre), SPK_ARG_BUF(bias), SPK_ARG_BUF(gram),
-                    SPK_ARG_BUF(&wa->value), SPK_ARG_BUF(&we->value), SPK_ARG_BUF(&wb->value),
-                    SPK_ARG_INT(p->T), SPK_ARG_INT(bn), SPK_ARG_INT(p->n_out),
-                    SPK_ARG_INT(steps ? bn : 0),
+                    SPK_ARG_BUF(part), SPK_ARG_BUF(x->grad_out), SPK_ARG_BUF(mem), SPK_ARG_BUF(pre),
+                    SPK_ARG_BUF(bias), SPK_ARG_BUF(gram), SPK_ARG_BUF(&wa->value),
+                    SPK_ARG_BUF(&we->value), SPK_ARG_BUF(&wb->value), SPK_ARG_INT(p->T),
+                    SPK_ARG_INT(bn), SPK_ARG_INT(p->n_out), SPK_ARG_INT(steps ? bn : 0),
                     SPK_ARG_INT(p->cfg | (x->smooth ? HYB_CFG_SMOOTH : 0)), SPK_ARG_FLOAT(p->k),
                     SPK_ARG_FLOAT(p->d), SPK_ARG_FLOAT(p->vth), SPK_ARG_FLOAT(p->slope));
     if (rc)
@@ -262,9 +262,9 @@ static int hybrid_layer_backward(spk_layer *l, spk_exec *x)
             return rc;
     }
     if (p->w_bias >= 0 && !w[p->w_bias].frozen) {
-        rc = SPK_LAUNCH(l, x, "hybrid_colsum", no, SPK_ARG_BUF(&w[p->w_bias].grad),
-                        SPK_ARG_BUF(gpre), SPK_ARG_INT(p->n_out), SPK_ARG_INT(rows),
-                        SPK_ARG_INT(1));
+        rc =
+            SPK_LAUNCH(l, x, "hybrid_colsum", no, SPK_ARG_BUF(&w[p->w_bias].grad),
+                       SPK_ARG_BUF(gpre), SPK_ARG_INT(p->n_out), SPK_ARG_INT(rows), SPK_ARG_INT(1));
         if (rc)
             return rc;
     }
@@ -315,7 +315,8 @@ const spk_layer_type spk_builtin_neuron_hybrid = {
     .forward = hybrid_layer_forward,
     .backward = hybrid_layer_backward,
     .destroy = hybrid_destroy,
-    .kernels = {.owner = "neuron.hybrid", .opencl_source = hybrid_cl_source,
+    .kernels = {.owner = "neuron.hybrid",
+                .opencl_source = hybrid_cl_source,
                 .cpu_kernels = hybrid_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_neuron_hybrid);

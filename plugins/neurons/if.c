@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "if.cl"
 #include "if_cl.h"

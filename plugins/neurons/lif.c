@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "lif.cl"
 #include "lif_cl.h"
@@ -25,13 +25,13 @@ _Static_assert(LIF_SG_FAST_SIGMOID == SPK_SG_FAST_SIGMOID && LIF_SG_ATAN == SPK_
                "lif.cl surrogate ids must match spk_surrogate_kind");
 
 typedef struct lif_priv {
-    int n;                  /* neurons per sample */
-    int cfg;                /* reset | surrogate << 2 | output and detach flags (see lif.cl) */
+    int n;   /* neurons per sample */
+    int cfg; /* reset | surrogate << 2 | output and detach flags (see lif.cl) */
     float slope;
-    float rv;               /* reset_value: where reset: zero puts the membrane */
-    int w_beta, w_thr;      /* weight indices */
-    int s_mem;              /* saved membranes [T, B, N] */
-    int s_gbeta, s_gthr;    /* per-(b, n) gradient partials [B, N], -1 when not learnt */
+    float rv;            /* reset_value: where reset: zero puts the membrane */
+    int w_beta, w_thr;   /* weight indices */
+    int s_mem;           /* saved membranes [T, B, N] */
+    int s_gbeta, s_gthr; /* per-(b, n) gradient partials [B, N], -1 when not learnt */
 } lif_priv;
 
 static const spk_param_spec lif_params[] = {
@@ -50,8 +50,7 @@ static const spk_param_spec lif_params[] = {
      "where reset: zero puts the membrane (before it decays and the step's input is added)"},
     {"detach_reset", SPK_PARAM_BOOL, "true", 1, 0, NULL,
      "no gradient through the reset term (snnTorch's default)"},
-    {"surrogate", SPK_PARAM_SURROGATE, "fast_sigmoid", 1, 0,
-     "fast_sigmoid|atan|sigmoid|triangle",
+    {"surrogate", SPK_PARAM_SURROGATE, "fast_sigmoid", 1, 0, "fast_sigmoid|atan|sigmoid|triangle",
      "spike derivative in backward; slope 25 / atan alpha 2 / sigmoid 5 / triangle 1"},
     {"output", SPK_PARAM_CHOICE, "spikes", 1, 0, "spikes|membrane",
      "what the layer emits: spikes, or the membrane (for readout.membrane)"},
@@ -179,8 +178,7 @@ static int lif_reduce(spk_layer *l, spk_exec *x, spk_tensor *part, spk_weight *w
     int rc;
     if (w->grad.numel > 1)
         return SPK_LAUNCH(l, x, "lif_colsum", (size_t)p->n, SPK_ARG_BUF(&w->grad),
-                          SPK_ARG_BUF(part), SPK_ARG_INT(p->n), SPK_ARG_INT(x->B),
-                          SPK_ARG_INT(1));
+                          SPK_ARG_BUF(part), SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(1));
     /* a shared value: sum over the batch in place into row 0, then over the neurons */
     rc = SPK_LAUNCH(l, x, "lif_colsum", (size_t)p->n, SPK_ARG_BUF(part), SPK_ARG_BUF(part),
                     SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(0));
@@ -243,7 +241,8 @@ const spk_layer_type spk_builtin_neuron_lif = {
     .forward = lif_layer_forward,
     .backward = lif_layer_backward,
     .destroy = lif_destroy,
-    .kernels = {.owner = "neuron.lif", .opencl_source = lif_cl_source,
+    .kernels = {.owner = "neuron.lif",
+                .opencl_source = lif_cl_source,
                 .cpu_kernels = lif_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_neuron_lif);

@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "plif.cl"
 #include "plif_cl.h"

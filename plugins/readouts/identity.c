@@ -2,8 +2,8 @@
  * ([T, B, C] or a constant [B, C]), for losses that need every step (loss.ce_rate,
  * loss.ce_max_membrane on the raw membrane trace). Its accuracy is meant to be scored on the
  * spike count, the sum over the steps: a session has to accept a readout over time for that. */
-#include "spikecl/plugin.h"
 #include "builtin.h"
+#include "spikecl/plugin.h"
 
 static const spk_param_spec identity_params[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},

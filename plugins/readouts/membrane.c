@@ -3,9 +3,9 @@
  * constant input passes through unchanged, whatever the mode. */
 #include <string.h>
 
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "membrane.cl"
 #include "membrane_cl.h"
@@ -32,8 +32,9 @@ static int membrane_init(spk_layer *l, spk_error *err)
 static int membrane_mode(const spk_layer *l)
 {
     const char *m = l->host->param_str(l, "mode");
-    return strcmp(m, "max") == 0 ? MEMBRANE_MAX : strcmp(m, "last") == 0 ? MEMBRANE_LAST
-                                                                        : MEMBRANE_MEAN;
+    return strcmp(m, "max") == 0    ? MEMBRANE_MAX
+           : strcmp(m, "last") == 0 ? MEMBRANE_LAST
+                                    : MEMBRANE_MEAN;
 }
 
 static int membrane_forward(spk_layer *l, spk_exec *x)
@@ -76,7 +77,8 @@ const spk_layer_type spk_builtin_readout_membrane = {
     .forward = membrane_forward,
     .backward = membrane_backward,
     .destroy = NULL,
-    .kernels = {.owner = "readout.membrane", .opencl_source = membrane_cl_source,
+    .kernels = {.owner = "readout.membrane",
+                .opencl_source = membrane_cl_source,
                 .cpu_kernels = membrane_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_readout_membrane);

@@ -1,9 +1,9 @@
 /* readout.spike_count — the number of spikes per output unit over the window: [T, B, C] ->
  * [B, C] (snnTorch's spike-count readout for mse_count_loss and accuracy). A constant input
  * counts T times. */
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "spike_count.cl"
 #include "spike_count_cl.h"
@@ -65,7 +65,8 @@ const spk_layer_type spk_builtin_readout_spike_count = {
     .forward = spike_count_forward,
     .backward = spike_count_backward,
     .destroy = NULL,
-    .kernels = {.owner = "readout.spike_count", .opencl_source = spike_count_cl_source,
+    .kernels = {.owner = "readout.spike_count",
+                .opencl_source = spike_count_cl_source,
                 .cpu_kernels = spike_count_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_readout_spike_count);

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builtin.h"
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
-#include "builtin.h"
 
 #include "linear.cl"
 #include "linear_cl.h"
@@ -143,7 +143,8 @@ const spk_layer_type spk_builtin_synapse_linear = {
     .forward = linear_forward,
     .backward = linear_backward,
     .destroy = linear_destroy,
-    .kernels = {.owner = "synapse.linear", .opencl_source = linear_cl_source,
+    .kernels = {.owner = "synapse.linear",
+                .opencl_source = linear_cl_source,
                 .cpu_kernels = linear_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_synapse_linear);

@@ -10,14 +10,14 @@
 
 #include "test_plugin.cl"
 
-#define TP_GOOD 1        /* neuron.tp_scale */
-#define TP_MAJOR 2       /* descriptor built for ABI major 99 */
-#define TP_MINOR 3       /* descriptor built for a newer minor than the host's */
-#define TP_NOENTRY 4     /* exports no spk_plugin_init */
-#define TP_DUP 5         /* registers "neuron.lif", a built-in name */
-#define TP_PARAMS 6      /* a choice parameter without choices */
-#define TP_BADCL 7       /* its OpenCL text does not compile */
-#define TP_INITFAIL 8    /* registers a type, then refuses a host older than it needs */
+#define TP_GOOD     1 /* neuron.tp_scale */
+#define TP_MAJOR    2 /* descriptor built for ABI major 99 */
+#define TP_MINOR    3 /* descriptor built for a newer minor than the host's */
+#define TP_NOENTRY  4 /* exports no spk_plugin_init */
+#define TP_DUP      5 /* registers "neuron.lif", a built-in name */
+#define TP_PARAMS   6 /* a choice parameter without choices */
+#define TP_BADCL    7 /* its OpenCL text does not compile */
+#define TP_INITFAIL 8 /* registers a type, then refuses a host older than it needs */
 
 #ifndef TP_VARIANT
 #error "TP_VARIANT must be defined"
@@ -124,8 +124,7 @@ static const spk_layer_type tp_type = {
     .init = tp_init,
     .forward = tp_forward,
     .backward = tp_backward,
-    .kernels = {.owner = TP_NAME, .opencl_source = tp_opencl_source,
-                .cpu_kernels = tp_cpu_kernels},
+    .kernels = {.owner = TP_NAME, .opencl_source = tp_opencl_source, .cpu_kernels = tp_cpu_kernels},
 };
 
 #if TP_VARIANT == TP_NOENTRY
@@ -148,9 +147,9 @@ int spk_plugin_init(const spk_host_api *host, spk_registry *reg, spk_error *err)
     /* Pretend to need a host function added in the next minor: refuse an older host, after a
      * type is already registered (the loader must take it back). */
     if (rc == SPK_OK && host->abi_minor < SPK_ABI_MINOR + 1)
-        return tp_fail(err, SPK_ERR_PLUGIN,
-                       "needs spikecl ABI %d.%d or newer, the host has %u.%u", SPK_ABI_MAJOR,
-                       SPK_ABI_MINOR + 1, (unsigned)host->abi_major, (unsigned)host->abi_minor);
+        return tp_fail(err, SPK_ERR_PLUGIN, "needs spikecl ABI %d.%d or newer, the host has %u.%u",
+                       SPK_ABI_MAJOR, SPK_ABI_MINOR + 1, (unsigned)host->abi_major,
+                       (unsigned)host->abi_minor);
 #endif
     return rc;
 }

@@ -25,9 +25,9 @@ typedef struct spk_kernel_set {
 } spk_kernel_set;
 
 typedef struct spk_backend_stats {
-    uint64_t gemm_ns;    /* time inside gemm calls, measured on the host */
+    uint64_t gemm_ns; /* time inside gemm calls, measured on the host */
     uint64_t gemm_calls;
-    uint64_t launch_ns;  /* time inside kernel launches */
+    uint64_t launch_ns; /* time inside kernel launches */
     uint64_t launches;
     uint64_t bytes_allocated, bytes_peak;
 } spk_backend_stats;

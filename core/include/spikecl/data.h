@@ -2,8 +2,8 @@
 #ifndef SPIKECL_DATA_H
 #define SPIKECL_DATA_H
 
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "spikecl/error.h"
 
@@ -13,11 +13,11 @@ extern "C" {
 
 /* A labelled image set held in memory as raw uint8 pixels. */
 typedef struct spk_dataset {
-    int n;          /* number of samples */
-    int channels;   /* 1 for IDX files */
+    int n;        /* number of samples */
+    int channels; /* 1 for IDX files */
     int height;
     int width;
-    int n_classes;  /* 1 + the largest label */
+    int n_classes;   /* 1 + the largest label */
     uint8_t *pixels; /* n * channels * height * width, sample-major */
     uint8_t *labels; /* n */
 } spk_dataset;
@@ -42,9 +42,9 @@ typedef struct spk_loader spk_loader;
 int spk_loader_new(const spk_dataset *ds, int batch, int shuffle, uint64_t seed, int limit,
                    spk_loader **out, spk_error *err);
 void spk_loader_free(spk_loader *ld);
-int spk_loader_size(const spk_loader *ld);        /* samples per epoch (after limit) */
-int spk_loader_batches(const spk_loader *ld);     /* batches per epoch, counting a partial one */
-int spk_loader_batch_size(const spk_loader *ld);  /* the `batch` it was made with */
+int spk_loader_size(const spk_loader *ld);       /* samples per epoch (after limit) */
+int spk_loader_batches(const spk_loader *ld);    /* batches per epoch, counting a partial one */
+int spk_loader_batch_size(const spk_loader *ld); /* the `batch` it was made with */
 void spk_loader_start_epoch(spk_loader *ld, int epoch);
 /* Fills x with up to `batch` samples (each channels*height*width floats, pixel * scale), labels
  * with their classes and sample_ids with their indices in the data set; returns the number of

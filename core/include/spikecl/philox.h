@@ -52,7 +52,7 @@ SPK_PHILOX_INLINE float spk_u32_to_unit(spk_u32 x)
 }
 
 /* Purposes: the third key word of a draw, so that streams for different uses never overlap. */
-#define SPK_RNG_INIT 1u
+#define SPK_RNG_INIT    1u
 #define SPK_RNG_SHUFFLE 2u
 #define SPK_RNG_POISSON 3u
 #define SPK_RNG_DROPOUT 4u

@@ -17,11 +17,11 @@ extern "C" {
 #define SPK_ABI_MAJOR 1
 #define SPK_ABI_MINOR 0
 
-#define SPK_MAX_DIMS 4
-#define SPK_MAX_INPUTS 4
+#define SPK_MAX_DIMS    4
+#define SPK_MAX_INPUTS  4
 #define SPK_MAX_WEIGHTS 8
-#define SPK_MAX_STATE 8
-#define SPK_NAME_MAX 64
+#define SPK_MAX_STATE   8
+#define SPK_NAME_MAX    64
 
 typedef enum spk_kind {
     SPK_KIND_ENCODER,
@@ -101,12 +101,12 @@ typedef struct spk_surrogate {
 } spk_surrogate;
 
 typedef struct spk_param_value {
-    int is_set;     /* 1 when the YAML gave it, 0 when the default was used */
-    double num;     /* FLOAT, INT, BOOL (0/1), CHOICE (index into choices) */
-    char *str;      /* STRING, CHOICE (the word) */
-    spk_init init;  /* INIT */
+    int is_set;       /* 1 when the YAML gave it, 0 when the default was used */
+    double num;       /* FLOAT, INT, BOOL (0/1), CHOICE (index into choices) */
+    char *str;        /* STRING, CHOICE (the word) */
+    spk_init init;    /* INIT */
     spk_surrogate sg; /* SURROGATE */
-    int line, col;  /* where it was written (1-based), 0 for defaults */
+    int line, col;    /* where it was written (1-based), 0 for defaults */
 } spk_param_value;
 
 typedef struct spk_params {
@@ -126,9 +126,9 @@ typedef struct spk_exec spk_exec;
 /* A learnable tensor a layer declares at init. */
 typedef struct spk_weight {
     char name[SPK_NAME_MAX];
-    spk_shape shape;  /* dims only */
+    spk_shape shape; /* dims only */
     spk_init init;
-    int clamp;        /* 1: the optimizer clamps values to [lo, hi] after each step */
+    int clamp; /* 1: the optimizer clamps values to [lo, hi] after each step */
     float lo, hi;
     int decay;        /* 1: weight decay applies (weights, not biases or neuron constants) */
     int frozen;       /* 1: not trained (a constant kept in the checkpoint) */
@@ -148,14 +148,14 @@ struct spk_layer {
     const spk_layer_type *type;
     const spk_host_api *host;
     char name[SPK_NAME_MAX];
-    int index;            /* position in the graph */
-    const char *file;     /* model file, for messages */
-    int line, col;        /* where the layer is written */
+    int index;        /* position in the graph */
+    const char *file; /* model file, for messages */
+    int line, col;    /* where the layer is written */
     int n_in;
     spk_shape in[SPK_MAX_INPUTS];
-    spk_shape out;        /* set by init */
+    spk_shape out; /* set by init */
     const spk_params *params;
-    int time_steps;       /* T of the model */
+    int time_steps; /* T of the model */
     int n_weights;
     spk_weight weights[SPK_MAX_WEIGHTS];
     int n_state;
@@ -170,11 +170,11 @@ struct spk_layer {
 struct spk_exec {
     int T, B;
     int training;
-    int smooth;       /* test mode: neurons replace the spike step by the smooth function whose
-                         derivative is the surrogate, so finite differences can check backward */
+    int smooth; /* test mode: neurons replace the spike step by the smooth function whose
+                   derivative is the surrogate, so finite differences can check backward */
     uint32_t seed;
     uint32_t epoch;
-    uint32_t batch;   /* batch counter within the epoch: with the seed, keys per-batch RNG */
+    uint32_t batch; /* batch counter within the epoch: with the seed, keys per-batch RNG */
     int n_in;
     const spk_tensor *in[SPK_MAX_INPUTS];
     spk_tensor *out;
@@ -238,8 +238,8 @@ struct spk_host_api {
 };
 
 /* Convenience for kernel arguments. */
-#define SPK_ARG_BUF(t) ((spk_karg){.type = SPK_KARG_BUF, .v.p = (void *)(t)->buf})
-#define SPK_ARG_INT(x) ((spk_karg){.type = SPK_KARG_INT, .v.i = (int32_t)(x)})
+#define SPK_ARG_BUF(t)   ((spk_karg){.type = SPK_KARG_BUF, .v.p = (void *)(t)->buf})
+#define SPK_ARG_INT(x)   ((spk_karg){.type = SPK_KARG_INT, .v.i = (int32_t)(x)})
 #define SPK_ARG_FLOAT(x) ((spk_karg){.type = SPK_KARG_FLOAT, .v.f = (float)(x)})
 #define SPK_LAUNCH(layer, x, kernel, items, ...)                                                   \
     ((layer)->host->launch((layer), (x), (kernel), (items),                                        \

@@ -48,16 +48,16 @@ int spk_plugin_load_path_env(spk_error *err);
 typedef enum spk_optim_kind { SPK_OPTIM_SGD, SPK_OPTIM_ADAM, SPK_OPTIM_ADAMW } spk_optim_kind;
 
 typedef struct spk_optim_config {
-    int kind;            /* spk_optim_kind */
+    int kind; /* spk_optim_kind */
     float lr;
-    float momentum;      /* SGD */
-    int nesterov;        /* SGD */
-    float beta1, beta2;  /* Adam/AdamW */
+    float momentum;     /* SGD */
+    int nesterov;       /* SGD */
+    float beta1, beta2; /* Adam/AdamW */
     float eps;
-    float weight_decay;  /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
-    float clip_norm;     /* > 0: scale gradients so that their global L2 norm is at most this */
-    int schedule;        /* spk_lr_schedule */
-    float min_lr;        /* cosine: the rate at the end of the last epoch */
+    float weight_decay; /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
+    float clip_norm;    /* > 0: scale gradients so that their global L2 norm is at most this */
+    int schedule;       /* spk_lr_schedule */
+    float min_lr;       /* cosine: the rate at the end of the last epoch */
 } spk_optim_config;
 
 typedef enum spk_lr_schedule {
@@ -97,8 +97,7 @@ typedef struct spk_batch_stats {
     int n;           /* samples */
 } spk_batch_stats;
 
-int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out,
-                    spk_error *err);
+int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out, spk_error *err);
 void spk_session_free(spk_session *s);
 
 /* One optimisation step on n <= batch samples (x: n * input floats, already scaled). */
@@ -158,9 +157,9 @@ int spk_session_load(spk_session *s, const char *path, spk_error *err);
 
 typedef struct spk_progress {
     int epoch, epochs;
-    int done, total;    /* samples in this epoch */
-    double loss;        /* running mean */
-    double accuracy;    /* running train accuracy */
+    int done, total; /* samples in this epoch */
+    double loss;     /* running mean */
+    double accuracy; /* running train accuracy */
     double samples_per_s;
     double eta_s;
 } spk_progress;

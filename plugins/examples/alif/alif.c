@@ -34,12 +34,12 @@
 #include "alif_cl.h" /* alif_cl_source: the same file's text, for OpenCL (generated) */
 
 typedef struct alif_priv {
-    int n;                 /* neurons per sample */
-    int cfg;               /* ALIF_CFG_NODETACH when the reset is not detached */
+    int n;   /* neurons per sample */
+    int cfg; /* ALIF_CFG_NODETACH when the reset is not detached */
     float rho, b0, beta_a, slope;
-    int w_beta;            /* weight index of beta */
-    int s_v, s_a;          /* saved v_t and a_t, [T, B, N] */
-    int s_gbeta;           /* per-(b, n) partials of dL/dbeta [B, N], -1 when not learnt */
+    int w_beta;   /* weight index of beta */
+    int s_v, s_a; /* saved v_t and a_t, [T, B, N] */
+    int s_gbeta;  /* per-(b, n) partials of dL/dbeta [B, N], -1 when not learnt */
 } alif_priv;
 
 static const spk_param_spec alif_params[] = {
@@ -96,8 +96,8 @@ static int alif_init(spk_layer *l, spk_error *err)
         return alif_fail(err, SPK_ERR_INVALID,
                          "beta: expected a uniform range inside [0, 1], got [%g, %g]", bi.a, bi.b);
     int learn = h->param_num(l, "learn_beta") != 0;
-    spk_shape ws = {.ndim = 1, .dims = {bi.kind == SPK_INIT_CONSTANT ? 1 : p.n},
-                    .time = SPK_TIME_NONE};
+    spk_shape ws = {
+        .ndim = 1, .dims = {bi.kind == SPK_INIT_CONSTANT ? 1 : p.n}, .time = SPK_TIME_NONE};
     if ((p.w_beta = h->add_weight(l, "beta", ws, bi, err)) < 0)
         return -p.w_beta;
     spk_weight *w = &l->weights[p.w_beta];
@@ -147,9 +147,8 @@ static int alif_forward_layer(spk_layer *l, spk_exec *x)
                       SPK_ARG_BUF(&l->state[p->s_v].t), SPK_ARG_BUF(&l->state[p->s_a].t),
                       SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(&wb->value), SPK_ARG_INT(x->T),
                       SPK_ARG_INT(bn), SPK_ARG_INT(p->n), SPK_ARG_INT(alif_in_stride(l, bn)),
-                      SPK_ARG_INT(wb->value.numel > 1), SPK_ARG_INT(cfg),
-                      SPK_ARG_FLOAT(p->rho), SPK_ARG_FLOAT(p->b0), SPK_ARG_FLOAT(p->beta_a),
-                      SPK_ARG_FLOAT(p->slope));
+                      SPK_ARG_INT(wb->value.numel > 1), SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->rho),
+                      SPK_ARG_FLOAT(p->b0), SPK_ARG_FLOAT(p->beta_a), SPK_ARG_FLOAT(p->slope));
 }
 
 static int alif_backward_layer(spk_layer *l, spk_exec *x)
@@ -170,20 +169,18 @@ static int alif_backward_layer(spk_layer *l, spk_exec *x)
     spk_tensor *gin = x->grad_in[0] ? x->grad_in[0] : v;
     spk_tensor *part = want_gb ? &l->state[p->s_gbeta].t : v;
     int rc = SPK_LAUNCH(l, x, "alif_backward", (size_t)bn, SPK_ARG_BUF(gin), SPK_ARG_BUF(part),
-                        SPK_ARG_BUF(x->grad_out), SPK_ARG_BUF(v),
-                        SPK_ARG_BUF(&l->state[p->s_a].t), SPK_ARG_BUF(&wb->value),
-                        SPK_ARG_INT(x->T), SPK_ARG_INT(bn), SPK_ARG_INT(p->n),
-                        SPK_ARG_INT(alif_in_stride(l, bn)), SPK_ARG_INT(wb->value.numel > 1),
-                        SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->rho), SPK_ARG_FLOAT(p->b0),
-                        SPK_ARG_FLOAT(p->beta_a), SPK_ARG_FLOAT(p->slope));
+                        SPK_ARG_BUF(x->grad_out), SPK_ARG_BUF(v), SPK_ARG_BUF(&l->state[p->s_a].t),
+                        SPK_ARG_BUF(&wb->value), SPK_ARG_INT(x->T), SPK_ARG_INT(bn),
+                        SPK_ARG_INT(p->n), SPK_ARG_INT(alif_in_stride(l, bn)),
+                        SPK_ARG_INT(wb->value.numel > 1), SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->rho),
+                        SPK_ARG_FLOAT(p->b0), SPK_ARG_FLOAT(p->beta_a), SPK_ARG_FLOAT(p->slope));
     if (rc || !want_gb)
         return rc;
     /* dL/dbeta: the partials summed over the batch, into [N] or, for a shared beta, over the
      * neurons too (in place into row 0 first) */
     if (wb->grad.numel > 1)
         return SPK_LAUNCH(l, x, "alif_colsum", (size_t)p->n, SPK_ARG_BUF(&wb->grad),
-                          SPK_ARG_BUF(part), SPK_ARG_INT(p->n), SPK_ARG_INT(x->B),
-                          SPK_ARG_INT(1));
+                          SPK_ARG_BUF(part), SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(1));
     rc = SPK_LAUNCH(l, x, "alif_colsum", (size_t)p->n, SPK_ARG_BUF(part), SPK_ARG_BUF(part),
                     SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(0));
     if (rc)
@@ -211,7 +208,8 @@ static const spk_layer_type alif_type = {
     .forward = alif_forward_layer,
     .backward = alif_backward_layer,
     .destroy = alif_destroy,
-    .kernels = {.owner = "neuron.alif", .opencl_source = alif_cl_source,
+    .kernels = {.owner = "neuron.alif",
+                .opencl_source = alif_cl_source,
                 .cpu_kernels = alif_cpu_kernels},
 };
 
