@@ -17,7 +17,8 @@ SPK_KERNEL void ce_loss(SPK_GLOBAL float *loss, SPK_GLOBAL const float *z,
             if (c == label)
                 zl = z[b * C + c];
         }
-        /* with no valid label the loss is logsumexp - max, a finite placeholder */
+        /* the session refuses labels outside [0, C); should one arrive anyway, the loss stays
+         * finite (logsumexp - max) instead of reading out of bounds */
         loss[b] = (mx - zl) + logf(s); /* small terms first: z may be large */
     }
     SPK_END_ITEMS
