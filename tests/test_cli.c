@@ -116,3 +116,62 @@ Test(cli, train_fmnist_6000, .timeout = 600)
     cr_expect_float_eq(json_last(out, "test_accuracy"), acc, 1e-4, "%s", out);
     free(out);
 }
+
+/* --data DIR: a folder with the four standard files replaces the model's paths (here links to
+ * Fashion-MNIST, so the result must equal the run from the model's own paths). */
+Test(cli, data_dir_overrides_model_paths, .timeout = 300)
+{
+    const char *fm = "/usr/share/datasets/fashion-mnist";
+    char dir[512], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/fm", spk_test_tmpdir());
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && for f in train-images-idx3-ubyte train-labels-idx1-ubyte "
+             "t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do ln -sf %s/$f.gz %s/$f.gz; done",
+             dir, fm, dir);
+    cr_assert_eq(spk_test_run(cmd, NULL), 0);
+    char args[1024], *a, *b;
+    snprintf(args, sizeof args,
+             "train models/fmnist_lif_mlp.yaml --limit-train 512 --limit-test 256 --device cpu "
+             "--out %s/d1 --data %s",
+             spk_test_tmpdir(), dir);
+    cr_assert_eq(run(args, &a), 0, "%s", a);
+    snprintf(args, sizeof args,
+             "train models/fmnist_lif_mlp.yaml --limit-train 512 --limit-test 256 --device cpu "
+             "--out %s/d2",
+             spk_test_tmpdir());
+    cr_assert_eq(run(args, &b), 0, "%s", b);
+    cr_expect_float_eq(json_last(a, "test_accuracy"), json_last(b, "test_accuracy"), 1e-9, "%s\n%s",
+                       a, b);
+    cr_expect_float_eq(json_last(a, "train_loss"), json_last(b, "train_loss"), 1e-9);
+    free(a);
+    free(b);
+    /* a folder without the training files names what it looked for */
+    snprintf(args, sizeof args, "train models/fmnist_lif_mlp.yaml --data %s",
+             SPK_SHARED_DIR "/data/mnist");
+    cr_expect_eq(run(args, &a), 2, "%s", a);
+    cr_expect(strstr(a, "train-images-idx3-ubyte"), "%s", a);
+    free(a);
+}
+
+/* scripts/get-mnist.sh --verify-only checks md5 sums without a network: the shipped test split
+ * passes, the missing training split is reported, a corrupted copy is caught. */
+Test(cli, get_mnist_verify_only)
+{
+    char dir[512], cmd[2048], *out;
+    snprintf(dir, sizeof dir, "%s/mn", spk_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/data/mnist/t10k-*.gz %s/", dir, SPK_SHARED_DIR,
+             dir);
+    cr_assert_eq(spk_test_run(cmd, NULL), 0);
+    snprintf(cmd, sizeof cmd, "bash %s/scripts/get-mnist.sh --verify-only %s", SPK_SOURCE_DIR, dir);
+    cr_expect_eq(spk_test_run(cmd, &out), 1, "%s", out);
+    cr_expect(strstr(out, "ok       ") && strstr(out, "t10k-images-idx3-ubyte.gz"), "%s", out);
+    cr_expect(strstr(out, "MISSING") && strstr(out, "train-images-idx3-ubyte.gz"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "printf x >> %s/t10k-labels-idx1-ubyte.gz && bash "
+             "%s/scripts/get-mnist.sh --verify-only %s",
+             dir, SPK_SOURCE_DIR, dir);
+    cr_expect_eq(spk_test_run(cmd, &out), 1, "%s", out);
+    cr_expect(strstr(out, "MISMATCH") && strstr(out, "t10k-labels-idx1-ubyte.gz"), "%s", out);
+    free(out);
+}

@@ -511,8 +511,9 @@ static int cmd_bench(const opts *o)
         if (strcmp(be->ops->name, "cpu") == 0)
             snprintf(frac, sizeof frac, "%.3f", gemm_frac);
         else
-            fprintf(stderr, "gemm_fraction: not measured on %s (GEMM runs asynchronously); the "
-                            "synapse layers' share above is its upper bound\n",
+            fprintf(stderr,
+                    "gemm_fraction: not measured on %s (GEMM runs asynchronously); the "
+                    "synapse layers' share above is its upper bound\n",
                     be->ops->name);
         if (!rc)
             printf("{\"train_samples_per_s\": %.1f, \"infer_samples_per_s\": %.1f, "

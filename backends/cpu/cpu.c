@@ -313,8 +313,8 @@ int spk_backend_cpu_new(int threads, spk_backend **out, spk_error *err)
     impl->threads = threads > 0 ? threads : omp_get_max_threads();
     be->ops = &cpu_ops;
     be->impl = impl;
-    snprintf(be->description, sizeof be->description, "cpu (%s, %d threads)",
-             openblas_get_config(), impl->threads);
+    snprintf(be->description, sizeof be->description, "cpu (%s, %d threads)", openblas_get_config(),
+             impl->threads);
     *out = be;
     return SPK_OK;
 }
