@@ -531,9 +531,18 @@ static void run_case(const op_case *c, const op_shape *sh, spk_backend *cpu_be, 
         SPK_OK, "%s on %s: %s", ctx, ocl.be->description, err.msg);
     spk_layer *lc = &cpu.li->layer, *lo = &ocl.li->layer;
     cr_assert_eq(lc->n_weights, lo->n_weights);
-    /* the RNG-keyed layers draw from (seed, epoch, batch): use values other than the defaults */
+    /* the RNG-keyed layers draw from (seed, epoch, sample id): use values other than the
+     * defaults, with ids as large as a data set's */
     cpu.li->x.epoch = ocl.li->x.epoch = 3;
-    cpu.li->x.batch = ocl.li->x.batch = 5;
+    {
+        float *ids = malloc((size_t)sh->B * sizeof *ids);
+        cr_assert_not_null(ids);
+        for (int b = 0; b < sh->B; b++)
+            ids[b] = (float)(59999 - 7 * b);
+        cr_assert_eq(spk_tensor_upload(cpu.be, &cpu.li->ids, ids, &err), SPK_OK, "%s", err.msg);
+        cr_assert_eq(spk_tensor_upload(ocl.be, &ocl.li->ids, ids, &err), SPK_OK, "%s", err.msg);
+        free(ids);
+    }
 
     /* the same inputs and labels on both sides */
     float *inputs[SPK_MAX_INPUTS] = {0};

@@ -175,3 +175,30 @@ Test(cli, get_mnist_verify_only)
     cr_expect(strstr(out, "MISMATCH") && strstr(out, "t10k-labels-idx1-ubyte.gz"), "%s", out);
     free(out);
 }
+
+/* Poisson spikes are keyed by each sample's index in the data set, not by its place in a batch:
+ * evaluating a checkpoint gives the same figures at any batch size as the run that wrote it. */
+Test(cli, poisson_eval_independent_of_batch, .timeout = 300)
+{
+    char args[1024], *out;
+    snprintf(args, sizeof args,
+             "train models/fmnist_poisson_mlp.yaml --limit-train 256 --limit-test 100 --batch 32 "
+             "--device cpu --out %s/pois",
+             spk_test_tmpdir());
+    cr_assert_eq(run(args, &out), 0, "%s", out);
+    double acc = json_last(out, "test_accuracy"), loss = json_last(out, "test_loss");
+    free(out);
+    const int batches[2] = {7, 100};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args,
+                 "eval models/fmnist_poisson_mlp.yaml --weights %s/pois/model.safetensors "
+                 "--limit-test 100 --batch %d --device cpu",
+                 spk_test_tmpdir(), batches[k]);
+        cr_assert_eq(run(args, &out), 0, "%s", out);
+        cr_expect_float_eq(json_last(out, "test_accuracy"), acc, 1e-9, "batch %d\n%s", batches[k],
+                           out);
+        cr_expect_float_eq(json_last(out, "test_loss"), loss, 2e-5, "batch %d\n%s", batches[k],
+                           out);
+        free(out);
+    }
+}

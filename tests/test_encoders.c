@@ -50,12 +50,12 @@ Test(direct, default_gain_and_errors)
 
 /* ---- poisson ---- */
 
-/* The documented stream: Philox counter (feature / 4, t, sample, batch), key (seed,
+/* The documented stream: Philox counter (feature / 4, t, sample id, 0), key (seed,
  * SPK_RNG_POISSON ^ epoch << 4); feature f uses output word f % 4; spike when the unit draw is
  * below clamp(gain x, 0, 1). */
-static float ref_spike(int f, int t, int b, uint32_t batch, uint32_t seed, uint32_t epoch, float p)
+static float ref_spike(int f, int t, uint32_t id, uint32_t seed, uint32_t epoch, float p)
 {
-    spk_philox_ctr c = {{(spk_u32)(f / 4), (spk_u32)t, (spk_u32)b, batch}};
+    spk_philox_ctr c = {{(spk_u32)(f / 4), (spk_u32)t, id, 0}};
     spk_philox_ctr r = spk_philox4x32_10(c, seed, SPK_RNG_POISSON ^ (epoch << 4));
     p = fminf(fmaxf(p, 0.0f), 1.0f);
     return spk_u32_to_unit(r.v[f % 4]) < p ? 1.0f : 0.0f;
@@ -71,7 +71,8 @@ Test(poisson, forward_matches_philox_reference)
     lc_fill(&t, &t.li->in[0], -0.2f, 0.9f, 4);
     t.li->x.seed = 1234;
     t.li->x.epoch = 3;
-    t.li->x.batch = 17;
+    const float ids[3] = {17, 4, 59999};
+    lc_set(&t, &t.li->ids, ids);
     lc_fwd(&t);
     float *x = lc_fetch(&t, &t.li->in[0]), *s = lc_fetch(&t, &t.li->out);
     int mismatches = 0, spikes = 0;
@@ -79,7 +80,8 @@ Test(poisson, forward_matches_philox_reference)
         for (int b = 0; b < B; b++)
             for (int f = 0; f < F; f++) {
                 const int i = (tt * B + b) * F + f;
-                mismatches += s[i] != ref_spike(f, tt, b, 17, 1234, 3, 1.5f * x[b * F + f]);
+                mismatches +=
+                    s[i] != ref_spike(f, tt, (uint32_t)ids[b], 1234, 3, 1.5f * x[b * F + f]);
                 spikes += s[i] == 1.0f;
             }
     cr_expect_eq(mismatches, 0);
@@ -129,11 +131,20 @@ Test(poisson, rate_matches_intensity)
 }
 
 /* Fraction of positions where two spike trains differ. */
-static double run_diff(lc *t, uint32_t seed, uint32_t epoch, uint32_t batch, const float *ref)
+/* sample ids first, first + 1, ... */
+static void set_ids(lc *t, int first)
+{
+    float ids[4];
+    for (int b = 0; b < 4; b++)
+        ids[b] = (float)(first + b);
+    lc_set(t, &t->li->ids, ids);
+}
+
+static double run_diff(lc *t, uint32_t seed, uint32_t epoch, int first_id, const float *ref)
 {
     t->li->x.seed = seed;
     t->li->x.epoch = epoch;
-    t->li->x.batch = batch;
+    set_ids(t, first_id);
     lc_fwd(t);
     float *s = lc_fetch(t, &t->li->out);
     double d = 0;
@@ -143,7 +154,7 @@ static double run_diff(lc *t, uint32_t seed, uint32_t epoch, uint32_t batch, con
     return d / (double)t->li->out.numel;
 }
 
-Test(poisson, keyed_by_seed_epoch_batch)
+Test(poisson, keyed_by_seed_epoch_sample)
 {
     lc t;
     lc_new(&t, "encoder.poisson", NULL, lc_shape(SPK_TIME_NONE, 1, 50, 0, 0), 20, 4, 1);
@@ -153,14 +164,28 @@ Test(poisson, keyed_by_seed_epoch_batch)
     lc_set(&t, &t.li->in[0], x);
     t.li->x.seed = 7;
     t.li->x.epoch = 1;
-    t.li->x.batch = 2;
+    set_ids(&t, 100);
     lc_fwd(&t);
     float *ref = lc_fetch(&t, &t.li->out);
     /* independent trains at p = 0.5 differ at half the 4000 positions (sigma ~0.008) */
-    cr_expect_eq(run_diff(&t, 7, 1, 2, ref), 0.0, "same seed, epoch and batch: same spikes");
-    cr_expect_gt(run_diff(&t, 7, 1, 3, ref), 0.4, "another batch counter: other spikes");
-    cr_expect_gt(run_diff(&t, 7, 2, 2, ref), 0.4, "another epoch: other spikes");
-    cr_expect_gt(run_diff(&t, 8, 1, 2, ref), 0.4, "another seed: other spikes");
+    cr_expect_eq(run_diff(&t, 7, 1, 100, ref), 0.0, "same seed, epoch and samples: same spikes");
+    cr_expect_gt(run_diff(&t, 7, 1, 200, ref), 0.4, "other samples: other spikes");
+    cr_expect_gt(run_diff(&t, 7, 2, 100, ref), 0.4, "another epoch: other spikes");
+    cr_expect_gt(run_diff(&t, 8, 1, 100, ref), 0.4, "another seed: other spikes");
+    /* a sample keeps its spikes in another batch position: ids 101..104 shifted by one */
+    t.li->x.seed = 7;
+    t.li->x.epoch = 1;
+    set_ids(&t, 101);
+    lc_fwd(&t);
+    float *shifted = lc_fetch(&t, &t.li->out);
+    double moved = 0;
+    for (int i = 0; i < 50 * 20; i++) {
+        int tt = i / 50, f = i % 50;
+        for (int b = 0; b < 3; b++)
+            moved += shifted[(tt * 4 + b) * 50 + f] != ref[(tt * 4 + b + 1) * 50 + f];
+    }
+    cr_expect_eq(moved, 0.0, "samples 101..103 drew other spikes in another position");
+    free(shifted);
     /* samples of one batch draw independently even with equal inputs */
     double d = 0;
     for (int i = 0; i < 50 * 20; i++) {

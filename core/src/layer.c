@@ -200,6 +200,7 @@ void spk_layer_inst_free(spk_layer_inst *li)
     spk_tensor_release(be, &li->grad_out);
     spk_tensor_release(be, &li->labels);
     spk_tensor_release(be, &li->loss);
+    spk_tensor_release(be, &li->ids);
     if (li->layer.program)
         be->ops->program_free(be, li->layer.program);
     spk_layer_release(&li->layer, be);
@@ -240,6 +241,16 @@ int spk_layer_inst_new(const spk_layer_type *type, const spk_params *params, int
         rc = spk_tensor_alloc(be, &li->labels, &per_sample, T, B, err);
     if (!rc)
         rc = spk_tensor_alloc(be, &li->loss, &per_sample, T, B, err);
+    if (!rc)
+        rc = spk_tensor_alloc(be, &li->ids, &per_sample, T, B, err);
+    if (!rc) {
+        float *ids = malloc((size_t)B * sizeof(float));
+        for (int b = 0; ids && b < B; b++)
+            ids[b] = (float)b;
+        rc = ids ? spk_tensor_upload(be, &li->ids, ids, err)
+                 : spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+        free(ids);
+    }
     if (rc) {
         spk_layer_inst_free(li);
         return rc;
@@ -257,6 +268,7 @@ int spk_layer_inst_new(const spk_layer_type *type, const spk_params *params, int
     x->out = &li->out;
     x->grad_out = &li->grad_out;
     x->labels = &li->labels;
+    x->sample_ids = &li->ids;
     x->loss = &li->loss;
     x->backend = be;
     x->err = &li->err;

@@ -54,7 +54,7 @@ struct spk_session {
     int readout, loss; /* node indices */
     int classes;
     int in_size;
-    spk_tensor input, labels, loss_t;
+    spk_tensor input, labels, loss_t, ids;
     int n_progs;
     prog_entry progs[32];
     spk_program *core;
@@ -71,6 +71,8 @@ struct spk_session {
     float lr; /* current learning rate (the schedule's value) */
     uint32_t batch_counter;
     float *h_labels, *h_loss, *h_readout;
+    float *h_ids;      /* sample ids of the next batch, as floats */
+    int ids_set;       /* h_ids holds ids given through spk_session_set_sample_ids */
     int ro_steps;      /* T when the readout keeps the time axis (a per-step loss), else 1 */
     float *h_ro_steps; /* [T, B, classes] staging for such a readout */
     spk_error xerr;
@@ -151,11 +153,13 @@ void spk_session_free(spk_session *s)
     spk_tensor_release(be, &s->input);
     spk_tensor_release(be, &s->labels);
     spk_tensor_release(be, &s->loss_t);
+    spk_tensor_release(be, &s->ids);
     spk_tensor_release(be, &s->scale);
     spk_tensor_release(be, &s->partial);
     free(s->h_labels);
     free(s->h_loss);
     free(s->h_readout);
+    free(s->h_ids);
     free(s->h_ro_steps);
     free(s);
 }
@@ -225,6 +229,8 @@ static int alloc_session(spk_session *s, spk_error *err)
     if (!rc)
         rc = spk_tensor_alloc(be, &s->loss_t, &one, T, B, err);
     if (!rc)
+        rc = spk_tensor_alloc(be, &s->ids, &one, T, B, err);
+    if (!rc)
         rc = spk_tensor_alloc(be, &s->scale, &one, T, 1, err);
     if (!rc)
         rc = be->ops->fill(be, s->scale.buf, 0, 1, 1.0f, err);
@@ -277,9 +283,11 @@ static int alloc_session(spk_session *s, spk_error *err)
     s->h_labels = malloc((size_t)B * sizeof(float));
     s->h_loss = malloc((size_t)B * sizeof(float));
     s->h_readout = malloc((size_t)B * (size_t)s->classes * sizeof(float));
+    s->h_ids = malloc((size_t)B * sizeof(float));
     if (s->ro_steps > 1)
         s->h_ro_steps = malloc((size_t)T * B * (size_t)s->classes * sizeof(float));
-    if (!s->h_labels || !s->h_loss || !s->h_readout || (s->ro_steps > 1 && !s->h_ro_steps))
+    if (!s->h_labels || !s->h_loss || !s->h_readout || !s->h_ids ||
+        (s->ro_steps > 1 && !s->h_ro_steps))
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     return SPK_OK;
 }
@@ -372,6 +380,7 @@ static void make_exec(spk_session *s, int i, int n, int training, spk_exec *x)
     x->out = &nd->out;
     x->grad_out = i == s->loss ? NULL : &nd->grad;
     x->labels = &s->labels;
+    x->sample_ids = &s->ids;
     x->loss = &s->loss_t;
     x->backend = s->be;
     x->err = &s->xerr;
@@ -397,11 +406,18 @@ static int upload_batch(spk_session *s, const float *x, const int32_t *labels, i
                                  labels[b], b, s->classes);
         s->h_labels[b] = (float)labels[b];
     }
+    if (!s->ids_set) /* numbered by position in the session's sequence of batches */
+        for (int b = 0; b < n; b++)
+            s->h_ids[b] =
+                (float)((s->batch_counter * (uint32_t)s->batch + (uint32_t)b) & 0xffffffu);
+    s->ids_set = 0;
     int rc = s->be->ops->upload(s->be, s->input.buf, 0, x,
                                 (size_t)n * (size_t)s->in_size * sizeof(float), err);
     if (!rc)
         rc = s->be->ops->upload(s->be, s->labels.buf, 0, s->h_labels, (size_t)n * sizeof(float),
                                 err);
+    if (!rc)
+        rc = s->be->ops->upload(s->be, s->ids.buf, 0, s->h_ids, (size_t)n * sizeof(float), err);
     return rc;
 }
 
@@ -685,6 +701,18 @@ const spk_optim_config *spk_session_optim(const spk_session *s)
 void spk_session_set_lr(spk_session *s, float lr)
 {
     s->lr = lr;
+}
+
+int spk_session_set_sample_ids(spk_session *s, const uint32_t *ids, int n, spk_error *err)
+{
+    if (!ids || n < 1 || n > s->batch)
+        return spk_error_set(err, SPK_ERR_INVALID, "sample ids for %d samples, session holds 1..%d",
+                             n, s->batch);
+    /* floats are exact to 2^24; larger data sets wrap, which only shares streams */
+    for (int b = 0; b < n; b++)
+        s->h_ids[b] = (float)(ids[b] & 0xffffffu);
+    s->ids_set = 1;
+    return SPK_OK;
 }
 
 void spk_session_set_epoch(spk_session *s, int epoch)

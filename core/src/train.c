@@ -67,7 +67,8 @@ int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_p
                                                            (1.0 + cos(3.14159265358979 * p))));
         }
         bi++;
-        if ((rc = spk_session_train_submit(s, b[cur].x, b[cur].y, n, err)))
+        if ((rc = spk_session_set_sample_ids(s, b[cur].ids, n, err)) ||
+            (rc = spk_session_train_submit(s, b[cur].x, b[cur].y, n, err)))
             break;
         cur ^= 1;
         n = spk_loader_next(ld, scale, b[cur].x, b[cur].y, b[cur].ids);
@@ -103,7 +104,9 @@ int spk_evaluate(spk_session *s, spk_loader *ld, spk_batch_stats *st, spk_error 
     spk_batch_stats acc = {0};
     int n;
     while ((n = spk_loader_next(ld, spk_session_input_scale(s), b.x, b.y, b.ids)) > 0) {
-        rc = spk_session_eval_batch(s, b.x, b.y, n, &acc, err);
+        rc = spk_session_set_sample_ids(s, b.ids, n, err);
+        if (!rc)
+            rc = spk_session_eval_batch(s, b.x, b.y, n, &acc, err);
         if (rc)
             break;
     }

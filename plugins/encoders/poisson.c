@@ -1,7 +1,7 @@
 /* encoder.poisson — rate (Poisson/Bernoulli) coding: at every step each feature spikes with
  * probability clamp(gain * x, 0, 1), like snntorch.spikegen.rate. The draws come from
- * Philox4x32-10 keyed by (seed, purpose, epoch) with counter (feature, step, sample, batch), so
- * the same seed and batch give the same spikes on every backend.
+ * Philox4x32-10 keyed by (seed, purpose, epoch) with counter (feature / 4, step, sample id), so
+ * a sample draws the same spikes on every backend and in whatever batch it lands.
  *
  * Backward is a straight-through estimator of the expected spike: d E[s]/dx = gain where the
  * rate is not clipped (0 < gain x < 1) and 0 where it is; the per-step gradients are summed.
@@ -39,10 +39,12 @@ static int poisson_forward(spk_layer *l, spk_exec *x)
     const int n = x->T * x->B * ng;
     const float gain = (float)l->host->param_num(l, "gain");
     const uint32_t key1 = SPK_RNG_POISSON ^ (x->epoch << 4);
+    if (!x->sample_ids)
+        return l->host->error(x, SPK_ERR_INVALID, "no sample ids to key the spikes on");
     return SPK_LAUNCH(l, x, "poisson_encode", (size_t)n, SPK_ARG_BUF(x->out), SPK_ARG_BUF(x->in[0]),
-                      SPK_ARG_INT(n), SPK_ARG_INT(ng), SPK_ARG_INT(x->B), SPK_ARG_INT(nf),
-                      SPK_ARG_FLOAT(gain), SPK_ARG_INT(x->seed), SPK_ARG_INT(key1),
-                      SPK_ARG_INT(x->batch));
+                      SPK_ARG_BUF(x->sample_ids), SPK_ARG_INT(n), SPK_ARG_INT(ng),
+                      SPK_ARG_INT(x->B), SPK_ARG_INT(nf), SPK_ARG_FLOAT(gain), SPK_ARG_INT(x->seed),
+                      SPK_ARG_INT(key1));
 }
 
 static int poisson_backward(spk_layer *l, spk_exec *x)

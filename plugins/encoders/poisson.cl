@@ -2,12 +2,14 @@
  * same spikes (spikecl/philox.h is included on the CPU and prepended to OpenCL programs). */
 
 /* out[t, b, f] = u < clamp(gain * x[b, f], 0, 1), u uniform from Philox keyed by
- * counter (f / 4, t, b, batch) and key (seed, key1): one draw gives the four words for features
- * 4g .. 4g+3, so Philox runs once per four pixels. i runs over n = T * B * ng items, ng = the
- * number of groups of four features per sample. */
-SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in, const int n,
-                               const int ng, const int nb, const int nf, const float gain,
-                               const int seed, const int key1, const int batch)
+ * counter (f / 4, t, id[b], 0) and key (seed, key1), id[b] the sample's index in its data set:
+ * one draw gives the four words for features 4g .. 4g+3, so Philox runs once per four pixels,
+ * and a sample gets the same spikes whatever batch it is in. i runs over n = T * B * ng items,
+ * ng = the number of groups of four features per sample. */
+SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in,
+                               SPK_GLOBAL const float *ids, const int n, const int ng,
+                               const int nb, const int nf, const float gain, const int seed,
+                               const int key1)
 {
     SPK_FOR_ITEMS(i, n) {
         const int tb = i / ng;
@@ -17,8 +19,8 @@ SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in
         spk_philox_ctr c;
         c.v[0] = (spk_u32)g;
         c.v[1] = (spk_u32)t;
-        c.v[2] = (spk_u32)b;
-        c.v[3] = (spk_u32)batch;
+        c.v[2] = (spk_u32)ids[b];
+        c.v[3] = 0u;
         const spk_philox_ctr r = spk_philox4x32_10(c, (spk_u32)seed, (spk_u32)key1);
         for (int k = 0; k < 4; k++) {
             const int f = 4 * g + k;
@@ -47,5 +49,5 @@ SPK_KERNEL void poisson_grad(SPK_GLOBAL float *gin, SPK_GLOBAL const float *gout
     SPK_END_ITEMS
 }
 
-SPK_CPU_ENTRY(poisson_encode, B, B, I, I, I, I, F, I, I, I)
+SPK_CPU_ENTRY(poisson_encode, B, B, B, I, I, I, I, F, I, I)
 SPK_CPU_ENTRY(poisson_grad, B, B, B, I, I, F)

@@ -184,6 +184,10 @@ struct spk_exec {
     spk_tensor *loss;         /* [B] per-sample loss, written by the loss layer's forward */
     spk_backend *backend;
     spk_error *err;
+    /* [B] each sample's index in its data set, as a float (exact below 2^24): per-sample RNG
+     * streams (Poisson spikes) key on it, so a sample draws the same spikes whatever batch it
+     * lands in, on every backend */
+    const spk_tensor *sample_ids;
 };
 
 struct spk_layer_type {

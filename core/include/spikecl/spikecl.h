@@ -113,6 +113,10 @@ int spk_session_train_finish(spk_session *s, spk_batch_stats *st, spk_error *err
 int spk_session_eval_batch(spk_session *s, const float *x, const int32_t *labels, int n,
                            spk_batch_stats *st, spk_error *err);
 void spk_session_set_epoch(spk_session *s, int epoch);
+/* The data-set indices of the samples of the next batch (train or eval), which key per-sample
+ * random streams. Without them a batch's samples are numbered by position in the session's
+ * sequence of batches. */
+int spk_session_set_sample_ids(spk_session *s, const uint32_t *ids, int n, spk_error *err);
 /* The learning rate of the next steps (the training loop applies the schedule through it). */
 void spk_session_set_lr(spk_session *s, float lr);
 const spk_optim_config *spk_session_optim(const spk_session *s);
