@@ -19,7 +19,7 @@ static const char *usage_text =
     "usage:\n"
     "  spikecl train MODEL.yaml [--device ID] [--epochs N] [--batch N] [--lr X] [--seed N]\n"
     "                           [--out DIR] [--data DIR] [--limit-train N] [--limit-test N]\n"
-    "                           [--threads N]\n"
+    "                           [--threads N] [--resume]\n"
     "  spikecl eval  MODEL.yaml --weights FILE [--device ID] [--data DIR] [--limit-test N]\n"
     "                           [--batch N] [--threads N]\n"
     "  spikecl bench MODEL.yaml [--device ID] [--batches N] [--batch N] [--threads N]\n"
@@ -30,7 +30,7 @@ static const char *usage_text =
 
 typedef struct opts {
     const char *cmd, *model, *device, *out, *data, *weights;
-    int epochs, batch, seed_set, limit_train, limit_test, threads, batches;
+    int epochs, batch, seed_set, limit_train, limit_test, threads, batches, resume;
     double lr;
     unsigned long long seed;
 } opts;
@@ -102,7 +102,10 @@ static int parse_args(int argc, char **argv, opts *o)
             o->data = v;
         else if (strcmp(f, "--weights") == 0 && v)
             o->weights = v;
-        else if (strcmp(f, "--epochs") == 0)
+        else if (strcmp(f, "--resume") == 0) {
+            o->resume = 1;
+            continue;
+        } else if (strcmp(f, "--epochs") == 0)
             rc = parse_int(f, v, 1, 100000, &o->epochs);
         else if (strcmp(f, "--batch") == 0)
             rc = parse_int(f, v, 1, 1 << 20, &o->batch);
@@ -135,6 +138,8 @@ static int parse_args(int argc, char **argv, opts *o)
             return rc;
         i++;
     }
+    if (o->resume && strcmp(o->cmd, "train") != 0)
+        return usage_error("--resume applies to train");
     return 0;
 }
 
@@ -295,8 +300,9 @@ static int cmd_train(const opts *o)
     snprintf(outdir, sizeof outdir, "%s", o->out ? o->out : "");
     if (!o->out)
         snprintf(outdir, sizeof outdir, "runs/%s", spk_model_name(m));
-    char ckpt[4200];
+    char ckpt[4200], state[4200];
     snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", outdir);
+    snprintf(state, sizeof state, "%s/optimizer.safetensors", outdir);
 
     rc = load_split(o, tc, 1, &tr, &err);
     if (!rc)
@@ -311,11 +317,23 @@ static int cmd_train(const opts *o)
         rc = spk_session_new(m, be, tc->batch, &s, &err);
     if (!rc)
         rc = make_dirs(outdir, &err);
+    int first = 0; /* epochs already done by the run being resumed */
+    if (!rc && o->resume) {
+        rc = spk_session_load(s, ckpt, &err);
+        if (!rc)
+            rc = spk_session_load_state(s, state, &first, &err);
+        if (!rc && first >= tc->epochs)
+            rc = spk_error_set(&err, SPK_ERR_INVALID,
+                               "%s already holds %d epochs; ask for more with --epochs", outdir,
+                               first);
+        if (!rc)
+            fprintf(stderr, "spikecl: resuming %s after epoch %d\n", outdir, first);
+    }
     double t0 = now_s(), train_s = 0;
     spk_batch_stats st = {0}, ev = {0};
     long trained = 0;
     progress_state ps = {.tty = isatty(2)};
-    for (int e = 0; !rc && e < tc->epochs; e++) {
+    for (int e = first; !rc && e < tc->epochs; e++) {
         ps.next_decile = 1;
         double te0 = now_s();
         rc = spk_train_epoch(s, ltr, e, tc->epochs, on_progress, &ps, &st, &err);
@@ -323,8 +341,11 @@ static int cmd_train(const opts *o)
         trained += st.n;
         if (!rc)
             rc = spk_evaluate(s, lte, &ev, &err);
+        /* weights first: should the state write fail, the weights still match the epoch */
         if (!rc)
             rc = spk_session_save(s, ckpt, &err);
+        if (!rc)
+            rc = spk_session_save_state(s, state, e + 1, &err);
         if (!rc)
             printf("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.0f "
                    "samples/s\n",

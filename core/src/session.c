@@ -890,3 +890,96 @@ int spk_session_load(spk_session *s, const char *path, spk_error *err)
     spk_st_file_free(f);
     return rc;
 }
+
+/* ---- optimizer state, for exact resumption ---- */
+
+/* The layer a trained weight belongs to. */
+static const spk_layer *opt_owner(const spk_session *s, const opt_slot *o)
+{
+    for (int j = 1; j < s->n_nodes; j++) {
+        const spk_layer *l = &s->nodes[j].layer;
+        if (o->w >= l->weights && o->w < l->weights + l->n_weights)
+            return l;
+    }
+    return NULL;
+}
+
+/* Adam's moments (SGD's momentum buffer in .m) of every trained weight, named after the weight
+ * with ".m" / ".v", and the step count and finished epochs as one-element tensors (exact in
+ * float32 up to 2^24). A separate file, so that model.safetensors stays plain weights. */
+int spk_session_save_state(spk_session *s, const char *path, int epochs_done, spk_error *err)
+{
+    int n = 2 * s->n_opt + 2;
+    spk_st_tensor *t = calloc((size_t)n, sizeof *t);
+    if (!t)
+        return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+    float step = (float)s->step, epochs = (float)epochs_done;
+    int rc = SPK_OK;
+    for (int i = 0; !rc && i < s->n_opt; i++) {
+        const opt_slot *o = &s->opt[i];
+        const spk_layer *owner = opt_owner(s, o);
+        for (int mv = 0; !rc && mv < 2; mv++) {
+            spk_st_tensor *d = &t[2 * i + mv];
+            size_t len = 2 * SPK_NAME_MAX + 8;
+            d->name = malloc(len);
+            d->data = malloc(o->w->value.numel * sizeof(float));
+            if (!owner || !d->name || !d->data) {
+                rc = spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+                break;
+            }
+            snprintf(d->name, len, "%s.%s.%s", owner->name, o->w->name, mv ? "v" : "m");
+            d->ndim = 1;
+            d->shape[0] = (int64_t)o->w->value.numel;
+            rc = spk_tensor_download(s->be, mv ? &o->v : &o->m, d->data, err);
+        }
+    }
+    if (!rc) {
+        static char step_name[] = "step", epochs_name[] = "epochs_done";
+        t[n - 2] = (spk_st_tensor){.name = step_name, .ndim = 1, .shape = {1}, .data = &step};
+        t[n - 1] = (spk_st_tensor){.name = epochs_name, .ndim = 1, .shape = {1}, .data = &epochs};
+        const char *keys[] = {"format", "spikecl"};
+        const char *vals[] = {"spikecl-optimizer-state", SPIKECL_VERSION};
+        rc = spk_safetensors_write(path, n, t, 2, keys, vals, err);
+    }
+    for (int i = 0; i < 2 * s->n_opt; i++) {
+        free(t[i].name);
+        free(t[i].data);
+    }
+    free(t);
+    return rc;
+}
+
+int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, spk_error *err)
+{
+    spk_st_file *f = NULL;
+    int rc = spk_safetensors_read(path, &f, err);
+    if (rc)
+        return rc;
+    const spk_st_tensor *st = spk_st_file_find(f, "step");
+    const spk_st_tensor *ep = spk_st_file_find(f, "epochs_done");
+    if (!st || !ep)
+        rc = spk_error_set(err, SPK_ERR_INVALID,
+                           "%s: not a spikecl optimizer state (no 'step' or 'epochs_done')", path);
+    for (int i = 0; !rc && i < s->n_opt; i++) {
+        const opt_slot *o = &s->opt[i];
+        const spk_layer *owner = opt_owner(s, o);
+        for (int mv = 0; !rc && owner && mv < 2; mv++) {
+            char name[2 * SPK_NAME_MAX + 8];
+            snprintf(name, sizeof name, "%s.%s.%s", owner->name, o->w->name, mv ? "v" : "m");
+            const spk_st_tensor *t = spk_st_file_find(f, name);
+            if (!t || t->ndim != 1 || (size_t)t->shape[0] != o->w->value.numel)
+                rc = spk_error_set(err, SPK_ERR_INVALID,
+                                   "%s: no state '%s' of %zu values for this model", path, name,
+                                   o->w->value.numel);
+            else
+                rc = spk_tensor_upload(s->be, mv ? (spk_tensor *)&o->v : (spk_tensor *)&o->m,
+                                       t->data, err);
+        }
+    }
+    if (!rc) {
+        s->step = (long)st->data[0];
+        *epochs_done = (int)ep->data[0];
+    }
+    spk_st_file_free(f);
+    return rc;
+}

@@ -156,6 +156,10 @@ void spk_session_set_smooth(spk_session *s, int on);
 /* Checkpoints: safetensors, written atomically. */
 int spk_session_save(spk_session *s, const char *path, spk_error *err);
 int spk_session_load(spk_session *s, const char *path, spk_error *err);
+/* The optimizer's state (moments, step count) and the number of finished epochs, in a file of
+ * its own next to the weights: with both, a run resumes exactly where it stopped. */
+int spk_session_save_state(spk_session *s, const char *path, int epochs_done, spk_error *err);
+int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, spk_error *err);
 
 /* ---- training loops (what the CLI runs) ---- */
 
