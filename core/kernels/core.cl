@@ -87,6 +87,20 @@ SPK_KERNEL void spk_adam(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_
 }
 SPK_CPU_ENTRY(spk_adam, B, B, B, B, B, I, F, F, F, F, F, I, F, F, I, F, F)
 
+/* dst[c] (+)= sum over r of src[r*cols + c]; dst may alias row 0 of src (each item reads only
+ * its own column before writing it). Serves spk_host_api.reduce_grad. */
+SPK_KERNEL void spk_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, const int cols,
+                           const int rows, const int accumulate)
+{
+    SPK_FOR_ITEMS(c, cols) {
+        float s = 0.0f;
+        for (int r = 0; r < rows; r++)
+            s += src[r * cols + c];
+        dst[c] = accumulate ? dst[c] + s : s;
+    } SPK_END_ITEMS
+}
+SPK_CPU_ENTRY(spk_colsum, B, B, I, I, I)
+
 /* Spike-rate regulariser on a neuron layer's output s [T, B, N], one item per sample b. Per
  * sample: l1 * sum_{t,n} s + weight * mean_n (mean_t s - target)^2, added to the sample's loss;
  * the gradient of the batch mean is added to the layer's output gradient. */

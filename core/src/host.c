@@ -126,6 +126,29 @@ static int error(spk_exec *x, int code, const char *fmt, ...)
     return code;
 }
 
+static int core_colsum(spk_exec *x, spk_tensor *dst, const spk_tensor *src, int cols, int rows,
+                       int accumulate)
+{
+    spk_karg a[] = {SPK_ARG_BUF(dst), SPK_ARG_BUF(src), SPK_ARG_INT(cols), SPK_ARG_INT(rows),
+                    SPK_ARG_INT(accumulate)};
+    return x->backend->ops->launch(x->backend, x->core, "spk_colsum", (size_t)cols, 5, a, x->err);
+}
+
+static int reduce_grad(spk_exec *x, spk_tensor *grad, spk_tensor *part, int rows, int cols)
+{
+    if (!x->core)
+        return spk_error_set(x->err, SPK_ERR_PLUGIN, "reduce_grad: no core kernels here");
+    if ((size_t)rows * (size_t)cols > part->numel ||
+        (grad->numel != (size_t)cols && grad->numel != 1))
+        return spk_error_set(x->err, SPK_ERR_SHAPE, "reduce_grad: %d x %d partials into %zu values",
+                             rows, cols, grad->numel);
+    if (grad->numel == (size_t)cols)
+        return core_colsum(x, grad, part, cols, rows, 1);
+    /* a shared value: sum over the rows in place into row 0, then over the columns */
+    int rc = core_colsum(x, part, part, cols, rows, 0);
+    return rc ? rc : core_colsum(x, grad, part, 1, cols, 1);
+}
+
 static void *host_alloc(size_t bytes)
 {
     return malloc(bytes ? bytes : 1);
@@ -175,6 +198,7 @@ static const spk_host_api host_api = {
     .log = host_log,
     .rng_uniform4 = rng_uniform4,
     .register_type = spk_registry_add_from_plugin,
+    .reduce_grad = reduce_grad,
 };
 
 const spk_host_api *spk_host_api_get(void)

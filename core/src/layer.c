@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core_kernels.h"
 #include "layer.h"
 #include "model.h"
 #include "spikecl/philox.h"
@@ -203,6 +204,8 @@ void spk_layer_inst_free(spk_layer_inst *li)
     spk_tensor_release(be, &li->ids);
     if (li->layer.program)
         be->ops->program_free(be, li->layer.program);
+    if (li->core)
+        be->ops->program_free(be, li->core);
     spk_layer_release(&li->layer, be);
     free(li);
 }
@@ -225,6 +228,8 @@ int spk_layer_inst_new(const spk_layer_type *type, const spk_params *params, int
     spk_layer *l = &li->layer;
     if (type->kernels.cpu_kernels || type->kernels.opencl_source)
         rc = be->ops->program_build(be, &type->kernels, &l->program, err);
+    if (!rc)
+        rc = be->ops->program_build(be, &spk_core_kernels, &li->core, err);
     if (!rc)
         rc = spk_layer_alloc(l, be, B, seed, err);
     for (int i = 0; !rc && i < n_in; i++) {
@@ -269,6 +274,7 @@ int spk_layer_inst_new(const spk_layer_type *type, const spk_params *params, int
     x->grad_out = &li->grad_out;
     x->labels = &li->labels;
     x->sample_ids = &li->ids;
+    x->core = li->core;
     x->loss = &li->loss;
     x->backend = be;
     x->err = &li->err;

@@ -14,6 +14,7 @@ typedef struct spk_layer_inst {
     spk_tensor grad_out;
     spk_tensor grad_in[SPK_MAX_INPUTS];
     spk_tensor labels, loss; /* for loss layers: [B] */
+    spk_program *core;       /* the host's kernels (reduce_grad) */
     spk_tensor ids;          /* [B] sample ids, 0..B-1 unless a test sets them */
     spk_exec x;              /* wired to the tensors above */
     spk_error err;

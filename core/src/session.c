@@ -381,6 +381,7 @@ static void make_exec(spk_session *s, int i, int n, int training, spk_exec *x)
     x->grad_out = i == s->loss ? NULL : &nd->grad;
     x->labels = &s->labels;
     x->sample_ids = &s->ids;
+    x->core = s->core;
     x->loss = &s->loss_t;
     x->backend = s->be;
     x->err = &s->xerr;

@@ -262,9 +262,7 @@ static int hybrid_layer_backward(spk_layer *l, spk_exec *x)
             return rc;
     }
     if (p->w_bias >= 0 && !w[p->w_bias].frozen) {
-        rc =
-            SPK_LAUNCH(l, x, "hybrid_colsum", no, SPK_ARG_BUF(&w[p->w_bias].grad),
-                       SPK_ARG_BUF(gpre), SPK_ARG_INT(p->n_out), SPK_ARG_INT(rows), SPK_ARG_INT(1));
+        rc = l->host->reduce_grad(x, &w[p->w_bias].grad, gpre, (int)rows, p->n_out);
         if (rc)
             return rc;
     }
@@ -296,10 +294,13 @@ static int hybrid_layer_backward(spk_layer *l, spk_exec *x)
 }
 
 static const spk_cpu_kernel hybrid_cpu_kernels[] = {
-    SPK_CPU_KERNEL(hybrid_gram),      SPK_CPU_KERNEL(hybrid_forward),
-    SPK_CPU_KERNEL(hybrid_backward),  SPK_CPU_KERNEL(hybrid_reduce),
-    SPK_CPU_KERNEL(hybrid_gram_grad), SPK_CPU_KERNEL(hybrid_gin),
-    SPK_CPU_KERNEL(hybrid_colsum),    {0},
+    SPK_CPU_KERNEL(hybrid_gram),
+    SPK_CPU_KERNEL(hybrid_forward),
+    SPK_CPU_KERNEL(hybrid_backward),
+    SPK_CPU_KERNEL(hybrid_reduce),
+    SPK_CPU_KERNEL(hybrid_gram_grad),
+    SPK_CPU_KERNEL(hybrid_gin),
+    {0},
 };
 
 const spk_layer_type spk_builtin_neuron_hybrid = {

@@ -259,23 +259,9 @@ SPK_KERNEL void hybrid_gin(SPK_GLOBAL float *gin, SPK_GLOBAL const float *x,
     SPK_END_ITEMS
 }
 
-/* dst[c] (+)= sum over r of src[r*cols + c]; dst may alias row 0 of src. */
-SPK_KERNEL void hybrid_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, const int cols,
-                              const int rows, const int accumulate)
-{
-    SPK_FOR_ITEMS(c, cols) {
-        float s = 0.0f;
-        for (int r = 0; r < rows; r++)
-            s += src[r * cols + c];
-        dst[c] = accumulate ? dst[c] + s : s;
-    }
-    SPK_END_ITEMS
-}
-
 SPK_CPU_ENTRY(hybrid_gram, B, B, I, I, I, I)
 SPK_CPU_ENTRY(hybrid_forward, B, B, B, B, B, B, B, B, I, I, I, I, I, F, F, F, F)
 SPK_CPU_ENTRY(hybrid_backward, B, B, B, B, B, B, B, B, B, B, B, I, I, I, I, I, F, F, F, F)
 SPK_CPU_ENTRY(hybrid_reduce, B, B, B, B, I, I, I)
 SPK_CPU_ENTRY(hybrid_gram_grad, B, B, B, B, B, B, I, I, I, F)
 SPK_CPU_ENTRY(hybrid_gin, B, B, B, I, I, I, I, I)
-SPK_CPU_ENTRY(hybrid_colsum, B, B, I, I, I)

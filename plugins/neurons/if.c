@@ -138,19 +138,11 @@ static int if_layer_forward(spk_layer *l, spk_exec *x)
 
 /* Reduces the per-(b, n) partials in `part` into the weight's grad ([N] or [1]), accumulating;
  * two passes of a column sum instead of atomics, so every backend adds in the same order. */
+/* Sums the per-(b, n) partials in `part` into the weight's grad ([N] or [1]), accumulating. */
 static int if_reduce(spk_layer *l, spk_exec *x, spk_tensor *part, spk_weight *w)
 {
     const if_priv *p = l->priv;
-    int rc;
-    if (w->grad.numel > 1)
-        return SPK_LAUNCH(l, x, "if_colsum", (size_t)p->n, SPK_ARG_BUF(&w->grad), SPK_ARG_BUF(part),
-                          SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(1));
-    rc = SPK_LAUNCH(l, x, "if_colsum", (size_t)p->n, SPK_ARG_BUF(part), SPK_ARG_BUF(part),
-                    SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(0));
-    if (rc)
-        return rc;
-    return SPK_LAUNCH(l, x, "if_colsum", 1, SPK_ARG_BUF(&w->grad), SPK_ARG_BUF(part),
-                      SPK_ARG_INT(1), SPK_ARG_INT(p->n), SPK_ARG_INT(1));
+    return l->host->reduce_grad(x, &w->grad, part, x->B, p->n);
 }
 
 static int if_layer_backward(spk_layer *l, spk_exec *x)
@@ -183,7 +175,6 @@ static int if_layer_backward(spk_layer *l, spk_exec *x)
 static const spk_cpu_kernel if_cpu_kernels[] = {
     SPK_CPU_KERNEL(if_forward),
     SPK_CPU_KERNEL(if_backward),
-    SPK_CPU_KERNEL(if_colsum),
     {0},
 };
 

@@ -58,7 +58,7 @@ SPK_KERNEL void if_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
 
 /* BPTT over the window in reverse time. a = dL/dm_t (from the output at t and from m_{t+1});
  * carry = a dm_t/dm_{t-1}. The per-item sum of dL/dthr goes to gthr[i] (reduced over the batch
- * by if_colsum); grad_in is a ([T, B, N]) or sum_t a (constant input). */
+ * by the host's reduce_grad); grad_in is a ([T, B, N]) or sum_t a (constant input). */
 SPK_KERNEL void if_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gthr,
                             SPK_GLOBAL const float *gout, SPK_GLOBAL const float *mem,
                             SPK_GLOBAL const float *thr, const int T, const int bn, const int nn,
@@ -116,20 +116,5 @@ SPK_KERNEL void if_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gthr,
     SPK_END_ITEMS
 }
 
-/* dst[c] (+)= sum over r of src[r*cols + c]; dst may alias row 0 of src (each item reads only
- * its own column before writing it). */
-SPK_KERNEL void if_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, const int cols,
-                          const int rows, const int accumulate)
-{
-    SPK_FOR_ITEMS(c, cols) {
-        float s = 0.0f;
-        for (int r = 0; r < rows; r++)
-            s += src[r * cols + c];
-        dst[c] = accumulate ? dst[c] + s : s;
-    }
-    SPK_END_ITEMS
-}
-
 SPK_CPU_ENTRY(if_forward, B, B, B, B, I, I, I, I, I, I, F, F)
 SPK_CPU_ENTRY(if_backward, B, B, B, B, B, I, I, I, I, I, I, F, F)
-SPK_CPU_ENTRY(if_colsum, B, B, I, I, I)

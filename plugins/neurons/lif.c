@@ -171,21 +171,11 @@ static int lif_layer_forward(spk_layer *l, spk_exec *x)
                       SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->slope), SPK_ARG_FLOAT(p->rv));
 }
 
-/* Reduces the per-(b, n) partials in `part` into the weight's grad ([N] or [1]), accumulating. */
+/* Sums the per-(b, n) partials in `part` into the weight's grad ([N] or [1]), accumulating. */
 static int lif_reduce(spk_layer *l, spk_exec *x, spk_tensor *part, spk_weight *w)
 {
     const lif_priv *p = l->priv;
-    int rc;
-    if (w->grad.numel > 1)
-        return SPK_LAUNCH(l, x, "lif_colsum", (size_t)p->n, SPK_ARG_BUF(&w->grad),
-                          SPK_ARG_BUF(part), SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(1));
-    /* a shared value: sum over the batch in place into row 0, then over the neurons */
-    rc = SPK_LAUNCH(l, x, "lif_colsum", (size_t)p->n, SPK_ARG_BUF(part), SPK_ARG_BUF(part),
-                    SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(0));
-    if (rc)
-        return rc;
-    return SPK_LAUNCH(l, x, "lif_colsum", 1, SPK_ARG_BUF(&w->grad), SPK_ARG_BUF(part),
-                      SPK_ARG_INT(1), SPK_ARG_INT(p->n), SPK_ARG_INT(1));
+    return l->host->reduce_grad(x, &w->grad, part, x->B, p->n);
 }
 
 static int lif_layer_backward(spk_layer *l, spk_exec *x)
@@ -225,7 +215,6 @@ static int lif_layer_backward(spk_layer *l, spk_exec *x)
 static const spk_cpu_kernel lif_cpu_kernels[] = {
     SPK_CPU_KERNEL(lif_forward),
     SPK_CPU_KERNEL(lif_backward),
-    SPK_CPU_KERNEL(lif_colsum),
     {0},
 };
 

@@ -57,7 +57,7 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
 
 /* BPTT over the window in reverse time. a = dL/dm_t (from the output at t and from m_{t+1});
  * carry = a * dm_t/dm_{t-1}. Per-item sums of dL/dbeta and dL/dthr go to gbeta[i], gthr[i]
- * (reduced over the batch by lif_colsum); grad_in is a ([T, B, N]) or sum_t a (constant input). */
+ * (reduced over the batch by the host's reduce_grad); grad_in is a ([T, B, N]) or sum_t a (constant input). */
 SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
                              SPK_GLOBAL float *gthr, SPK_GLOBAL const float *gout,
                              SPK_GLOBAL const float *mem, SPK_GLOBAL const float *beta,
@@ -122,20 +122,5 @@ SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
     SPK_END_ITEMS
 }
 
-/* dst[c] (+)= sum over r of src[r*cols + c]; dst may alias row 0 of src (each item reads only
- * its own column before writing it). */
-SPK_KERNEL void lif_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, const int cols,
-                           const int rows, const int accumulate)
-{
-    SPK_FOR_ITEMS(c, cols) {
-        float s = 0.0f;
-        for (int r = 0; r < rows; r++)
-            s += src[r * cols + c];
-        dst[c] = accumulate ? dst[c] + s : s;
-    }
-    SPK_END_ITEMS
-}
-
 SPK_CPU_ENTRY(lif_forward, B, B, B, B, B, I, I, I, I, I, I, I, F, F)
 SPK_CPU_ENTRY(lif_backward, B, B, B, B, B, B, B, I, I, I, I, I, I, I, F, F)
-SPK_CPU_ENTRY(lif_colsum, B, B, I, I, I)

@@ -156,19 +156,11 @@ static int plif_layer_forward(spk_layer *l, spk_exec *x)
 
 /* Reduces the per-(b, n) partials in `part` into the weight's grad ([N] or [1]), accumulating;
  * two passes of a column sum instead of atomics, so every backend adds in the same order. */
+/* Sums the per-(b, n) partials in `part` into the weight's grad ([N] or [1]), accumulating. */
 static int plif_reduce(spk_layer *l, spk_exec *x, spk_tensor *part, spk_weight *w)
 {
     const plif_priv *p = l->priv;
-    int rc;
-    if (w->grad.numel > 1)
-        return SPK_LAUNCH(l, x, "plif_colsum", (size_t)p->n, SPK_ARG_BUF(&w->grad),
-                          SPK_ARG_BUF(part), SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(1));
-    rc = SPK_LAUNCH(l, x, "plif_colsum", (size_t)p->n, SPK_ARG_BUF(part), SPK_ARG_BUF(part),
-                    SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(0));
-    if (rc)
-        return rc;
-    return SPK_LAUNCH(l, x, "plif_colsum", 1, SPK_ARG_BUF(&w->grad), SPK_ARG_BUF(part),
-                      SPK_ARG_INT(1), SPK_ARG_INT(p->n), SPK_ARG_INT(1));
+    return l->host->reduce_grad(x, &w->grad, part, x->B, p->n);
 }
 
 static int plif_layer_backward(spk_layer *l, spk_exec *x)
@@ -202,7 +194,6 @@ static int plif_layer_backward(spk_layer *l, spk_exec *x)
 static const spk_cpu_kernel plif_cpu_kernels[] = {
     SPK_CPU_KERNEL(plif_forward),
     SPK_CPU_KERNEL(plif_backward),
-    SPK_CPU_KERNEL(plif_colsum),
     {0},
 };
 

@@ -63,7 +63,7 @@ SPK_KERNEL void plif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *hmem,
 
 /* BPTT over the window in reverse time. av = dL/dV_t (from H_{t+1}), ah = dL/dH_t (from the
  * output at t and through V_t). dL/dk is summed per item and turned into dL/dw = dL/dk k (1 - k)
- * in gw[i] (reduced over the batch by plif_colsum); grad_in is ah k (decay_input) or ah, per
+ * in gw[i] (reduced over the batch by the host's reduce_grad); grad_in is ah k (decay_input) or ah, per
  * step ([T, B, N]) or summed over t (constant input). */
 SPK_KERNEL void plif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gw,
                               SPK_GLOBAL const float *gout, SPK_GLOBAL const float *hmem,
@@ -116,20 +116,5 @@ SPK_KERNEL void plif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gw,
     SPK_END_ITEMS
 }
 
-/* dst[c] (+)= sum over r of src[r*cols + c]; dst may alias row 0 of src (each item reads only
- * its own column before writing it). */
-SPK_KERNEL void plif_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, const int cols,
-                            const int rows, const int accumulate)
-{
-    SPK_FOR_ITEMS(c, cols) {
-        float s = 0.0f;
-        for (int r = 0; r < rows; r++)
-            s += src[r * cols + c];
-        dst[c] = accumulate ? dst[c] + s : s;
-    }
-    SPK_END_ITEMS
-}
-
 SPK_CPU_ENTRY(plif_forward, B, B, B, B, I, I, I, I, I, I, F, F, F)
 SPK_CPU_ENTRY(plif_backward, B, B, B, B, B, B, I, I, I, I, I, I, F, F, F)
-SPK_CPU_ENTRY(plif_colsum, B, B, I, I, I)

@@ -66,7 +66,7 @@ SPK_KERNEL void syn_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem, SPK_GL
 /* BPTT over the window in reverse time with two adjoints: am = dL/dm_t (output at t, m_{t+1})
  * and as = dL/dsyn_t (m_t, syn_{t+1}); cm and cs carry their parts from step t+1. Per-item sums
  * of dL/dalpha, dL/dbeta, dL/dthr go to galpha[i], gbeta[i], gthr[i] (reduced over the batch by
- * syn_colsum); grad_in is as ([T, B, N]) or sum_t as (constant input), since dsyn_t/dI_t = 1. */
+ * the host's reduce_grad); grad_in is as ([T, B, N]) or sum_t as (constant input), since dsyn_t/dI_t = 1. */
 SPK_KERNEL void syn_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *galpha,
                              SPK_GLOBAL float *gbeta, SPK_GLOBAL float *gthr,
                              SPK_GLOBAL const float *gout, SPK_GLOBAL const float *mem,
@@ -146,20 +146,5 @@ SPK_KERNEL void syn_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *galpha,
     SPK_END_ITEMS
 }
 
-/* dst[c] (+)= sum over r of src[r*cols + c]; dst may alias row 0 of src (each item reads only
- * its own column before writing it). */
-SPK_KERNEL void syn_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, const int cols,
-                           const int rows, const int accumulate)
-{
-    SPK_FOR_ITEMS(c, cols) {
-        float s = 0.0f;
-        for (int r = 0; r < rows; r++)
-            s += src[r * cols + c];
-        dst[c] = accumulate ? dst[c] + s : s;
-    }
-    SPK_END_ITEMS
-}
-
 SPK_CPU_ENTRY(syn_forward, B, B, B, B, B, B, B, I, I, I, I, I, I, I, I, F)
 SPK_CPU_ENTRY(syn_backward, B, B, B, B, B, B, B, B, B, B, I, I, I, I, I, I, I, I, F)
-SPK_CPU_ENTRY(syn_colsum, B, B, I, I, I)

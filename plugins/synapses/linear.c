@@ -110,8 +110,10 @@ static int linear_backward(spk_layer *l, spk_exec *x)
             return rc;
     }
     if (p->w_bias >= 0 && !l->weights[p->w_bias].frozen) {
-        rc = SPK_LAUNCH(l, x, "linear_bias_grad", no, SPK_ARG_BUF(&l->weights[p->w_bias].grad),
-                        SPK_ARG_BUF(x->grad_out), SPK_ARG_INT(no), SPK_ARG_INT(rows));
+        /* grad_bias[o] += sum over rows of gy[r, o]; the bias has one value per column, so
+         * reduce_grad only reads gy */
+        rc = l->host->reduce_grad(x, &l->weights[p->w_bias].grad, (spk_tensor *)x->grad_out,
+                                  (int)rows, no);
         if (rc)
             return rc;
     }
@@ -127,7 +129,6 @@ static int linear_backward(spk_layer *l, spk_exec *x)
 
 static const spk_cpu_kernel linear_cpu_kernels[] = {
     SPK_CPU_KERNEL(linear_bias),
-    SPK_CPU_KERNEL(linear_bias_grad),
     {0},
 };
 

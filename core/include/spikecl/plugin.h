@@ -188,6 +188,7 @@ struct spk_exec {
      * streams (Poisson spikes) key on it, so a sample draws the same spikes whatever batch it
      * lands in, on every backend */
     const spk_tensor *sample_ids;
+    spk_program *core; /* the host's own kernels, behind host functions such as reduce_grad */
 };
 
 struct spk_layer_type {
@@ -239,6 +240,11 @@ struct spk_host_api {
     void (*rng_uniform4)(uint32_t seed, uint32_t purpose, const uint32_t counter[4], float out[4]);
     /* registers a layer type from a plugin's spk_plugin_init */
     int (*register_type)(spk_registry *reg, const spk_layer_type *type, spk_error *err);
+    /* grad += the sum over rows of part [rows, cols]: per column when grad has cols values
+     * (per-neuron parameters), in total when it has one (a value shared by the layer; part's
+     * first row is overwritten then). The usual last step of a neuron's backward, where each
+     * work item wrote its own partial sum (no atomics). */
+    int (*reduce_grad)(spk_exec *x, spk_tensor *grad, spk_tensor *part, int rows, int cols);
 };
 
 /* Convenience for kernel arguments. */
