@@ -153,7 +153,10 @@ static inline double lc_objective(lc *t, const float *R)
 /* Central differences of the objective with respect to every float of tensor p (an input or a
  * weight value), compared with `analytic`. Returns max |fd - analytic| / max(|fd|, |analytic|)
  * over the tensor: a normalised error that is large when either side is wrong, including an
- * all-zero backward. The perturbation actually applied (after float rounding) is the divisor. */
+ * all-zero backward. The perturbation actually applied (after float rounding) is the divisor.
+ * A tensor whose gradient is zero on both sides everywhere is an error too (INFINITY): the
+ * checks are only asked about tensors the objective depends on, so a layer that ignores its
+ * input (or a test whose operating point has every surrogate at zero) must not pass. */
 static inline double lc_fd_error(lc *t, spk_tensor *p, const float *R, const float *analytic,
                                  float eps)
 {
@@ -181,6 +184,13 @@ static inline double lc_fd_error(lc *t, spk_tensor *p, const float *R, const flo
     if (getenv("SPK_TEST_VERBOSE"))
         fprintf(stderr, "%s: fd error %.3g (gradient scale %.3g, %zu values)\n",
                 t->li->layer.type->name, maxerr / scale, scale, p->numel);
+    if (scale <= 1e-12) {
+        fprintf(stderr,
+                "%s: the objective does not depend on any of %zu values (both gradients "
+                "are zero)\n",
+                t->li->layer.type->name, p->numel);
+        return INFINITY;
+    }
     return maxerr / scale;
 }
 

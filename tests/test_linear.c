@@ -168,3 +168,21 @@ Test(linear, init_errors)
     cr_expect_neq(rc, SPK_OK, "out must be >= 1");
     lc_free(&t);
 }
+
+/* The finite-difference check itself: asked about a tensor the objective does not depend on (the
+ * layer's grad_out, which the forward never reads) with an all-zero "backward", it must fail
+ * rather than report agreement of two zeros, so a layer that ignores its input cannot pass. */
+Test(linear, fd_check_fails_on_independent_tensor)
+{
+    lc t;
+    lc_new(&t, "synapse.linear", "{out: 3}", lc_shape(0, 1, 4, 0, 0), 2, 2, 5);
+    lc_fill(&t, &t.li->in[0], -1.0f, 1.0f, 9);
+    float *R = malloc(t.li->out.numel * sizeof(float));
+    float *zero = calloc(t.li->grad_out.numel, sizeof(float));
+    cr_assert(R && zero);
+    spk_test_fill(R, t.li->out.numel, -1.0f, 1.0f, 4);
+    double e = lc_fd_error(&t, &t.li->grad_out, R, zero, 1e-3f);
+    cr_expect(isinf(e), "fd error %g for a tensor the objective does not depend on", e);
+    free(R), free(zero);
+    lc_free(&t);
+}
