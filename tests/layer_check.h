@@ -23,12 +23,12 @@ typedef struct lc {
     spk_error err;
 } lc;
 
-/* The CPU backend, or the device named by SPK_TEST_DEVICE (e.g. "opencl:0:0"), so that the
+/* The CPU backend, or the device named by SPIKECL_TEST_DEVICE (e.g. "opencl:0:0"), so that the
  * same checks run on every backend. */
 static inline void lc_backend(lc *t)
 {
-    const char *dev = getenv("SPK_TEST_DEVICE");
-    if (dev && *dev)
+    const char *dev = spk_test_device_env();
+    if (dev)
         cr_assert_eq(spk_backend_open(dev, &t->be, &t->err), SPK_OK, "%s: %s", dev, t->err.msg);
     else
         cr_assert_eq(spk_backend_cpu_new(0, &t->be, &t->err), SPK_OK, "%s", t->err.msg);

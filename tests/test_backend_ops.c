@@ -44,46 +44,9 @@
 
 /* ---- the device under test ---- */
 
-static void no_device(const char *why)
-{
-    const char *ci = getenv("CI");
-    if (ci && strcmp(ci, "true") == 0)
-        cr_assert_fail("CI=true and no OpenCL device to test against: %s", why);
-    fprintf(stderr, "SKIP: no OpenCL device: %s\n", why);
-    cr_skip_test("no OpenCL device: %s", why);
-}
-
-/* $SPIKECL_TEST_DEVICE (which must open), else the first GPU of the device listing (the lines
- * `spikecl devices` prints), else opencl:0:0. */
 static spk_backend *open_test_device(void)
 {
-    spk_error err = {0};
-    spk_backend *be = NULL;
-    const char *env = getenv("SPIKECL_TEST_DEVICE");
-    if (env && env[0]) {
-        cr_assert_eq(spk_backend_open(env, &be, &err), SPK_OK, "SPIKECL_TEST_DEVICE=%s: %s", env,
-                     err.msg);
-        return be;
-    }
-    char id[64] = "opencl:0:0";
-    char *list = spk_backend_list(&err);
-    for (char *line = list; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        char *tab = strchr(line, '\t');
-        if (strncmp(line, "opencl:", 7) == 0 && strstr(line, "| GPU") && tab) {
-            snprintf(id, sizeof id, "%.*s", (int)(tab - line), line);
-            break;
-        }
-        line = nl ? nl + 1 : line + strlen(line);
-    }
-    free(list);
-    int rc = spk_backend_open(id, &be, &err);
-    if (rc == SPK_ERR_NOTFOUND || rc == SPK_ERR_UNSUPPORTED)
-        no_device(err.msg);
-    cr_assert_eq(rc, SPK_OK, "%s: %s", id, err.msg);
-    return be;
+    return spk_test_opencl_device(NULL, 0);
 }
 
 /* ---- the cases ---- */

@@ -1,5 +1,5 @@
 /* The OpenCL backend on whatever device "opencl" picks (PoCL on a plain CPU machine), or on
- * SPIKECL_TEST_OPENCL if set. Without a device the tests skip, except under CI=true where a
+ * SPIKECL_TEST_DEVICE when it names an OpenCL device. Without a device the tests skip, except under CI=true where a
  * missing device is a failure. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
@@ -20,25 +20,17 @@
 
 static const float SENTINEL = -7777.25f;
 
-static void no_device(const char *why)
-{
-    const char *ci = getenv("CI");
-    if (ci && strcmp(ci, "true") == 0)
-        cr_assert_fail("CI=true and no OpenCL device: %s", why);
-    fprintf(stderr, "SKIP: no OpenCL device: %s\n", why);
-    cr_skip_test("no OpenCL device: %s", why);
-}
-
 static spk_backend *open_dev(void)
 {
-    const char *spec = getenv("SPIKECL_TEST_OPENCL");
-    if (!spec || !spec[0])
+    /* the OpenCL backend's own tests: the device under test when it is an OpenCL one */
+    const char *spec = spk_test_device_env();
+    if (!spec || strncmp(spec, "opencl", 6) != 0)
         spec = "opencl";
     spk_error err = {0};
     spk_backend *be = NULL;
     int rc = spk_backend_opencl_open(spec, &be, &err);
     if (rc == SPK_ERR_NOTFOUND)
-        no_device(err.msg);
+        spk_test_no_device(err.msg);
     cr_assert_eq(rc, SPK_OK, "open %s: %s", spec, err.msg);
     cr_assert_not_null(be);
     cr_assert_str_eq(be->ops->name, "opencl");
@@ -611,10 +603,14 @@ Test(opencl_profile, per_kernel_times, .timeout = 120)
     spk_error err = {0};
     for (int i = 0; i < 3; i++)
         cr_assert_eq(launch_axpb(be, p, y, x, 0, 100, 1.0f, 0.0f, &err), SPK_OK, "%s", err.msg);
-    char buf[1024];
-    int lines = spk_backend_opencl_profile(be, buf, sizeof buf);
-    cr_assert_eq(lines, 1, "%d lines: %s", lines, buf);
-    cr_assert(strncmp(buf, "test.axpb:axpb\t3\t", 17) == 0, "%s", buf);
+    spk_kernel_profile *kp = NULL;
+    int nk = -1;
+    cr_assert_eq(spk_backend_profile(be, &kp, &nk, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(nk, 1, "%d kernels in the profile", nk);
+    cr_assert_str_eq(kp[0].name, "test.axpb:axpb");
+    cr_assert_eq(kp[0].calls, 3);
+    cr_assert(kp[0].ms >= 0.0, "%g ms", kp[0].ms);
+    spk_kernel_profile_free(kp);
     be->ops->release(be, x);
     be->ops->release(be, y);
     be->ops->program_free(be, p);
@@ -622,7 +618,14 @@ Test(opencl_profile, per_kernel_times, .timeout = 120)
 
     unsetenv("SPIKECL_PROFILE");
     be = open_dev();
-    cr_assert_eq(spk_backend_opencl_profile(be, buf, sizeof buf), -1);
+    cr_assert_eq(spk_backend_profile(be, &kp, &nk, &err), SPK_ERR_UNSUPPORTED);
+    cr_assert(strstr(err.msg, "keeps no per-kernel profile"), "%s", err.msg);
+    cr_assert_eq(nk, 0);
+    spk_backend_free(be);
+    /* the CPU has no profile operation */
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(spk_backend_profile(be, &kp, &nk, &err), SPK_ERR_UNSUPPORTED);
+    cr_assert_str_eq(err.msg, "cpu keeps no per-kernel profile");
     spk_backend_free(be);
 }
 
@@ -659,24 +662,32 @@ Test(opencl_devices, bad_device_strings)
 static int platform0_devices(char *name0, size_t n)
 {
     spk_error err = {0};
-    char *list = spk_backend_opencl_list(&err);
-    cr_assert_not_null(list, "%s", err.msg);
-    int count = 0;
-    for (char *line = list; *line;) {
-        char *end = strchr(line, '\n');
-        cr_assert_not_null(end, "unterminated line in listing");
-        if (strncmp(line, "opencl:0:", 9) == 0) {
-            if (count == 0) {
-                char *tab = strchr(line, '\t'), *bar = strstr(line, " | ");
-                cr_assert(tab && bar && bar > tab);
-                snprintf(name0, n, "%.*s", (int)(bar - tab - 1), tab + 1);
-            }
+    spk_device_info *list = NULL;
+    int nd = 0, count = 0;
+    cr_assert_eq(spk_backend_opencl_devices(&list, &nd, &err), SPK_OK, "%s", err.msg);
+    for (int i = 0; i < nd; i++)
+        if (strncmp(list[i].id, "opencl:0:", 9) == 0) {
+            if (count == 0)
+                snprintf(name0, n, "%s", list[i].name);
             count++;
         }
-        line = end + 1;
-    }
-    free(list);
+    spk_device_list_free(list);
     return count;
+}
+
+/* The id of the first OpenCL GPU in the listing, or 0. */
+static int first_gpu(char *id, size_t n)
+{
+    spk_device_info *list = NULL;
+    int nd = 0, found = 0;
+    if (spk_backend_opencl_devices(&list, &nd, NULL) == SPK_OK)
+        for (int i = 0; i < nd && !found; i++)
+            if (list[i].is_gpu) {
+                snprintf(id, n, "%s", list[i].id);
+                found = 1;
+            }
+    spk_device_list_free(list);
+    return found;
 }
 
 Test(opencl_devices, index_out_of_range_and_no_match)
@@ -739,10 +750,10 @@ Test(opencl_devices, default_prefers_gpu)
     spk_error err = {0};
     int rc = spk_backend_opencl_open("opencl", &be, &err);
     if (rc == SPK_ERR_NOTFOUND)
-        no_device(err.msg);
+        spk_test_no_device(err.msg);
     cr_assert_eq(rc, SPK_OK, "%s", err.msg);
     char gpu[64];
-    if (spk_backend_opencl_first_gpu(gpu, sizeof gpu)) {
+    if (first_gpu(gpu, sizeof gpu)) {
         strcat(gpu, " ");
         cr_assert(strncmp(be->description, gpu, strlen(gpu)) == 0, "%s (first GPU %s)",
                   be->description, gpu);
@@ -756,40 +767,38 @@ Test(opencl_devices, list_format)
 {
     spk_backend_free(open_dev());
     spk_error err = {0};
-    char *list = spk_backend_opencl_list(&err);
-    cr_assert_not_null(list, "%s", err.msg);
-    cr_assert_neq(list[0], '\0', "empty listing with a device present");
-    for (char *line = list; *line;) {
-        char *end = strchr(line, '\n');
-        cr_assert_not_null(end);
-        *end = '\0';
-        unsigned p, d;
-        int used = 0;
-        cr_assert_eq(sscanf(line, "opencl:%u:%u\t%n", &p, &d, &used), 2, "%s", line);
-        cr_assert_gt(used, 0, "%s", line);
-        /* Seven " | "-separated fields. */
-        const char *field[7];
-        char *s = line + used;
-        int nf = 0;
-        while (nf < 7) {
-            field[nf++] = s;
-            char *bar = strstr(s, " | ");
-            if (!bar)
-                break;
-            *bar = '\0';
-            s = bar + 3;
-        }
-        cr_assert_eq(nf, 7, "fields in '%s'", line);
-        size_t l3 = strlen(field[3]), l4 = strlen(field[4]);
-        cr_assert(l3 > 4 && strcmp(field[3] + l3 - 4, " CUs") == 0, "%s", field[3]);
-        cr_assert(l4 > 4 && strcmp(field[4] + l4 - 4, " MiB") == 0, "%s", field[4]);
-        cr_assert(strncmp(field[5], "max work-group ", 15) == 0, "%s", field[5]);
-        cr_assert(strcmp(field[6], "GPU") == 0 || strcmp(field[6], "CPU") == 0 ||
-                      strcmp(field[6], "ACCEL") == 0 || strcmp(field[6], "OTHER") == 0,
-                  "%s", field[6]);
-        line = end + 1;
+    spk_device_info *list = NULL;
+    int nd = 0;
+    cr_assert_eq(spk_backend_opencl_devices(&list, &nd, &err), SPK_OK, "%s", err.msg);
+    cr_assert_gt(nd, 0, "empty listing with a device present");
+    for (int i = 0; i < nd; i++) {
+        const spk_device_info *d = &list[i];
+        unsigned p, dv;
+        char extra;
+        cr_assert_eq(sscanf(d->id, "opencl:%u:%u%c", &p, &dv, &extra), 2, "%s", d->id);
+        cr_assert_neq(d->name[0], '\0', "%s has no name", d->id);
+        cr_assert_gt(d->compute_units, 0, "%s", d->id);
+        cr_assert_gt(d->memory_bytes, 0, "%s", d->id);
+        cr_assert_gt(d->max_work_group, 0, "%s", d->id);
+        cr_assert(strcmp(d->kind, "GPU") == 0 || strcmp(d->kind, "CPU") == 0 ||
+                      strcmp(d->kind, "ACCEL") == 0 || strcmp(d->kind, "OTHER") == 0,
+                  "%s", d->kind);
+        cr_assert_eq(d->is_gpu, strcmp(d->kind, "GPU") == 0, "%s", d->id);
+        /* every listed id opens */
+        spk_backend *be = NULL;
+        cr_assert_eq(spk_backend_open(d->id, &be, &err), SPK_OK, "%s: %s", d->id, err.msg);
+        spk_backend_free(be);
     }
-    free(list);
+    /* the whole registry lists the CPU first, then these */
+    spk_device_info *all = NULL;
+    int na = 0;
+    cr_assert_eq(spk_device_list(&all, &na, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(na, nd + 1);
+    cr_assert_str_eq(all[0].id, "cpu");
+    for (int i = 0; i < nd; i++)
+        cr_assert_str_eq(all[i + 1].id, list[i].id);
+    spk_device_list_free(all);
+    spk_device_list_free(list);
 }
 
 /* With no ICD (the loader pointed at an empty vendor folder), the message says what to install. */
@@ -804,10 +813,15 @@ Test(opencl_devices, no_platform_message)
     cr_assert_str_eq(err.msg,
                      "no OpenCL platform found (is an ICD installed? e.g. pocl-opencl-icd)");
     cr_assert_eq(open_status("opencl:x:y", &err), SPK_ERR_INVALID, "%s", err.msg);
-    char *list = spk_backend_opencl_list(&err);
-    cr_assert_not_null(list);
-    cr_assert_str_eq(list, "");
-    free(list);
+    spk_device_info *list = NULL;
+    int nd = -1;
+    cr_assert_eq(spk_backend_opencl_devices(&list, &nd, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(nd, 0);
+    spk_device_list_free(list);
     char gpu[32];
-    cr_assert_eq(spk_backend_opencl_first_gpu(gpu, sizeof gpu), 0);
+    cr_assert_eq(first_gpu(gpu, sizeof gpu), 0);
+    /* "auto" falls back to the CPU */
+    unsetenv("SPIKECL_DEVICE");
+    cr_assert_eq(spk_backend_resolve("auto", gpu, sizeof gpu, &err), SPK_OK, "%s", err.msg);
+    cr_assert_str_eq(gpu, "cpu");
 }

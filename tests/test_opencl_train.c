@@ -18,47 +18,9 @@
 
 /* ---- the device under test ---- */
 
-static void no_device(const char *why)
-{
-    const char *ci = getenv("CI");
-    if (ci && strcmp(ci, "true") == 0)
-        cr_assert_fail("CI=true and no OpenCL device to test against: %s", why);
-    fprintf(stderr, "SKIP: no OpenCL device: %s\n", why);
-    cr_skip_test("no OpenCL device: %s", why);
-}
-
-/* $SPIKECL_TEST_DEVICE (which must open), else the first GPU of the device listing (the lines
- * `spikecl devices` prints), else opencl:0:0. The id goes to `id` for the command line. */
 static spk_backend *open_test_device(char *id, size_t n)
 {
-    spk_error err = {0};
-    spk_backend *be = NULL;
-    const char *env = getenv("SPIKECL_TEST_DEVICE");
-    if (env && env[0]) {
-        snprintf(id, n, "%s", env);
-        cr_assert_eq(spk_backend_open(env, &be, &err), SPK_OK, "SPIKECL_TEST_DEVICE=%s: %s", env,
-                     err.msg);
-        return be;
-    }
-    snprintf(id, n, "opencl:0:0");
-    char *list = spk_backend_list(&err);
-    for (char *line = list; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        char *tab = strchr(line, '\t');
-        if (strncmp(line, "opencl:", 7) == 0 && strstr(line, "| GPU") && tab) {
-            snprintf(id, n, "%.*s", (int)(tab - line), line);
-            break;
-        }
-        line = nl ? nl + 1 : line + strlen(line);
-    }
-    free(list);
-    int rc = spk_backend_open(id, &be, &err);
-    if (rc == SPK_ERR_NOTFOUND || rc == SPK_ERR_UNSUPPORTED)
-        no_device(err.msg);
-    cr_assert_eq(rc, SPK_OK, "%s: %s", id, err.msg);
-    return be;
+    return spk_test_opencl_device(id, n);
 }
 
 static int verbose(void)
@@ -315,26 +277,6 @@ Test(opencl_train, poisson_same_first_loss, .timeout = 300)
 
 /* ---- the command line ---- */
 
-static int run_cli(const char *args, char **out)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s", SPK_SOURCE_DIR, SPK_CLI, args);
-    return spk_test_run(cmd, out);
-}
-
-/* the value of "key": in the last line of out */
-static double json_last(const char *out, const char *key)
-{
-    const char *last = out, *p;
-    for (p = out; *p; p++)
-        if (*p == '\n' && p[1])
-            last = p + 1;
-    char k[64];
-    snprintf(k, sizeof k, "\"%s\": ", key);
-    const char *v = strstr(last, k);
-    return v ? atof(v + strlen(k)) : -1.0;
-}
-
 /* (d) The integration bar, in two parts.
  *
  * Same weights, same answers: a checkpoint trained on the CPU (one epoch over 6,000
@@ -360,9 +302,9 @@ static int train_cli(const char *dev, const char *outdir, double *acc)
              "train models/fmnist_lif_mlp.yaml --device %s --limit-train 6000 --limit-test "
              "1000 --batch 128 --epochs 1 --out %s",
              dev, outdir);
-    int rc = run_cli(args, &out);
+    int rc = spk_test_cli(args, &out);
     cr_assert_eq(rc, 0, "spikecl %s exited %d:\n%s", args, rc, out);
-    *acc = json_last(out, "test_accuracy");
+    *acc = spk_test_json_number(out, "test_accuracy");
     cr_assert_gt(*acc, 0.0, "no test_accuracy in the output of spikecl %s:\n%s", args, out);
     if (verbose())
         fprintf(stderr, "%s", out);
@@ -396,9 +338,9 @@ Test(opencl_train, cli_fmnist_matches_cpu, .timeout = 600)
                  "eval models/fmnist_lif_mlp.yaml --weights %s/model.safetensors --device %s "
                  "--limit-test 1000",
                  dir[0], dev[k]);
-        int rc = run_cli(args, &out);
+        int rc = spk_test_cli(args, &out);
         cr_assert_eq(rc, 0, "spikecl %s exited %d:\n%s", args, rc, out);
-        eval_acc[k] = json_last(out, "test_accuracy");
+        eval_acc[k] = spk_test_json_number(out, "test_accuracy");
         free(out);
     }
     cr_expect_float_eq(eval_acc[0], acc[0], 1e-9, "eval on cpu %.4f, train reported %.4f",
@@ -420,15 +362,20 @@ Test(opencl_train, cli_device_errors_exit_2)
         snprintf(args, sizeof args,
                  "train models/fmnist_lif_mlp.yaml --device %s --limit-train 10 --limit-test 10",
                  ids[i]);
-        int rc = run_cli(args, &out);
+        int rc = spk_test_cli(args, &out);
         cr_expect_eq(rc, 2, "spikecl %s exited %d:\n%s", args, rc, out);
         cr_expect(strstr(out, err.msg) != NULL, "spikecl %s:\n%s\nlacks the backend's message: %s",
                   args, out, err.msg);
         free(out);
     }
     /* with a platform present, the messages name what is wrong */
-    char *list = spk_backend_list(NULL);
-    if (list && strstr(list, "opencl:")) {
+    spk_device_info *list = NULL;
+    int nd = 0, have_opencl = 0;
+    if (spk_device_list(&list, &nd, NULL) == SPK_OK)
+        for (int i = 0; i < nd; i++)
+            have_opencl |= strncmp(list[i].id, "opencl:", 7) == 0;
+    spk_device_list_free(list);
+    if (have_opencl) {
         spk_backend *be = NULL;
         spk_error err = {0};
         spk_backend_open("opencl:9:9", &be, &err);
@@ -436,5 +383,4 @@ Test(opencl_train, cli_device_errors_exit_2)
         spk_backend_open("opencl:nosuchdevice", &be, &err);
         cr_expect(strstr(err.msg, "no OpenCL device matches 'nosuchdevice'"), "%s", err.msg);
     }
-    free(list);
 }

@@ -9,19 +9,6 @@
 
 #include "testutil.h"
 
-/* the value of "key": in the last line of out, or -1 */
-static double json_last(const char *out, const char *key)
-{
-    const char *last = out, *p;
-    for (p = out; *p; p++)
-        if (*p == '\n' && p[1])
-            last = p + 1;
-    char k[64];
-    snprintf(k, sizeof k, "\"%s\": ", key);
-    const char *v = strstr(last, k);
-    return v ? atof(v + strlen(k)) : -1.0;
-}
-
 static void train_model(const char *model, const char *tag)
 {
     char cmd[4096], *out = NULL;
@@ -31,7 +18,7 @@ static void train_model(const char *model, const char *tag)
              SPK_SOURCE_DIR, SPK_CLI, model, spk_test_tmpdir(), tag);
     int rc = spk_test_run(cmd, &out);
     cr_assert_eq(rc, 0, "%s: exit %d\n%s", model, rc, out);
-    double acc = json_last(out, "test_accuracy");
+    double acc = spk_test_json_number(out, "test_accuracy");
     cr_expect_geq(acc, 0.65, "%s: test accuracy %.4f\n%s", model, acc, out);
     free(out);
 }

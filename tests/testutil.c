@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
+#include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,4 +91,76 @@ double spk_test_nerr(const float *a, const float *b, size_t n)
             d = isnan(e) ? INFINITY : e;
     }
     return d / mx;
+}
+
+int spk_test_cli(const char *args, char **output)
+{
+    size_t n = strlen(SPK_SOURCE_DIR) + strlen(SPK_CLI) + strlen(args) + 16;
+    char *cmd = malloc(n);
+    if (!cmd)
+        return -1;
+    snprintf(cmd, n, "cd %s && %s %s", SPK_SOURCE_DIR, SPK_CLI, args);
+    int rc = spk_test_run(cmd, output);
+    free(cmd);
+    return rc;
+}
+
+double spk_test_json_number(const char *out, const char *key)
+{
+    const char *last = out;
+    for (const char *p = out; *p; p++)
+        if (*p == '\n' && p[1])
+            last = p + 1;
+    char k[128];
+    snprintf(k, sizeof k, "\"%s\": ", key);
+    const char *v = strstr(last, k);
+    return v ? atof(v + strlen(k)) : -1.0;
+}
+
+void spk_test_no_device(const char *why)
+{
+    const char *ci = getenv("CI");
+    if (ci && strcmp(ci, "true") == 0)
+        cr_assert_fail("CI=true and no OpenCL device to test against: %s", why);
+    fprintf(stderr, "SKIP: no OpenCL device: %s\n", why);
+    cr_skip_test("no OpenCL device: %s", why);
+}
+
+const char *spk_test_device_env(void)
+{
+    const char *env = getenv("SPIKECL_TEST_DEVICE");
+    return env && env[0] ? env : NULL;
+}
+
+spk_backend *spk_test_opencl_device(char *id, size_t n)
+{
+    spk_error err = {0};
+    spk_backend *be = NULL;
+    char fallback[64];
+    if (!id) {
+        id = fallback;
+        n = sizeof fallback;
+    }
+    const char *env = spk_test_device_env();
+    if (env && strncmp(env, "opencl", 6) == 0) {
+        snprintf(id, n, "%s", env);
+        cr_assert_eq(spk_backend_open(env, &be, &err), SPK_OK, "SPIKECL_TEST_DEVICE=%s: %s", env,
+                     err.msg);
+        return be;
+    }
+    snprintf(id, n, "opencl:0:0");
+    spk_device_info *list = NULL;
+    int nd = 0;
+    if (spk_device_list(&list, &nd, &err) == SPK_OK)
+        for (int i = 0; i < nd; i++)
+            if (list[i].is_gpu && strncmp(list[i].id, "opencl:", 7) == 0) {
+                snprintf(id, n, "%s", list[i].id);
+                break;
+            }
+    spk_device_list_free(list);
+    int rc = spk_backend_open(id, &be, &err);
+    if (rc == SPK_ERR_NOTFOUND || rc == SPK_ERR_UNSUPPORTED)
+        spk_test_no_device(err.msg);
+    cr_assert_eq(rc, SPK_OK, "%s: %s", id, err.msg);
+    return be;
 }

@@ -145,31 +145,11 @@ static int parse_args(int argc, char **argv, opts *o)
 
 static int open_device(const opts *o, spk_backend **be, spk_error *err)
 {
-    const char *id = o->device;
-    if (!id)
-        id = getenv("SPIKECL_DEVICE");
-    if (!id || !id[0]) {
-        /* default: the first OpenCL GPU, else the CPU (a CPU OpenCL device never is) */
-        char *list = spk_backend_list(NULL);
-        id = "cpu";
-        static char gpu[64];
-        for (char *line = list; line && *line;) {
-            char *nl = strchr(line, '\n');
-            if (nl)
-                *nl = '\0';
-            if (strncmp(line, "opencl:", 7) == 0 && strstr(line, "| GPU")) {
-                char *tab = strchr(line, '\t');
-                if (tab)
-                    *tab = '\0';
-                snprintf(gpu, sizeof gpu, "%s", line);
-                id = gpu;
-                break;
-            }
-            line = nl ? nl + 1 : line + strlen(line);
-        }
-        free(list);
-    }
-    int rc;
+    /* "auto" (no --device) is the registry's: $SPIKECL_DEVICE, else the first GPU, else cpu */
+    char id[256];
+    int rc = spk_backend_resolve(o->device ? o->device : "auto", id, sizeof id, err);
+    if (rc)
+        return rc;
     if (strcmp(id, "cpu") == 0)
         rc = spk_backend_cpu_new(o->threads > 0 ? o->threads : 0, be, err);
     else
@@ -502,29 +482,22 @@ static int cmd_bench(const opts *o)
          * when the device opens); the figures cover all passes above, warm-up included */
         const char *prof = getenv("SPIKECL_PROFILE");
         if (!rc && prof && strcmp(prof, "1") == 0) {
-            size_t cap = 1 << 16;
-            char *rep = malloc(cap);
-            int lines = rep ? spk_backend_profile_report(be, rep, cap) : -1;
-            if (lines < 0) {
-                fprintf(stderr, "SPIKECL_PROFILE: %s keeps no per-kernel profile\n", be->ops->name);
+            spk_kernel_profile *kp = NULL;
+            int nk = 0;
+            spk_error perr = {0};
+            if (spk_backend_profile(be, &kp, &nk, &perr)) {
+                fprintf(stderr, "SPIKECL_PROFILE: %s\n", perr.msg);
             } else {
                 /* the profile covers every pass above: 2 warm-up and 2 x batches training
                  * batches, and batches inference batches */
                 fprintf(stderr, "%-40s %8s %10s %10s   (device time, all passes)\n", "kernel",
                         "calls", "total ms", "ms/call");
-                for (char *line = rep; *line;) {
-                    char *nl = strchr(line, '\n'), *t1 = strchr(line, '\t');
-                    char *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
-                    if (!nl || !t2)
-                        break;
-                    *nl = *t1 = *t2 = '\0';
-                    double ms = atof(t2 + 1), calls = atof(t1 + 1);
-                    fprintf(stderr, "%-40s %8s %10.3f %10.4f\n", line, t1 + 1, ms,
-                            calls > 0 ? ms / calls : 0.0);
-                    line = nl + 1;
-                }
+                for (int i = 0; i < nk; i++)
+                    fprintf(stderr, "%-40s %8llu %10.3f %10.4f\n", kp[i].name,
+                            (unsigned long long)kp[i].calls, kp[i].ms,
+                            kp[i].calls ? kp[i].ms / (double)kp[i].calls : 0.0);
             }
-            free(rep);
+            spk_kernel_profile_free(kp);
         }
         /* GEMM time is measured on the host around each call: right for the CPU, where the
          * call does the work, meaningless for a device queue (it would count enqueueing only) */
@@ -560,11 +533,26 @@ static int cmd_bench(const opts *o)
 static int cmd_devices(void)
 {
     spk_error err = {0};
-    char *list = spk_backend_list(&err);
-    if (!list)
+    spk_device_info *list = NULL;
+    int n = 0;
+    if (spk_device_list(&list, &n, &err))
         return fail(&err);
-    printf("%s", list);
-    free(list);
+    for (int i = 0; i < n; i++) {
+        const spk_device_info *d = &list[i];
+        printf("%s\t%s", d->id, d->name);
+        if (d->vendor[0])
+            printf(" | %s", d->vendor);
+        if (d->driver[0])
+            printf(" | %s", d->driver);
+        if (d->compute_units)
+            printf(" | %d CUs", d->compute_units);
+        if (d->memory_bytes)
+            printf(" | %llu MiB", (unsigned long long)(d->memory_bytes >> 20));
+        if (d->max_work_group)
+            printf(" | max work-group %zu", d->max_work_group);
+        printf(" | %s\n", d->kind);
+    }
+    spk_device_list_free(list);
     return 0;
 }
 

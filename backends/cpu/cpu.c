@@ -318,3 +318,30 @@ int spk_backend_cpu_new(int threads, spk_backend **out, spk_error *err)
     *out = be;
     return SPK_OK;
 }
+
+/* The registry's entry points (backends/registry.c): the CPU is the one device "cpu". */
+int spk_backend_cpu_open(const char *id, spk_backend **out, spk_error *err);
+int spk_backend_cpu_devices(spk_device_info **out, int *n, spk_error *err);
+
+int spk_backend_cpu_open(const char *id, spk_backend **out, spk_error *err)
+{
+    if (strcmp(id, "cpu") != 0)
+        return spk_error_set(err, SPK_ERR_INVALID, "bad device string '%s': the CPU is just 'cpu'",
+                             id);
+    return spk_backend_cpu_new(0, out, err);
+}
+
+int spk_backend_cpu_devices(spk_device_info **out, int *n, spk_error *err)
+{
+    spk_device_info *d = calloc(1, sizeof *d);
+    if (!d)
+        return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+    snprintf(d->id, sizeof d->id, "cpu");
+    snprintf(d->name, sizeof d->name, "the host CPU (OpenBLAS + OpenMP)");
+    snprintf(d->driver, sizeof d->driver, "%s", openblas_get_config());
+    snprintf(d->kind, sizeof d->kind, "CPU");
+    d->compute_units = omp_get_num_procs();
+    *out = d;
+    *n = 1;
+    return SPK_OK;
+}

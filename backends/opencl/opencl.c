@@ -143,105 +143,56 @@ static const char *spk_ocl_type_name(cl_device_type t)
     return "OTHER";
 }
 
-/* ---- a growable string ---- */
-
-typedef struct spk_ocl_sb {
-    char *s;
-    size_t len, cap;
-    int oom;
-} spk_ocl_sb;
-
-static void spk_ocl_sb_printf(spk_ocl_sb *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void spk_ocl_sb_printf(spk_ocl_sb *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int need = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (need < 0) {
-        b->oom = 1;
-        return;
-    }
-    if (b->len + (size_t)need + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + (size_t)need + 1)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)need;
-}
-
 /* ---- listing ---- */
 
-char *spk_backend_opencl_list(spk_error *err)
+int spk_backend_opencl_devices(spk_device_info **out, int *n, spk_error *err)
 {
+    *out = NULL;
+    *n = 0;
     spk_ocl_topo t;
     int rc = spk_ocl_topo_get(&t, err);
     if (rc)
-        return NULL;
-    spk_ocl_sb b = {0};
-    spk_ocl_sb_printf(&b, "%s", "");
+        return rc;
+    size_t total = 0;
+    for (cl_uint p = 0; p < t.nplat; p++)
+        total += t.ndev[p];
+    spk_device_info *list = calloc(total ? total : 1, sizeof *list);
+    if (!list) {
+        spk_ocl_topo_free(&t);
+        return spk_error_set(err, SPK_ERR_NOMEM, "out of memory listing OpenCL devices");
+    }
+    int k = 0;
     for (cl_uint p = 0; p < t.nplat; p++) {
-        for (cl_uint d = 0; d < t.ndev[p]; d++) {
+        for (cl_uint d = 0; d < t.ndev[p]; d++, k++) {
             cl_device_id dev = t.devs[p][d];
-            char name[256], vendor[256], driver[256];
+            spk_device_info *di = &list[k];
             cl_uint cus = 0;
             cl_ulong mem = 0;
             size_t wg = 0;
-            spk_ocl_dev_str(dev, CL_DEVICE_NAME, name, sizeof name);
-            spk_ocl_dev_str(dev, CL_DEVICE_VENDOR, vendor, sizeof vendor);
-            spk_ocl_dev_str(dev, CL_DRIVER_VERSION, driver, sizeof driver);
-            clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
-            clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
-            clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
-            spk_ocl_sb_printf(
-                &b, "opencl:%u:%u\t%s | %s | %s | %u CUs | %llu MiB | max work-group %zu | %s\n", p,
-                d, name, vendor, driver, cus, (unsigned long long)(mem >> 20), wg,
-                spk_ocl_type_name(spk_ocl_dev_type(dev)));
+            snprintf(di->id, sizeof di->id, "opencl:%u:%u", p, d);
+            spk_ocl_dev_str(dev, CL_DEVICE_NAME, di->name, sizeof di->name);
+            spk_ocl_dev_str(dev, CL_DEVICE_VENDOR, di->vendor, sizeof di->vendor);
+            spk_ocl_dev_str(dev, CL_DRIVER_VERSION, di->driver, sizeof di->driver);
+            /* a device that does not answer keeps 0: the list is informative, opening it
+             * reports the real error */
+            if (clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL))
+                cus = 0;
+            if (clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL))
+                mem = 0;
+            if (clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL))
+                wg = 0;
+            di->compute_units = (int)cus;
+            di->memory_bytes = mem;
+            di->max_work_group = wg;
+            const cl_device_type type = spk_ocl_dev_type(dev);
+            di->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+            snprintf(di->kind, sizeof di->kind, "%s", spk_ocl_type_name(type));
         }
     }
     spk_ocl_topo_free(&t);
-    if (b.oom) {
-        free(b.s);
-        spk_error_set(err, SPK_ERR_NOMEM, "out of memory listing OpenCL devices");
-        return NULL;
-    }
-    return b.s;
-}
-
-int spk_backend_opencl_first_gpu(char *id_out, size_t n)
-{
-    spk_ocl_topo t;
-    if (spk_ocl_topo_get(&t, NULL))
-        return 0;
-    int found = 0;
-    for (cl_uint p = 0; p < t.nplat && !found; p++) {
-        for (cl_uint d = 0; d < t.ndev[p] && !found; d++) {
-            if (spk_ocl_dev_type(t.devs[p][d]) & CL_DEVICE_TYPE_GPU) {
-                if (id_out && n)
-                    snprintf(id_out, n, "opencl:%u:%u", p, d);
-                found = 1;
-            }
-        }
-    }
-    spk_ocl_topo_free(&t);
-    return found;
+    *out = list;
+    *n = k;
+    return SPK_OK;
 }
 
 /* ---- choosing a device ---- */
@@ -781,43 +732,38 @@ static int spk_ocl_sync(spk_backend *be, spk_error *err)
 
 static int spk_ocl_prof_cmp(const void *x, const void *y)
 {
-    const spk_ocl_prof_entry *a = x, *b = y;
-    return a->ns < b->ns ? 1 : a->ns > b->ns ? -1 : strcmp(a->name, b->name);
+    const spk_kernel_profile *a = x, *b = y;
+    return a->ms < b->ms ? 1 : a->ms > b->ms ? -1 : strcmp(a->name, b->name);
 }
 
-int spk_backend_opencl_profile(spk_backend *be, char *buf, size_t n)
+static int spk_ocl_profile(spk_backend *be, spk_kernel_profile **out, int *n, spk_error *err)
 {
-    if (!be || be->ops != &spk_ocl_ops)
-        return -1;
     spk_ocl *o = be->impl;
     if (!o->profiling)
-        return -1;
-    clFinish(o->queue);
+        return spk_error_set(err, SPK_ERR_UNSUPPORTED,
+                             "%s keeps no per-kernel profile (set SPIKECL_PROFILE=1 before "
+                             "opening it)",
+                             o->dev_name);
+    cl_int rc = clFinish(o->queue);
+    if (rc != CL_SUCCESS)
+        return spk_ocl_fail(err, rc, "OpenCL queue on %s failed", o->dev_name);
     spk_ocl_prof_harvest(o, 1);
-    spk_ocl_prof_entry *sorted = NULL;
-    if (o->nprof) {
-        sorted = malloc(o->nprof * sizeof *sorted);
-        if (!sorted)
-            return -1;
-        memcpy(sorted, o->prof, o->nprof * sizeof *sorted);
-        qsort(sorted, o->nprof, sizeof *sorted, spk_ocl_prof_cmp);
-    }
-    size_t len = 0;
-    int lines = 0;
-    if (buf && n)
-        buf[0] = '\0';
+    spk_kernel_profile *p = calloc(o->nprof ? o->nprof : 1, sizeof *p);
+    if (!p)
+        return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+    int k = 0;
     for (size_t i = 0; i < o->nprof; i++) {
-        if (!sorted[i].calls)
+        if (!o->prof[i].calls)
             continue;
-        lines++;
-        if (buf && len < n) {
-            int w = snprintf(buf + len, n - len, "%s\t%llu\t%.3f\n", sorted[i].name,
-                             (unsigned long long)sorted[i].calls, (double)sorted[i].ns / 1e6);
-            len = w < 0 ? n : len + (size_t)w;
-        }
+        snprintf(p[k].name, sizeof p[k].name, "%s", o->prof[i].name);
+        p[k].calls = o->prof[i].calls;
+        p[k].ms = (double)o->prof[i].ns / 1e6;
+        k++;
     }
-    free(sorted);
-    return lines;
+    qsort(p, (size_t)k, sizeof *p, spk_ocl_prof_cmp);
+    *out = p;
+    *n = k;
+    return SPK_OK;
 }
 
 static const spk_backend_ops spk_ocl_ops = {
@@ -834,4 +780,5 @@ static const spk_backend_ops spk_ocl_ops = {
     .program_free = spk_ocl_program_free,
     .launch = spk_ocl_launch,
     .sync = spk_ocl_sync,
+    .profile = spk_ocl_profile,
 };

@@ -1,5 +1,6 @@
 /* spikecl internal — the OpenCL backend (ICD loader, CLBlast GEMM, program build with an on-disk
- * binary cache). Only the core's backend registry and the tests include this header. */
+ * binary cache). Only the backend registry (backends/registry.c) and the tests include this header.
+ */
 #ifndef SPK_BACKEND_OPENCL_H
 #define SPK_BACKEND_OPENCL_H
 
@@ -10,7 +11,7 @@
 
 /* Opens an OpenCL device. spec is the whole device string:
  *   "opencl"        the first GPU, else the first device of any type
- *   "opencl:P:D"    platform P, device D (indices as listed by spk_backend_opencl_list)
+ *   "opencl:P:D"    platform P, device D (indices as listed by spk_backend_opencl_devices)
  *   "opencl:NAME"   the first device whose name or vendor contains NAME (case-insensitive)
  * be->description starts with the chosen "opencl:P:D" id and the device name.
  * be->ops->destroy(be) releases everything, be included.
@@ -19,18 +20,10 @@
  * ~/.cache/spikecl); SPIKECL_CACHE_DIR=off disables the cache. */
 int spk_backend_opencl_open(const char *spec, spk_backend **out, spk_error *err);
 
-/* One malloc'ed line per device, each ending in '\n':
- * "opencl:P:D\t<device name> | <vendor> | <driver version> | <N> CUs | <M> MiB |
- *  max work-group <W> | <GPU|CPU|ACCEL>". An empty string when no platform is installed;
- * NULL (and err set) only when OpenCL itself fails or memory runs out. */
-char *spk_backend_opencl_list(spk_error *err);
-
-/* 1 and "opencl:P:D" in id_out if some platform has a GPU, else 0. */
-int spk_backend_opencl_first_gpu(char *id_out, size_t n);
-
-/* With SPIKECL_PROFILE=1: waits for the queue, then writes one "owner:kernel\tcalls\tms" line per
- * kernel launched so far (device time from queue profiling), longest first. Returns the number
- * of lines, or -1 when be is not an OpenCL backend or profiling is off. */
-int spk_backend_opencl_profile(spk_backend *be, char *buf, size_t n);
+/* Every device of every platform, as spk_device_list entries ("opencl:P:D" ids); none (and
+ * SPK_OK) when no platform is installed. Errors only when OpenCL itself fails or memory runs
+ * out. Per-kernel profiles (SPIKECL_PROFILE=1) come through the backend's optional profile
+ * operation, spk_backend_profile. */
+int spk_backend_opencl_devices(spk_device_info **out, int *n, spk_error *err);
 
 #endif

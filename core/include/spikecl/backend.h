@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "spikecl/error.h"
-#include "spikecl/kernel.h"
+#include "spikecl/kernel_types.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,6 +31,26 @@ typedef struct spk_backend_stats {
     uint64_t launches;
     uint64_t bytes_allocated, bytes_peak;
 } spk_backend_stats;
+
+/* What a backend knows about one device it can open. */
+typedef struct spk_device_info {
+    char id[64];    /* what spk_backend_open takes: "cpu", "opencl:0:1" */
+    char name[128]; /* the device's own name */
+    char vendor[128];
+    char driver[128];      /* driver or library version */
+    int is_gpu;            /* 1 for a GPU: "auto" prefers the first of these */
+    int compute_units;     /* cores or compute units; 0 when unknown */
+    uint64_t memory_bytes; /* global memory; 0 when unknown */
+    size_t max_work_group; /* 0 when not applicable */
+    char kind[16];         /* "GPU", "CPU", "ACCEL", "OTHER" */
+} spk_device_info;
+
+/* Device time of one kernel, summed over its launches, for a backend that profiles. */
+typedef struct spk_kernel_profile {
+    char name[96]; /* "owner:kernel" */
+    uint64_t calls;
+    double ms;
+} spk_kernel_profile;
 
 typedef struct spk_backend_ops {
     const char *name; /* "cpu", "opencl" */
@@ -59,6 +79,8 @@ typedef struct spk_backend_ops {
     int (*launch)(spk_backend *be, spk_program *prog, const char *name, size_t items, int nargs,
                   const spk_karg *args, spk_error *err);
     int (*sync)(spk_backend *be, spk_error *err);
+    /* optional (NULL: none): see spk_backend_profile */
+    int (*profile)(spk_backend *be, spk_kernel_profile **out, int *n, spk_error *err);
 } spk_backend_ops;
 
 struct spk_backend {
@@ -68,22 +90,29 @@ struct spk_backend {
     void *impl;
 };
 
-/* Opens a device by id: "cpu" (more backends register their prefixes, e.g. "opencl:0:0"). */
+/* Opens a device by id. Each backend registers a prefix ("cpu", "opencl", ...); "auto" (or
+ * NULL or "") means $SPIKECL_DEVICE when it is set, else the first GPU any backend lists, else
+ * the CPU. */
 int spk_backend_open(const char *id, spk_backend **out, spk_error *err);
 void spk_backend_free(spk_backend *be);
+
+/* The device id "auto" (or NULL, "") stands for, as spk_backend_open resolves it; other ids are
+ * copied as they are. */
+int spk_backend_resolve(const char *id, char *out, size_t n, spk_error *err);
 
 /* The CPU backend; threads <= 0 keeps OpenMP's default. */
 int spk_backend_cpu_new(int threads, spk_backend **out, spk_error *err);
 
-/* Per-kernel device times of a backend that profiles (OpenCL with SPIKECL_PROFILE=1 set before
- * it was opened): waits for the device, then writes one "owner:kernel\tcalls\tms" line per
- * kernel, longest first, into buf (truncated to n bytes). Returns the number of lines, or -1
- * when the backend keeps no profile (the CPU, or profiling off). */
-int spk_backend_profile_report(spk_backend *be, char *buf, size_t n);
+/* Every device this build can open, the CPU first, as a malloc'ed array of *n entries (free it
+ * with spk_device_list_free). A backend whose platform fails to enumerate lists nothing. */
+int spk_device_list(spk_device_info **out, int *n, spk_error *err);
+void spk_device_list_free(spk_device_info *list);
 
-/* Lists the devices this build can open, one per line: "id\tdescription". Returns a malloc'ed
- * string. */
-char *spk_backend_list(spk_error *err);
+/* Per-kernel device times of a backend that profiles (OpenCL with SPIKECL_PROFILE=1 set before it
+ * was opened): waits for the device, then returns a malloc'ed array, longest total first (free it
+ * with spk_kernel_profile_free). SPK_ERR_UNSUPPORTED when the backend keeps no profile. */
+int spk_backend_profile(spk_backend *be, spk_kernel_profile **out, int *n, spk_error *err);
+void spk_kernel_profile_free(spk_kernel_profile *p);
 
 #ifdef __cplusplus
 }
