@@ -1,6 +1,6 @@
 /* The OpenCL backend on whatever device "opencl" picks (PoCL on a plain CPU machine), or on
- * SPIKECL_TEST_DEVICE when it names an OpenCL device. Without a device the tests skip, except under CI=true where a
- * missing device is a failure. */
+ * SPIKECL_TEST_DEVICE when it names an OpenCL device. Without a device the tests skip, except under
+ * CI=true where a missing device is a failure. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 

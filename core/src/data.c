@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "spikecl/data.h"
+#include "seed.h"
 #include "spikecl/philox.h"
 
 #include <errno.h>
@@ -365,10 +366,10 @@ struct spk_loader {
     uint32_t *order; /* this epoch's sample indices */
 };
 
-/* Random words for the shuffle of one epoch. Stream: key = (seed low word, seed high word ^
- * SPK_RNG_SHUFFLE); the swap at Fisher-Yates position i uses counter (i, epoch, k, 0) for
- * k = 0, 1, ... and takes the four output words in order. So each epoch's permutation depends
- * only on (seed, epoch, size), and a resumed run reproduces it without replaying earlier epochs. */
+/* Random words for the shuffle of one epoch. Stream: key = (spk_seed_key(seed), SPK_RNG_SHUFFLE);
+ * the swap at Fisher-Yates position i uses counter (i, epoch, k, 0) for k = 0, 1, ... and takes the
+ * four output words in order. So each epoch's permutation depends only on (seed, epoch, size), and
+ * a resumed run reproduces it without replaying earlier epochs. */
 typedef struct spk_shuffle_rng {
     spk_u32 k0, k1;
     spk_u32 i, epoch, k;
@@ -465,8 +466,8 @@ void spk_loader_start_epoch(spk_loader *ld, int epoch)
     if (!ld->shuffle)
         return;
     spk_shuffle_rng r = {0};
-    r.k0 = (spk_u32)ld->seed;
-    r.k1 = (spk_u32)(ld->seed >> 32) ^ SPK_RNG_SHUFFLE;
+    r.k0 = spk_seed_key(ld->seed);
+    r.k1 = SPK_RNG_SHUFFLE;
     r.epoch = (spk_u32)epoch;
     for (int i = ld->size - 1; i > 0; i--) {
         r.i = (spk_u32)i;

@@ -10,6 +10,7 @@
 #include "core_kernels.h"
 #include "layer.h"
 #include "model.h"
+#include "seed.h"
 #include "spikecl/safetensors.h"
 
 #define CLIP_CHUNK 4096
@@ -236,7 +237,7 @@ static int alloc_session(spk_session *s, spk_error *err)
         rc = be->ops->fill(be, s->scale.buf, 0, 1, 1.0f, err);
     for (int i = 1; !rc && i < s->n_nodes; i++) {
         node *nd = &s->nodes[i];
-        rc = spk_layer_alloc(&nd->layer, be, B, s->m->seed & 0xffffffffu, err);
+        rc = spk_layer_alloc(&nd->layer, be, B, spk_seed_key(s->m->seed), err);
         if (!rc)
             rc = spk_tensor_alloc(be, &nd->out, &nd->layer.out, T, B, err);
         if (!rc && nd->trainable_upstream && i != s->loss)
@@ -367,7 +368,7 @@ static void make_exec(spk_session *s, int i, int n, int training, spk_exec *x)
     x->B = n;
     x->training = training;
     x->smooth = s->smooth;
-    x->seed = (uint32_t)(s->m->seed ^ (s->m->seed >> 32));
+    x->seed = spk_seed_key(s->m->seed);
     x->epoch = training ? (uint32_t)s->epoch : 0x0fffffffu;
     x->batch = s->batch_counter;
     x->n_in = nd->n_in;
