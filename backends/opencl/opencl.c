@@ -13,6 +13,7 @@
 
 #include "opencl.h"
 #include "opencl_internal.h"
+#include "strbuf.h"
 
 static const spk_backend_ops spk_ocl_ops;
 
@@ -143,50 +144,6 @@ static const char *spk_ocl_type_name(cl_device_type t)
     return "OTHER";
 }
 
-/* ---- a growable string ---- */
-
-typedef struct spk_ocl_sb {
-    char *s;
-    size_t len, cap;
-    int oom;
-} spk_ocl_sb;
-
-static void spk_ocl_sb_printf(spk_ocl_sb *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void spk_ocl_sb_printf(spk_ocl_sb *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int need = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (need < 0) {
-        b->oom = 1;
-        return;
-    }
-    if (b->len + (size_t)need + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + (size_t)need + 1)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)need;
-}
-
 /* ---- listing ---- */
 
 char *spk_backend_opencl_list(spk_error *err)
@@ -195,8 +152,7 @@ char *spk_backend_opencl_list(spk_error *err)
     int rc = spk_ocl_topo_get(&t, err);
     if (rc)
         return NULL;
-    spk_ocl_sb b = {0};
-    spk_ocl_sb_printf(&b, "%s", "");
+    spk_strbuf b = SPK_STRBUF_INIT;
     for (cl_uint p = 0; p < t.nplat; p++) {
         for (cl_uint d = 0; d < t.ndev[p]; d++) {
             cl_device_id dev = t.devs[p][d];
@@ -210,19 +166,17 @@ char *spk_backend_opencl_list(spk_error *err)
             clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
             clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
             clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
-            spk_ocl_sb_printf(
+            spk_strbuf_appendf(
                 &b, "opencl:%u:%u\t%s | %s | %s | %u CUs | %llu MiB | max work-group %zu | %s\n", p,
                 d, name, vendor, driver, cus, (unsigned long long)(mem >> 20), wg,
                 spk_ocl_type_name(spk_ocl_dev_type(dev)));
         }
     }
     spk_ocl_topo_free(&t);
-    if (b.oom) {
-        free(b.s);
+    char *list = spk_strbuf_finish(&b);
+    if (!list)
         spk_error_set(err, SPK_ERR_NOMEM, "out of memory listing OpenCL devices");
-        return NULL;
-    }
-    return b.s;
+    return list;
 }
 
 int spk_backend_opencl_first_gpu(char *id_out, size_t n)
