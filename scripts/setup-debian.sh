@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config libyaml-dev libopenblas-dev zlib1g-dev
+packages=(build-essential cmake pkg-config libyaml-dev libjansson-dev libopenblas-dev zlib1g-dev
           libcriterion-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
           clinfo dataset-fashion-mnist)
 

@@ -548,6 +548,15 @@ Test(opencl_cache, binaries_cached_and_corrupt_files_rebuilt, .timeout = 120)
     cr_assert_not_null(path, "no cache file written under %s", dir);
     cr_assert(starts_with_magic(path));
     ino_t ino = inode_of(path);
+    /* Written through fsutil: private, and no temporary file left beside it. */
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0600);
+    char ls[700], *out = NULL;
+    snprintf(ls, sizeof ls, "ls -a '%s' | grep -c '[.]tmp[.]'", dir);
+    spk_test_run(ls, &out);
+    cr_expect_str_eq(out, "0\n", "temporary files left in %s", dir);
+    free(out);
 
     /* A hit leaves the file alone (a rebuild would replace it by rename: a new inode). */
     p = build(be, "test.axpb", axpb_src);

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spikecl/safetensors.h"
@@ -290,23 +293,45 @@ struct bad_case {
     const char *needle;
 };
 
-Test(safetensors, corrupt_headers)
+/* Each case fails with its code, a message holding the needle and the file's path, and no result.
+ */
+static void expect_bad_cases(const char *prefix, const struct bad_case *cases, size_t n)
 {
     static const float data[8] = {0};
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s%zu.safetensors", prefix, i);
+        char *p = write_st(name, cases[i].header, data, cases[i].dlen);
+        spk_st_file *f = (spk_st_file *)0x1;
+        spk_error err = {0};
+        int rc = spk_safetensors_read(p, &f, &err);
+        cr_expect_eq(rc, cases[i].code, "%s case %zu (%s): rc %d, message: %s", prefix, i,
+                     cases[i].header, rc, err.msg);
+        cr_expect_null(f, "%s case %zu: out not NULL on failure", prefix, i);
+        cr_expect_not_null(strstr(err.msg, cases[i].needle), "%s case %zu: wanted \"%s\" in: %s",
+                           prefix, i, cases[i].needle, err.msg);
+        cr_expect_not_null(strstr(err.msg, p), "%s case %zu: file not named in: %s", prefix, i,
+                           err.msg);
+        drop(p);
+    }
+}
+
+Test(safetensors, corrupt_headers)
+{
     const struct bad_case cases[] = {
         {"{\"a\":{\"dtype\":\"F32\",", 8, SPK_ERR_PARSE, "bad JSON"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}} x", 8, SPK_ERR_PARSE,
-         "unexpected text after"},
+         "end of file expected near 'x'"},
         {"{\"a\":{\"dtype\":\"F32\" \"shape\":[2],\"data_offsets\":[0,8]}}", 8, SPK_ERR_PARSE,
-         "expected ',' or '}'"},
+         "'}' expected near '\"shape\"'"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2,],\"data_offsets\":[0,8]}}", 8, SPK_ERR_PARSE,
          "bad JSON"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[02],\"data_offsets\":[0,8]}}", 8, SPK_ERR_PARSE,
          "bad JSON"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{}}", 8,
-         SPK_ERR_PARSE, "duplicate key \"a\""},
-        {"{\"a\\q\":{}}", 0, SPK_ERR_PARSE, "bad escape"},
-        {"{\"a\\ud800\":{}}", 0, SPK_ERR_PARSE, "surrogate"},
+         SPK_ERR_PARSE, "duplicate object key near '\"a\"'"},
+        {"{\"a\\q\":{}}", 0, SPK_ERR_PARSE, "invalid escape"},
+        {"{\"a\\ud800\":{}}", 0, SPK_ERR_PARSE, "invalid Unicode '\\uD800'"},
         {"{\"a\tb\":{}}", 0, SPK_ERR_PARSE, "control character"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}\"unterminated", 8,
          SPK_ERR_PARSE, "bad JSON"},
@@ -338,25 +363,115 @@ Test(safetensors, corrupt_headers)
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
          SPK_ERR_PARSE, "at most 8"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,99999999999999999999]}}", 8,
-         SPK_ERR_PARSE, "data_offsets[1] is not a non-negative integer"},
-        {"{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
-         0, SPK_ERR_PARSE, "nested too deeply"},
+         SPK_ERR_PARSE, "too big integer near '99999999999999999999' (a number out of range)"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "bad%zu.safetensors", i);
-        char *p = write_st(name, cases[i].header, data, cases[i].dlen);
-        spk_st_file *f = (spk_st_file *)0x1;
+    expect_bad_cases("bad", cases, sizeof cases / sizeof cases[0]);
+}
+
+/* The strict parse: a duplicate key anywhere is refused, not resolved to one of the values. */
+Test(safetensors, duplicate_keys_anywhere)
+{
+    const struct bad_case cases[] = {
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+         8, SPK_ERR_PARSE, "duplicate object key near '\"w\"'"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"shape\":[1]}}", 8,
+         SPK_ERR_PARSE, "duplicate object key near '\"shape\"'"},
+        {"{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, SPK_ERR_PARSE,
+         "duplicate object key near '\"k\"'"},
+        /* the same key once escaped, once not */
+        {"{\"__metadata__\":{\"k\":\"a\",\"\\u006b\":\"b\"}}", 0, SPK_ERR_PARSE,
+         "duplicate object key"},
+    };
+    expect_bad_cases("dup", cases, sizeof cases / sizeof cases[0]);
+}
+
+/* Text that is not UTF-8 (raw bytes, overlong forms, encoded surrogates, beyond U+10FFFF) and
+ * NUL characters are refused wherever they stand. */
+Test(safetensors, invalid_utf8_and_nul)
+{
+    const struct bad_case cases[] = {
+        {"{\"w\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, SPK_ERR_PARSE,
+         "unable to decode byte 0xff near '\"w' (the header is not valid UTF-8)"},
+        {"{\"__metadata__\":{\"k\":\"\xc0\xaf\"}}", 0, SPK_ERR_PARSE, "not valid UTF-8"},
+        {"{\"__metadata__\":{\"k\":\"\xed\xa0\x80\"}}", 0, SPK_ERR_PARSE, "not valid UTF-8"},
+        {"{\"__metadata__\":{\"k\":\"\xf4\x90\x80\x80\"}}", 0, SPK_ERR_PARSE, "not valid UTF-8"},
+        {"{\"__metadata__\":{\"k\":\"a\\u0000b\"}}", 0, SPK_ERR_PARSE, "\\u0000 is not allowed"},
+    };
+    expect_bad_cases("utf8", cases, sizeof cases / sizeof cases[0]);
+
+    /* The writer refuses such names before it touches the disk. */
+    float v[2] = {1, 2};
+    spk_st_tensor t = {.name = "w\xff", .ndim = 1, .shape = {2}, .data = v};
+    char *p = tmp_path("utf8w.safetensors");
+    spk_error err = {0};
+    cr_expect_eq(spk_safetensors_write(p, 1, &t, 0, NULL, NULL, &err), SPK_ERR_INVALID);
+    cr_expect_not_null(strstr(err.msg, "tensor 0's name is not UTF-8"), "message: %s", err.msg);
+    const char *k = "k", *bad = "\xc3(";
+    spk_error_clear(&err);
+    cr_expect_eq(spk_safetensors_write(p, 0, NULL, 1, &k, &bad, &err), SPK_ERR_INVALID);
+    cr_expect_not_null(strstr(err.msg, "metadata entry 0 is not UTF-8"), "message: %s", err.msg);
+    struct stat st;
+    cr_expect_neq(stat(p, &st), 0, "a file was written");
+    cr_expect_eq(count_prefixed(spk_test_tmpdir(), "utf8w.safetensors.tmp"), 0);
+    free(p);
+}
+
+/* Numbers: integers are exact up to int64 and refused beyond; a real out of double range is
+ * refused even in a field we ignore; an offset near 2^63 is a format error, not an overflow. */
+Test(safetensors, huge_numbers)
+{
+    const struct bad_case cases[] = {
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[9223372036854775808],\"data_offsets\":[0,8]}}", 8,
+         SPK_ERR_PARSE, "too big integer near '9223372036854775808' (a number out of range)"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[-9223372036854775809],\"data_offsets\":[0,8]}}", 8,
+         SPK_ERR_PARSE, "too big negative integer"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\":1e400}}", 8,
+         SPK_ERR_PARSE, "real number overflow near '1e400'"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],"
+         "\"data_offsets\":[9223372036854775799,9223372036854775807]}}",
+         8, SPK_ERR_PARSE, "lie outside the 8-byte data section"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],"
+         "\"data_offsets\":[0,8]}}",
+         8, SPK_ERR_PARSE, "tensor 'w': shape is too large"},
+    };
+    expect_bad_cases("num", cases, sizeof cases / sizeof cases[0]);
+}
+
+/* jansson bounds the nesting (2048 levels in 2.14), so a hostile header cannot exhaust the
+ * stack; modest nesting in a field we ignore is fine. */
+Test(safetensors, deep_nesting)
+{
+    static const float data[2] = {7, 8};
+    const int deep = 5000, modest = 40;
+    size_t cap = 64 + 2 * (size_t)deep;
+    char *h = malloc(cap);
+    cr_assert_not_null(h);
+    for (int round = 0; round < 2; round++) {
+        int levels = round ? modest : deep;
+        size_t n = (size_t)snprintf(h, cap,
+                                    "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],"
+                                    "\"data_offsets\":[0,8],\"x\":");
+        memset(h + n, '[', (size_t)levels);
+        memset(h + n + levels, ']', (size_t)levels);
+        strcpy(h + n + 2 * (size_t)levels, "}}");
+        char *p = write_st(round ? "modest.safetensors" : "deep.safetensors", h, data, 8);
+        spk_st_file *f = NULL;
         spk_error err = {0};
         int rc = spk_safetensors_read(p, &f, &err);
-        cr_expect_eq(rc, cases[i].code, "case %zu (%s): rc %d, message: %s", i, cases[i].header, rc,
-                     err.msg);
-        cr_expect_null(f, "case %zu: out not NULL on failure", i);
-        cr_expect_not_null(strstr(err.msg, cases[i].needle), "case %zu: wanted \"%s\" in: %s", i,
-                           cases[i].needle, err.msg);
-        cr_expect_not_null(strstr(err.msg, p), "case %zu: file not named in: %s", i, err.msg);
+        if (round) {
+            cr_expect_eq(rc, SPK_OK, "%s", err.msg);
+            cr_expect(f && f->n == 1 && f->tensors[0].data[1] == 8.0f);
+        } else {
+            cr_expect_eq(rc, SPK_ERR_PARSE);
+            cr_expect_not_null(strstr(err.msg, "maximum parsing depth reached"), "%s", err.msg);
+            cr_expect_not_null(strstr(err.msg, "(nested too deeply)"), "%s", err.msg);
+            cr_expect_not_null(strstr(err.msg, p), "%s", err.msg);
+        }
+        spk_st_file_free(f);
         drop(p);
     }
+    free(h);
 }
 
 Test(safetensors, bad_lengths_and_missing)
@@ -528,4 +643,55 @@ Test(safetensors, failed_write_keeps_old_file)
     free(before);
     free(after);
     drop(p);
+}
+
+/* Issue #8: a checkpoint writer killed mid-write (here by SIGXFSZ at the file-size limit) leaves
+ * its temporary file; the next write of the checkpoint removes it once it is stale. */
+Test(safetensors, temp_file_of_killed_writer_is_removed)
+{
+    char *dir = tmp_path("killed");
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    char p[600];
+    snprintf(p, sizeof p, "%s/ckpt.safetensors", dir);
+    const int n = 100000; /* 400 KB, over the 64 KB limit below */
+    float *big = calloc((size_t)n, sizeof *big);
+    cr_assert_not_null(big);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        struct rlimit fs = {64 * 1024, 64 * 1024}, core = {0, 0};
+        setrlimit(RLIMIT_CORE, &core);
+        setrlimit(RLIMIT_FSIZE, &fs);
+        signal(SIGXFSZ, SIG_DFL);
+        spk_safetensors_write(p, 1, one_tensor(big, n), 0, NULL, NULL, NULL);
+        _exit(0);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGXFSZ, "the writer was not killed");
+    cr_assert_eq(count_prefixed(dir, "ckpt.safetensors.tmp."), 1);
+
+    /* Age it past the threshold (a fresh one might belong to a writer on another host). */
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "ckpt.safetensors.tmp.", 21) != 0)
+            continue;
+        struct timespec ts[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+        cr_assert_eq(utimensat(dirfd(d), e->d_name, ts, 0), 0);
+    }
+    closedir(d);
+    spk_error err = {0};
+    float v[2] = {1, 2};
+    cr_assert_eq(spk_safetensors_write(p, 1, one_tensor(v, 2), 0, NULL, NULL, &err), SPK_OK, "%s",
+                 err.msg);
+    cr_expect_eq(count_prefixed(dir, "ckpt.safetensors.tmp."), 0, "the stale file is still there");
+    spk_st_file *f = NULL;
+    cr_expect_eq(spk_safetensors_read(p, &f, &err), SPK_OK, "%s", err.msg);
+    spk_st_file_free(f);
+    remove(p);
+    rmdir(dir);
+    free(dir);
+    free(big);
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "opencl.h"
 #include "opencl_internal.h"
 
@@ -90,27 +91,6 @@ static uint64_t spk_ocl_checksum(const void *data, size_t n)
     return h.a ^ (h.b * 0x9e3779b97f4a7c15ull);
 }
 
-/* Makes dir and its parents; 0 on success. */
-static int spk_ocl_mkdirs(const char *dir)
-{
-    char path[1024];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof path)
-        return -1;
-    memcpy(path, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (path[i] == '/' || path[i] == '\0') {
-            char c = path[i];
-            path[i] = '\0';
-            if (mkdir(path, 0700) != 0 && errno != EEXIST)
-                return -1;
-            path[i] = c;
-        }
-    }
-    struct stat st;
-    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
-
 /* The cache folder, or 0 when caching is off or there is no home to put it in. */
 static int spk_ocl_cache_dir(char *out, size_t n)
 {
@@ -173,38 +153,34 @@ fail:
     return NULL;
 }
 
-/* Writes the binary atomically: a temporary file in the same folder, then rename. Failures are
- * ignored: the cache only saves time. */
+typedef struct spk_ocl_blob {
+    unsigned char hdr[SPK_OCL_HEADER];
+    const unsigned char *bin;
+    size_t n;
+} spk_ocl_blob;
+
+static int spk_ocl_blob_fill(FILE *f, void *ctx)
+{
+    const spk_ocl_blob *b = ctx;
+    return fwrite(b->hdr, 1, sizeof b->hdr, f) == sizeof b->hdr &&
+                   fwrite(b->bin, 1, b->n, f) == b->n
+               ? 0
+               : -1;
+}
+
+/* Writes the binary atomically (fsutil). Failures are ignored: the cache only saves time. */
 static void spk_ocl_cache_write(const char *dir, const char *path, spk_ocl_hash key,
                                 const unsigned char *bin, size_t n)
 {
-    if (spk_ocl_mkdirs(dir) != 0)
+    if (spk_fs_mkdir_p(dir, 0700) != 0)
         return;
-    char tmp[1200];
-    int w = snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    if (w < 0 || (size_t)w >= sizeof tmp)
-        return;
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return;
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        return;
-    }
-    unsigned char hdr[SPK_OCL_HEADER];
-    memcpy(hdr, SPK_OCL_MAGIC, 8);
-    spk_ocl_put_u64(hdr + 8, key.a);
-    spk_ocl_put_u64(hdr + 16, key.b);
-    spk_ocl_put_u64(hdr + 24, (uint64_t)n);
-    spk_ocl_put_u64(hdr + 32, spk_ocl_checksum(bin, n));
-    int ok = fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr && fwrite(bin, 1, n, f) == n;
-    if (fclose(f) != 0)
-        ok = 0;
-    /* mkstemp makes the file 0600; the cache folder is private anyway. */
-    if (!ok || rename(tmp, path) != 0)
-        unlink(tmp);
+    spk_ocl_blob b = {.bin = bin, .n = n};
+    memcpy(b.hdr, SPK_OCL_MAGIC, 8);
+    spk_ocl_put_u64(b.hdr + 8, key.a);
+    spk_ocl_put_u64(b.hdr + 16, key.b);
+    spk_ocl_put_u64(b.hdr + 24, (uint64_t)n);
+    spk_ocl_put_u64(b.hdr + 32, spk_ocl_checksum(bin, n));
+    spk_fs_write_atomic(path, 0600, spk_ocl_blob_fill, &b, NULL);
 }
 
 /* The binary of a built single-device program (malloc'ed), or NULL. */
