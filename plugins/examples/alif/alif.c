@@ -23,8 +23,6 @@
  *
  * The plugin uses only the host table it is handed (never libspikecl's functions), so it loads
  * into any spikecl with plugin ABI 1.x, x >= the minor it was built with. */
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "spikecl/kernel.h"
@@ -56,29 +54,16 @@ static const spk_param_spec alif_params[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-/* spk_error is a plain record: fill it here rather than call libspikecl's spk_error_set */
-static int alif_fail(spk_error *err, int code, const char *fmt, ...)
-{
-    if (!err)
-        return code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    err->code = code;
-    return code;
-}
-
 static int alif_init(spk_layer *l, spk_error *err)
 {
     const spk_host_api *h = l->host;
     if (l->n_in != 1)
-        return alif_fail(err, SPK_ERR_SHAPE, "expected 1 input, got %d", l->n_in);
+        return h->set_error(err, SPK_ERR_SHAPE, "expected 1 input, got %d", l->n_in);
     const spk_shape *in = &l->in[0];
     if (in->time != SPK_TIME_STEPS && in->time != SPK_TIME_CONST)
-        return alif_fail(err, SPK_ERR_SHAPE,
-                         "expected an input over time ([T, B, N] or constant [B, N]), got one "
-                         "without a time axis");
+        return h->set_error(err, SPK_ERR_SHAPE,
+                            "expected an input over time ([T, B, N] or "
+                            "constant [B, N]), got one without a time axis");
     alif_priv p;
     memset(&p, 0, sizeof p);
     p.n = spk_shape_size(in);
@@ -91,21 +76,20 @@ static int alif_init(spk_layer *l, spk_error *err)
 
     spk_init bi = h->param_init(l, "beta");
     if (bi.kind == SPK_INIT_CONSTANT && (bi.a < 0.0f || bi.a > 1.0f))
-        return alif_fail(err, SPK_ERR_INVALID, "beta: expected a value in [0, 1], got %g", bi.a);
+        return h->set_error(err, SPK_ERR_INVALID, "beta: expected a value in [0, 1], got %g", bi.a);
     if (bi.kind == SPK_INIT_UNIFORM && (bi.a < 0.0f || bi.b > 1.0f || bi.a > bi.b))
-        return alif_fail(err, SPK_ERR_INVALID,
-                         "beta: expected a uniform range inside [0, 1], got [%g, %g]", bi.a, bi.b);
+        return h->set_error(err, SPK_ERR_INVALID,
+                            "beta: expected a uniform range inside [0, 1], got [%g, %g]", bi.a,
+                            bi.b);
     int learn = h->param_num(l, "learn_beta") != 0;
     spk_shape ws = {
         .ndim = 1, .dims = {bi.kind == SPK_INIT_CONSTANT ? 1 : p.n}, .time = SPK_TIME_NONE};
     if ((p.w_beta = h->add_weight(l, "beta", ws, bi, err)) < 0)
         return -p.w_beta;
-    spk_weight *w = &l->weights[p.w_beta];
-    w->frozen = !learn;
-    w->decay = 0;
-    w->clamp = 1;
-    w->lo = 0.0f;
-    w->hi = 1.0f;
+    int rc = h->set_weight(l, p.w_beta, (learn ? 0 : SPK_WEIGHT_FROZEN) | SPK_WEIGHT_CLAMP, 0.0f,
+                           1.0f, err);
+    if (rc)
+        return rc;
 
     if ((p.s_v = h->add_state(l, "v", p.n, SPK_TIME_STEPS, err)) < 0)
         return -p.s_v;
@@ -115,20 +99,18 @@ static int alif_init(spk_layer *l, spk_error *err)
     if (learn && (p.s_gbeta = h->add_state(l, "grad_beta_part", p.n, SPK_TIME_NONE, err)) < 0)
         return -p.s_gbeta;
 
-    l->out = *in;
-    l->out.time = SPK_TIME_STEPS;
+    l->host->set_output(l, spk_shape_timed(*in, SPK_TIME_STEPS));
     alif_priv *pp = h->alloc(sizeof *pp);
     if (!pp)
-        return alif_fail(err, SPK_ERR_NOMEM, "out of memory");
+        return h->set_error(err, SPK_ERR_NOMEM, "out of memory");
     *pp = p;
-    l->priv = pp;
+    h->set_priv(l, pp);
     return SPK_OK;
 }
 
 static void alif_destroy(spk_layer *l)
 {
     l->host->free(l->priv);
-    l->priv = NULL;
 }
 
 /* 0 for a constant input: every step reads the same [B, N] */
@@ -177,30 +159,20 @@ static int alif_backward_layer(spk_layer *l, spk_exec *x)
     if (rc || !want_gb)
         return rc;
     /* dL/dbeta: the partials summed over the batch, into [N] or, for a shared beta, over the
-     * neurons too (in place into row 0 first) */
-    if (wb->grad.numel > 1)
-        return SPK_LAUNCH(l, x, "alif_colsum", (size_t)p->n, SPK_ARG_BUF(&wb->grad),
-                          SPK_ARG_BUF(part), SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(1));
-    rc = SPK_LAUNCH(l, x, "alif_colsum", (size_t)p->n, SPK_ARG_BUF(part), SPK_ARG_BUF(part),
-                    SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(0));
-    if (rc)
-        return rc;
-    return SPK_LAUNCH(l, x, "alif_colsum", 1, SPK_ARG_BUF(&wb->grad), SPK_ARG_BUF(part),
-                      SPK_ARG_INT(1), SPK_ARG_INT(p->n), SPK_ARG_INT(1));
+     * neurons too */
+    return l->host->reduce_grad(x, &wb->grad, part, x->B, p->n);
 }
 
 static const spk_cpu_kernel alif_cpu_kernels[] = {
     SPK_CPU_KERNEL(alif_forward),
     SPK_CPU_KERNEL(alif_backward),
-    SPK_CPU_KERNEL(alif_colsum),
     {0},
 };
 
 static const spk_layer_type alif_type = {
-    .abi_major = SPK_ABI_MAJOR,
-    .abi_minor = SPK_ABI_MINOR,
-    .struct_size = sizeof(spk_layer_type),
+    SPK_LAYER_TYPE_HEADER,
     .name = "neuron.alif",
+    .version = "1.1.0",
     .kind = SPK_KIND_NEURON,
     .summary = "adaptive-threshold LIF (LSNN, Bellec et al. 2018), surrogate-gradient BPTT",
     .params = alif_params,
@@ -213,17 +185,5 @@ static const spk_layer_type alif_type = {
                 .cpu_kernels = alif_cpu_kernels},
 };
 
-/* The one symbol the host looks for. */
-int spk_plugin_init(const spk_host_api *host, spk_registry *reg, spk_error *err);
-int spk_plugin_init(const spk_host_api *host, spk_registry *reg, spk_error *err)
-{
-    /* The version fields open every host table, so they are safe to read from any host. Another
-     * major means another layout: call nothing. (A plugin that needs a host function added in
-     * minor k would also refuse host->abi_minor < k here.) */
-    if (host->abi_major != SPK_ABI_MAJOR)
-        return alif_fail(err, SPK_ERR_PLUGIN,
-                         "neuron.alif was built for spikecl plugin ABI %d.%d, the host has %u.%u",
-                         SPK_ABI_MAJOR, SPK_ABI_MINOR, (unsigned)host->abi_major,
-                         (unsigned)host->abi_minor);
-    return host->register_type(reg, &alif_type, err);
-}
+/* the entry point the host looks for, with its version check */
+SPK_PLUGIN_DEFINE(&alif_type)
