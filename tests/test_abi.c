@@ -5,6 +5,8 @@
 #define _XOPEN_SOURCE 700
 #include "layer_check.h"
 
+#include <dlfcn.h>
+
 #include "abi/abi_layout.h"
 
 /* THE RULE. A plugin built for ABI 1.k must work in every host 1.m with m >= k. So the structs
@@ -85,6 +87,23 @@ Test(abi, the_1_0_layout_is_a_prefix_of_todays)
     for (size_t i = 0; i < sizeof now / sizeof now[0]; i++)
         cr_expect_eq(now[i], spk_abi10_offsets[i], "%s moved from offset %zu to %zu", fields[i],
                      spk_abi10_offsets[i], now[i]);
+}
+
+/* libspikecl is built with hidden visibility: the public API is exported, internals are not */
+Test(abi, libspikecl_exports_the_public_api_only)
+{
+    void *h = dlopen(SPK_LIBSPIKECL, RTLD_NOW | RTLD_LOCAL);
+    cr_assert_not_null(h, "%s", dlerror());
+    static const char *const public_api[] = {
+        "spk_session_new", "spk_model_load",   "spk_registry_add",    "spk_host_api_get",
+        "spk_error_set",   "spk_backend_open", "spk_safetensors_read"};
+    static const char *const internal[] = {"spk_layer_inst_new", "spk_params_from_yaml",
+                                           "spk_registry_add_from_plugin", "spk_layer_setup"};
+    for (size_t i = 0; i < sizeof public_api / sizeof *public_api; i++)
+        cr_expect_not_null(dlsym(h, public_api[i]), "%s is not exported", public_api[i]);
+    for (size_t i = 0; i < sizeof internal / sizeof *internal; i++)
+        cr_expect_null(dlsym(h, internal[i]), "internal %s is exported", internal[i]);
+    dlclose(h);
 }
 
 /* ---- the plugin built against the 1.0 headers ---- */

@@ -69,21 +69,21 @@ struct spk_backend {
 };
 
 /* Opens a device by id: "cpu" (more backends register their prefixes, e.g. "opencl:0:0"). */
-int spk_backend_open(const char *id, spk_backend **out, spk_error *err);
-void spk_backend_free(spk_backend *be);
+SPK_API int spk_backend_open(const char *id, spk_backend **out, spk_error *err);
+SPK_API void spk_backend_free(spk_backend *be);
 
 /* The CPU backend; threads <= 0 keeps OpenMP's default. */
-int spk_backend_cpu_new(int threads, spk_backend **out, spk_error *err);
+SPK_API int spk_backend_cpu_new(int threads, spk_backend **out, spk_error *err);
 
 /* Per-kernel device times of a backend that profiles (OpenCL with SPIKECL_PROFILE=1 set before
  * it was opened): waits for the device, then writes one "owner:kernel\tcalls\tms" line per
  * kernel, longest first, into buf (truncated to n bytes). Returns the number of lines, or -1
  * when the backend keeps no profile (the CPU, or profiling off). */
-int spk_backend_profile_report(spk_backend *be, char *buf, size_t n);
+SPK_API int spk_backend_profile_report(spk_backend *be, char *buf, size_t n);
 
 /* Lists the devices this build can open, one per line: "id\tdescription". Returns a malloc'ed
  * string. */
-char *spk_backend_list(spk_error *err);
+SPK_API char *spk_backend_list(spk_error *err);
 
 #ifdef __cplusplus
 }

@@ -311,8 +311,8 @@ static inline spk_shape spk_shape_1d(int n, int time)
 
 /* Registers a layer type; refuses another ABI major, a newer minor, a short struct or a name
  * already taken. `source` is "built-in" or the shared library's path. */
-int spk_registry_add(spk_registry *reg, const spk_layer_type *type, const char *source,
-                     spk_error *err);
+SPK_API int spk_registry_add(spk_registry *reg, const spk_layer_type *type, const char *source,
+                             spk_error *err);
 
 /* The one symbol a plugin shared library exports. */
 typedef int (*spk_plugin_init_fn)(const spk_host_api *host, spk_registry *reg, spk_error *err);
