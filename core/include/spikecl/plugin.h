@@ -22,7 +22,8 @@ extern "C" {
  * tests/test_abi.c holds each version's struct sizes and fails when they change unannounced.
  *   1.0  the first release
  *   1.1  host: reduce_grad, set_error, set_weight, set_priv, set_output; exec: core;
- *        descriptor: version; exec.backend and exec.core became host-private (void *) */
+ *        descriptor: version. exec.backend keeps its place (1.0 plugins still find the backend
+ *        there) but is typed void * since 1.1: the backend is the host's business */
 #define SPK_ABI_MAJOR 1
 #define SPK_ABI_MINOR 1
 

@@ -1,30 +1,13 @@
-/* neuron.alif — an adaptive-threshold leaky integrate-and-fire neuron, as a plugin built outside
- * spikecl (see README.md and docs/PLUGINS.md).
+/* neuron.alif — the adaptive-threshold LIF of the LSNN (Bellec et al., NeurIPS 2018) as a plugin
+ * built outside spikecl; README.md gives the equations and keys, docs/PLUGINS.md the how-to.
  *
- * The adaptive LIF of the LSNN (Bellec, Salaj, Subramoney, Legenstein & Maass, "Long short-term
- * memory and learning-to-learn in networks of spiking neurons", NeurIPS 2018), in discrete time,
- * with the reset written like neuron.lif's (snnTorch): a spike subtracts the threshold it crossed
- * at the next step. Per neuron, for t = 0 .. T-1, with s_{-1} = 0, a_{-1} = 0, v_{-1} = 0:
+ *   a_t = rho a_{t-1} + s_{t-1},  b_t = b0 + beta_a a_t,
+ *   v_t = beta v_{t-1} + I_t - s_{t-1} b_{t-1},  s_t = H(v_t - b_t)   (fast-sigmoid surrogate)
  *
- *   a_t = rho a_{t-1} + s_{t-1}                 adaptation: a low-passed spike train
- *   b_t = b0 + beta_a a_t                       threshold
- *   v_t = beta v_{t-1} + I_t - s_{t-1} b_{t-1}  membrane; b_{-1} = b0
- *   s_t = H(v_t - b_t)                          spike; backward uses the fast sigmoid
- *                                               dH/dx ~ 1 / (1 + slope |x|)^2
- *
- * The LSNN paper writes a_t = rho a_{t-1} + (1 - rho) s_{t-1}; with rho fixed that is the same
- * neuron with beta_a scaled by (1 - rho). Sinabs' ALIF has the same structure.
- *
- * Backward is BPTT through v and a: the spike feeds the adaptation differentiably (a neuron
- * learns that firing now raises its threshold later). The reset term s_{t-1} b_{t-1} is
- * detached by default (no gradient through it, as snnTorch does for LIF); detach_reset: false
- * makes it part of the graph. beta is a weight ([1], or [N] when given as a distribution) and is
- * trained with learn_beta; rho, b0, beta_a and the slope are constants.
- *
- * The plugin uses only the host table it is handed (never libspikecl's functions), so it loads
- * into any spikecl with plugin ABI 1.x, x >= the minor it was built with. */
-#include <string.h>
-
+ * Backward is BPTT through v and a; the reset term is detached unless detach_reset: false. beta
+ * is a weight ([1], or [N] from a distribution), trained with learn_beta. The plugin calls only
+ * the host table, so it loads into any spikecl with plugin ABI 1.x, x >= the minor it was built
+ * with (SPK_PLUGIN_DEFINE checks). */
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
 
@@ -57,54 +40,40 @@ static const spk_param_spec alif_params[] = {
 static int alif_init(spk_layer *l, spk_error *err)
 {
     const spk_host_api *h = l->host;
-    if (l->n_in != 1)
-        return h->set_error(err, SPK_ERR_SHAPE, "expected 1 input, got %d", l->n_in);
-    const spk_shape *in = &l->in[0];
-    if (in->time != SPK_TIME_STEPS && in->time != SPK_TIME_CONST)
+    if (l->n_in != 1 || l->in[0].time == SPK_TIME_NONE)
         return h->set_error(err, SPK_ERR_SHAPE,
-                            "expected an input over time ([T, B, N] or "
-                            "constant [B, N]), got one without a time axis");
-    alif_priv p;
-    memset(&p, 0, sizeof p);
-    p.n = spk_shape_size(in);
-    p.rho = (float)h->param_num(l, "rho");
-    p.b0 = (float)h->param_num(l, "b0");
-    p.beta_a = (float)h->param_num(l, "beta_a");
-    p.slope = (float)h->param_num(l, "slope");
-    if (!h->param_num(l, "detach_reset"))
-        p.cfg |= ALIF_CFG_NODETACH;
-
+                            "expected one input over time ([T, B, N] or constant [B, N])");
     spk_init bi = h->param_init(l, "beta");
-    if (bi.kind == SPK_INIT_CONSTANT && (bi.a < 0.0f || bi.a > 1.0f))
-        return h->set_error(err, SPK_ERR_INVALID, "beta: expected a value in [0, 1], got %g", bi.a);
-    if (bi.kind == SPK_INIT_UNIFORM && (bi.a < 0.0f || bi.b > 1.0f || bi.a > bi.b))
-        return h->set_error(err, SPK_ERR_INVALID,
-                            "beta: expected a uniform range inside [0, 1], got [%g, %g]", bi.a,
-                            bi.b);
+    float hi = bi.kind == SPK_INIT_UNIFORM ? bi.b : bi.a;
+    if (bi.kind != SPK_INIT_NORMAL && (bi.a < 0.0f || hi > 1.0f || bi.a > hi))
+        return h->set_error(err, SPK_ERR_INVALID, "beta: expected values in [0, 1], got [%g, %g]",
+                            bi.a, hi);
+    alif_priv *p = h->alloc(sizeof *p);
+    if (!p)
+        return h->set_error(err, SPK_ERR_NOMEM, "out of memory");
+    h->set_priv(l, p); /* the host calls destroy even when init fails below */
+    *p = (alif_priv){.n = spk_shape_size(&l->in[0]),
+                     .cfg = h->param_num(l, "detach_reset") ? 0 : ALIF_CFG_NODETACH,
+                     .rho = (float)h->param_num(l, "rho"),
+                     .b0 = (float)h->param_num(l, "b0"),
+                     .beta_a = (float)h->param_num(l, "beta_a"),
+                     .slope = (float)h->param_num(l, "slope"),
+                     .s_gbeta = -1};
     int learn = h->param_num(l, "learn_beta") != 0;
-    spk_shape ws = {
-        .ndim = 1, .dims = {bi.kind == SPK_INIT_CONSTANT ? 1 : p.n}, .time = SPK_TIME_NONE};
-    if ((p.w_beta = h->add_weight(l, "beta", ws, bi, err)) < 0)
-        return -p.w_beta;
-    int rc = h->set_weight(l, p.w_beta, (learn ? 0 : SPK_WEIGHT_FROZEN) | SPK_WEIGHT_CLAMP, 0.0f,
+    spk_shape ws = spk_shape_1d(bi.kind == SPK_INIT_CONSTANT ? 1 : p->n, SPK_TIME_NONE);
+    if ((p->w_beta = h->add_weight(l, "beta", ws, bi, err)) < 0)
+        return -p->w_beta;
+    int rc = h->set_weight(l, p->w_beta, (learn ? 0 : SPK_WEIGHT_FROZEN) | SPK_WEIGHT_CLAMP, 0.0f,
                            1.0f, err);
     if (rc)
         return rc;
-
-    if ((p.s_v = h->add_state(l, "v", p.n, SPK_TIME_STEPS, err)) < 0)
-        return -p.s_v;
-    if ((p.s_a = h->add_state(l, "a", p.n, SPK_TIME_STEPS, err)) < 0)
-        return -p.s_a;
-    p.s_gbeta = -1;
-    if (learn && (p.s_gbeta = h->add_state(l, "grad_beta_part", p.n, SPK_TIME_NONE, err)) < 0)
-        return -p.s_gbeta;
-
-    l->host->set_output(l, spk_shape_timed(*in, SPK_TIME_STEPS));
-    alif_priv *pp = h->alloc(sizeof *pp);
-    if (!pp)
-        return h->set_error(err, SPK_ERR_NOMEM, "out of memory");
-    *pp = p;
-    h->set_priv(l, pp);
+    if ((p->s_v = h->add_state(l, "v", p->n, SPK_TIME_STEPS, err)) < 0)
+        return -p->s_v;
+    if ((p->s_a = h->add_state(l, "a", p->n, SPK_TIME_STEPS, err)) < 0)
+        return -p->s_a;
+    if (learn && (p->s_gbeta = h->add_state(l, "grad_beta_part", p->n, SPK_TIME_NONE, err)) < 0)
+        return -p->s_gbeta;
+    h->set_output(l, spk_shape_timed(l->in[0], SPK_TIME_STEPS));
     return SPK_OK;
 }
 
@@ -123,8 +92,7 @@ static int alif_forward_layer(spk_layer *l, spk_exec *x)
 {
     const alif_priv *p = l->priv;
     const spk_weight *wb = &l->weights[p->w_beta];
-    const int bn = x->B * p->n;
-    const int cfg = p->cfg | (x->smooth ? ALIF_CFG_SMOOTH : 0);
+    const int bn = x->B * p->n, cfg = p->cfg | (x->smooth ? ALIF_CFG_SMOOTH : 0);
     return SPK_LAUNCH(l, x, "alif_forward", (size_t)bn, SPK_ARG_BUF(x->out),
                       SPK_ARG_BUF(&l->state[p->s_v].t), SPK_ARG_BUF(&l->state[p->s_a].t),
                       SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(&wb->value), SPK_ARG_INT(x->T),
@@ -185,5 +153,4 @@ static const spk_layer_type alif_type = {
                 .cpu_kernels = alif_cpu_kernels},
 };
 
-/* the entry point the host looks for, with its version check */
-SPK_PLUGIN_DEFINE(&alif_type)
+SPK_PLUGIN_DEFINE(&alif_type) /* the entry point, with its version check */
