@@ -6,8 +6,11 @@
 
 #if defined(__GNUC__)
 #define SPK_API __attribute__((visibility("default")))
+/* printf-style checks of a function (pointer)'s format argument f and its first vararg a */
+#define SPK_FORMAT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define SPK_API
+#define SPK_FORMAT_PRINTF(f, a)
 #endif
 
 #endif

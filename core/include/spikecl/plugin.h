@@ -250,12 +250,12 @@ struct spk_host_api {
                 spk_tensor *c, size_t ldc);
     int (*fill)(spk_exec *x, spk_tensor *t, float value);
     int (*copy)(spk_exec *x, spk_tensor *dst, const spk_tensor *src);
-    int (*error)(spk_exec *x, int code, const char *fmt, ...);
+    int (*error)(spk_exec *x, int code, const char *fmt, ...) SPK_FORMAT_PRINTF(3, 4);
     /* memory for a plugin's own host-side data (layer->priv); free(NULL) is a no-op */
     void *(*alloc)(size_t bytes);
     void (*free)(void *p);
     /* a message on stderr, prefixed with the layer's name */
-    void (*log)(const spk_layer *l, const char *fmt, ...);
+    void (*log)(const spk_layer *l, const char *fmt, ...) SPK_FORMAT_PRINTF(2, 3);
     /* four uniform floats in [0, 1) from Philox4x32-10: key (seed, purpose), counter (c0..c3);
      * the same numbers as spk_philox4x32_10 in kernels */
     void (*rng_uniform4)(uint32_t seed, uint32_t purpose, const uint32_t counter[4], float out[4]);
@@ -268,7 +268,7 @@ struct spk_host_api {
     int (*reduce_grad)(spk_exec *x, spk_tensor *grad, spk_tensor *part, int rows, int cols);
     /* ---- since 1.1 ---- */
     /* fills err (may be NULL) and returns code: for init, which has no spk_exec */
-    int (*set_error)(spk_error *err, int code, const char *fmt, ...);
+    int (*set_error)(spk_error *err, int code, const char *fmt, ...) SPK_FORMAT_PRINTF(3, 4);
     /* a weight's settings, during init: SPK_WEIGHT_* flags, the clamp range when CLAMP is set */
     int (*set_weight)(spk_layer *l, int weight, unsigned flags, float lo, float hi, spk_error *err);
     /* the plugin's own data (read back as layer->priv; type->destroy frees it) */
