@@ -182,8 +182,10 @@ Test(abi, plugin_1_0_trains_in_todays_host)
     spk_error err = {0};
     spk_model *m;
     cr_assert_eq(spk_model_load_string(abi10_model, "abi10.yaml", &m, &err), SPK_OK, "%s", err.msg);
-    spk_backend *be;
-    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), SPK_OK, "%s", err.msg);
+    lc dev; /* the CPU, or the device SPK_TEST_DEVICE names */
+    memset(&dev, 0, sizeof dev);
+    lc_backend(&dev);
+    spk_backend *be = dev.be;
     spk_session *s;
     cr_assert_eq(spk_session_new(m, be, 4, &s, &err), SPK_OK, "%s", err.msg);
     int gi = -1;
