@@ -15,8 +15,9 @@
 #include "alif_cl.h" /* alif_cl_source: the same file's text, for OpenCL (generated) */
 
 typedef struct alif_priv {
-    int n;   /* neurons per sample */
-    int cfg; /* ALIF_CFG_NODETACH when the reset is not detached */
+    int n;        /* neurons per sample */
+    int cfg;      /* ALIF_CFG_NODETACH when the reset is not detached */
+    int in_steps; /* 0 for a constant input: every step reads the same [B, N] */
     float rho, b0, beta_a, slope;
     int w_beta;   /* weight index of beta */
     int s_v, s_a; /* saved v_t and a_t, [T, B, N] */
@@ -53,6 +54,7 @@ static int alif_init(spk_layer *l, spk_error *err)
         return h->set_error(err, SPK_ERR_NOMEM, "out of memory");
     h->set_priv(l, p); /* the host calls destroy even when init fails below */
     *p = (alif_priv){.n = spk_shape_size(&l->in[0]),
+                     .in_steps = l->in[0].time == SPK_TIME_STEPS,
                      .cfg = h->param_num(l, "detach_reset") ? 0 : ALIF_CFG_NODETACH,
                      .rho = (float)h->param_num(l, "rho"),
                      .b0 = (float)h->param_num(l, "b0"),
@@ -82,12 +84,6 @@ static void alif_destroy(spk_layer *l)
     l->host->free(l->priv);
 }
 
-/* 0 for a constant input: every step reads the same [B, N] */
-static int alif_in_stride(const spk_layer *l, int bn)
-{
-    return l->in[0].time == SPK_TIME_STEPS ? bn : 0;
-}
-
 static int alif_forward_layer(spk_layer *l, spk_exec *x)
 {
     const alif_priv *p = l->priv;
@@ -96,7 +92,7 @@ static int alif_forward_layer(spk_layer *l, spk_exec *x)
     return SPK_LAUNCH(l, x, "alif_forward", (size_t)bn, SPK_ARG_BUF(x->out),
                       SPK_ARG_BUF(&l->state[p->s_v].t), SPK_ARG_BUF(&l->state[p->s_a].t),
                       SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(&wb->value), SPK_ARG_INT(x->T),
-                      SPK_ARG_INT(bn), SPK_ARG_INT(p->n), SPK_ARG_INT(alif_in_stride(l, bn)),
+                      SPK_ARG_INT(bn), SPK_ARG_INT(p->n), SPK_ARG_INT(p->in_steps ? bn : 0),
                       SPK_ARG_INT(wb->value.numel > 1), SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->rho),
                       SPK_ARG_FLOAT(p->b0), SPK_ARG_FLOAT(p->beta_a), SPK_ARG_FLOAT(p->slope));
 }
@@ -107,21 +103,18 @@ static int alif_backward_layer(spk_layer *l, spk_exec *x)
     spk_weight *wb = &l->weights[p->w_beta];
     const int bn = x->B * p->n;
     spk_tensor *v = &l->state[p->s_v].t;
-    const int want_gb = p->s_gbeta >= 0 && !wb->frozen;
-    int cfg = p->cfg | (x->smooth ? ALIF_CFG_SMOOTH : 0);
-    if (x->grad_in[0])
-        cfg |= ALIF_CFG_WANT_GIN;
-    if (want_gb)
-        cfg |= ALIF_CFG_WANT_GBETA;
-    if (!x->grad_in[0] && !want_gb)
+    const int want_gin = x->grad_in[0] != NULL, want_gb = p->s_gbeta >= 0 && !wb->frozen;
+    if (!want_gin && !want_gb)
         return SPK_OK;
+    const int cfg = p->cfg | (x->smooth ? ALIF_CFG_SMOOTH : 0) |
+                    (want_gin ? ALIF_CFG_WANT_GIN : 0) | (want_gb ? ALIF_CFG_WANT_GBETA : 0);
     /* a buffer the kernel will not write still has to be a valid argument */
     spk_tensor *gin = x->grad_in[0] ? x->grad_in[0] : v;
     spk_tensor *part = want_gb ? &l->state[p->s_gbeta].t : v;
     int rc = SPK_LAUNCH(l, x, "alif_backward", (size_t)bn, SPK_ARG_BUF(gin), SPK_ARG_BUF(part),
                         SPK_ARG_BUF(x->grad_out), SPK_ARG_BUF(v), SPK_ARG_BUF(&l->state[p->s_a].t),
                         SPK_ARG_BUF(&wb->value), SPK_ARG_INT(x->T), SPK_ARG_INT(bn),
-                        SPK_ARG_INT(p->n), SPK_ARG_INT(alif_in_stride(l, bn)),
+                        SPK_ARG_INT(p->n), SPK_ARG_INT(p->in_steps ? bn : 0),
                         SPK_ARG_INT(wb->value.numel > 1), SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->rho),
                         SPK_ARG_FLOAT(p->b0), SPK_ARG_FLOAT(p->beta_a), SPK_ARG_FLOAT(p->slope));
     if (rc || !want_gb)
