@@ -504,6 +504,7 @@ Test(alif_plugin, installed_cli_trains_the_example_model, .timeout = 300)
     rc = spk_test_run("SPIKECL_PLUGIN_PATH='" SRC "/build' '" STAGE "/bin/spikecl' plugins", &out);
     cr_assert_eq(rc, 0, "%s", out);
     cr_expect(strstr(out, "neuron.alif (neuron, ") != NULL, "%s", out);
-    cr_expect(strstr(out, "libspikecl_alif.so): adaptive-threshold LIF") != NULL, "%s", out);
+    cr_expect(strstr(out, "libspikecl_alif.so, version 1.1.0): adaptive-threshold LIF") != NULL,
+              "%s", out);
     free(out);
 }

@@ -5,6 +5,7 @@
 #define _XOPEN_SOURCE 700
 #include "layer_check.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -183,6 +184,93 @@ Test(plugin_abi, init_fails_and_is_undone)
     msg = refused(SPK_TP_INITFAIL, SPK_ERR_PLUGIN);
     expect_has(msg, want);
     free(c);
+}
+
+/* ---- descriptor sizes and the version checks of SPK_PLUGIN_DEFINE ---- */
+
+Test(plugin_abi, older_descriptor_loads_without_its_tail)
+{
+    spk_error err = {0};
+    cr_assert_eq(spk_plugin_load(SPK_TP_OLD, &err), SPK_OK, "%s", err.msg);
+    const spk_layer_type *t = spk_registry_find(spk_registry_default(), "neuron.tp_old");
+    cr_assert_not_null(t);
+    /* the plugin's memory past its struct_size holds a version string; a 1.0 descriptor has no
+     * such field, so the host must not have read it */
+    cr_expect_eq(t->struct_size, SPK_LAYER_TYPE_SIZE_1_0);
+    cr_expect_null(t->version, "read past the descriptor's end: %s", t->version);
+    lc l;
+    lc_new(&l, "neuron.tp_old", "{gain: 2}", lc_shape(SPK_TIME_STEPS, 1, 3, 0, 0), 2, 2, 1);
+    lc_fill(&l, &l.li->in[0], -1.0f, 1.0f, 5);
+    lc_fwd(&l);
+    float *x = lc_fetch(&l, &l.li->in[0]), *y = lc_fetch(&l, &l.li->out);
+    for (size_t i = 0; i < l.li->out.numel; i++)
+        cr_expect_float_eq(y[i], 2.0f * x[i], 1e-6f);
+    free(x), free(y);
+    lc_free(&l);
+
+    /* today's descriptor keeps its tail */
+    cr_assert_eq(spk_plugin_load(SPK_TP_GOOD, &err), SPK_OK, "%s", err.msg);
+    t = spk_registry_find(spk_registry_default(), "neuron.tp_scale");
+    cr_assert_not_null(t);
+    cr_expect_str_eq(t->version, "0.3.1");
+}
+
+Test(plugin_abi, descriptor_shorter_than_1_0_is_refused)
+{
+    char want[160];
+    snprintf(want, sizeof want, "layer type descriptor is %zu bytes, expected at least %zu",
+             SPK_LAYER_TYPE_SIZE_1_0 - sizeof(spk_kernel_set), (size_t)SPK_LAYER_TYPE_SIZE_1_0);
+    expect_has(refused(SPK_TP_SHORT, SPK_ERR_PLUGIN), want);
+}
+
+Test(plugin_abi, init_reports_through_set_error)
+{
+    spk_error err = {0};
+    cr_assert_eq(spk_plugin_load(SPK_TP_GOOD, &err), SPK_OK, "%s", err.msg);
+    lc l;
+    int rc = lc_try(&l, "neuron.tp_scale", "{}", lc_shape(SPK_TIME_NONE, 1, 3, 0, 0), 2, 2);
+    cr_expect_eq(rc, SPK_ERR_SHAPE);
+    expect_has(l.err.msg, "(neuron.tp_scale): expected an input over time");
+    lc_free(&l);
+}
+
+/* Calls the entry point that SPK_PLUGIN_DEFINE wrote with a host table claiming another
+ * version; returns its status, the message in err. */
+static int init_with_host(uint16_t major, uint16_t minor, spk_error *err)
+{
+    void *h = dlopen(SPK_TP_GOOD, RTLD_NOW | RTLD_LOCAL);
+    cr_assert_not_null(h, "%s", dlerror());
+    void *sym = dlsym(h, SPK_PLUGIN_ENTRY);
+    cr_assert_not_null(sym);
+    spk_plugin_init_fn init;
+    memcpy(&init, &sym, sizeof init);
+    spk_host_api host = *spk_host_api_get();
+    host.abi_major = major;
+    host.abi_minor = minor;
+    spk_error_clear(err);
+    return init(&host, spk_registry_default(), err);
+}
+
+Test(plugin_abi, plugin_entry_refuses_an_older_or_other_host)
+{
+    spk_registry *reg = spk_registry_default();
+    int n = spk_registry_count(reg);
+    spk_error err;
+    char want[160];
+    snprintf(want, sizeof want,
+             "neuron.tp_scale was built for spikecl plugin ABI %d.%d, the host has %d.%d",
+             SPK_ABI_MAJOR, SPK_ABI_MINOR, SPK_ABI_MAJOR, SPK_ABI_MINOR - 1);
+    cr_expect_eq(init_with_host(SPK_ABI_MAJOR, SPK_ABI_MINOR - 1, &err), SPK_ERR_PLUGIN);
+    expect_has(err.msg, want);
+    snprintf(want, sizeof want,
+             "neuron.tp_scale was built for spikecl plugin ABI %d.%d, the host has %d.%d",
+             SPK_ABI_MAJOR, SPK_ABI_MINOR, SPK_ABI_MAJOR + 1, 0);
+    cr_expect_eq(init_with_host(SPK_ABI_MAJOR + 1, 0, &err), SPK_ERR_PLUGIN);
+    expect_has(err.msg, want);
+    cr_expect_eq(spk_registry_count(reg), n, "a refusing plugin registered something");
+    /* the same host version it was built for: it registers */
+    cr_expect_eq(init_with_host(SPK_ABI_MAJOR, SPK_ABI_MINOR, &err), SPK_OK, "%s", err.msg);
+    cr_expect_not_null(spk_registry_find(reg, "neuron.tp_scale"));
 }
 
 /* ---- SPIKECL_PLUGIN_PATH ---- */
@@ -397,7 +485,7 @@ Test(plugin_abi, cli_lists_plugin_types)
     cr_assert_not_null(out);
     cr_expect_eq(rc, 0, "%s", out);
     char want[PATH_MAX + 64];
-    snprintf(want, sizeof want, "neuron.tp_scale (neuron, %s): test plugin", good);
+    snprintf(want, sizeof want, "neuron.tp_scale (neuron, %s, version 0.3.1): test plugin", good);
     expect_has(out, want);
     expect_has(out, "neuron.lif (neuron, built-in)");
     snprintf(want, sizeof want, "warning: SPIKECL_PLUGIN_PATH: %s: no symbol", noentry);

@@ -568,7 +568,9 @@ static int cmd_plugins(void)
     for (int i = 0; i < spk_registry_count(reg); i++) {
         const char *src;
         const spk_layer_type *t = spk_registry_get(reg, i, &src);
-        printf("%s (%s, %s)%s%s\n", t->name, kinds[t->kind], src, t->summary ? ": " : "",
+        /* the registry hands out full-size descriptors: version is NULL for a 1.0 plugin */
+        printf("%s (%s, %s%s%s)%s%s\n", t->name, kinds[t->kind], src,
+               t->version ? ", version " : "", t->version ? t->version : "", t->summary ? ": " : "",
                t->summary ? t->summary : "");
         for (const spk_param_spec *p = t->params; p && p->name; p++)
             printf("    %-22s %-9s default %-14s %s%s%s\n", p->name, types[p->type],

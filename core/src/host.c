@@ -80,13 +80,20 @@ static int add_state(spk_layer *l, const char *name, int per_sample, int time, s
     return l->n_state++;
 }
 
+/* spk_exec carries the backend and the core kernels as host-private pointers (since 1.1) */
+static spk_backend *be_of(const spk_exec *x)
+{
+    return (spk_backend *)x->backend;
+}
+
 static int launch(spk_layer *l, spk_exec *x, const char *kernel, size_t items, int nargs,
                   const spk_karg *args)
 {
     if (!l->program)
         return spk_error_set(x->err, SPK_ERR_PLUGIN, "layer '%s': type %s has no kernels", l->name,
                              l->type->name);
-    int rc = x->backend->ops->launch(x->backend, l->program, kernel, items, nargs, args, x->err);
+    spk_backend *be = be_of(x);
+    int rc = be->ops->launch(be, l->program, kernel, items, nargs, args, x->err);
     if (rc)
         spk_error_prefix(x->err, rc, "layer '%s'", l->name);
     return rc;
@@ -96,13 +103,15 @@ static int gemm(spk_exec *x, int ta, int tb, size_t m, size_t n, size_t k, float
                 const spk_tensor *a, size_t lda, const spk_tensor *b, size_t ldb, float beta,
                 spk_tensor *c, size_t ldc)
 {
-    return x->backend->ops->gemm(x->backend, ta, tb, m, n, k, alpha, a->buf, 0, lda, b->buf, 0, ldb,
-                                 beta, c->buf, 0, ldc, x->err);
+    spk_backend *be = be_of(x);
+    return be->ops->gemm(be, ta, tb, m, n, k, alpha, a->buf, 0, lda, b->buf, 0, ldb, beta, c->buf,
+                         0, ldc, x->err);
 }
 
 static int fill(spk_exec *x, spk_tensor *t, float value)
 {
-    return x->backend->ops->fill(x->backend, t->buf, 0, t->numel, value, x->err);
+    spk_backend *be = be_of(x);
+    return be->ops->fill(be, t->buf, 0, t->numel, value, x->err);
 }
 
 static int copy(spk_exec *x, spk_tensor *dst, const spk_tensor *src)
@@ -110,8 +119,8 @@ static int copy(spk_exec *x, spk_tensor *dst, const spk_tensor *src)
     if (dst->numel != src->numel)
         return spk_error_set(x->err, SPK_ERR_SHAPE, "copy of %zu floats into %zu", src->numel,
                              dst->numel);
-    return x->backend->ops->copy(x->backend, dst->buf, 0, src->buf, 0, src->numel * sizeof(float),
-                                 x->err);
+    spk_backend *be = be_of(x);
+    return be->ops->copy(be, dst->buf, 0, src->buf, 0, src->numel * sizeof(float), x->err);
 }
 
 static int error(spk_exec *x, int code, const char *fmt, ...)
@@ -131,7 +140,8 @@ static int core_colsum(spk_exec *x, spk_tensor *dst, const spk_tensor *src, int 
 {
     spk_karg a[] = {SPK_ARG_BUF(dst), SPK_ARG_BUF(src), SPK_ARG_INT(cols), SPK_ARG_INT(rows),
                     SPK_ARG_INT(accumulate)};
-    return x->backend->ops->launch(x->backend, x->core, "spk_colsum", (size_t)cols, 5, a, x->err);
+    spk_backend *be = be_of(x);
+    return be->ops->launch(be, (spk_program *)x->core, "spk_colsum", (size_t)cols, 5, a, x->err);
 }
 
 static int reduce_grad(spk_exec *x, spk_tensor *grad, spk_tensor *part, int rows, int cols)
@@ -147,6 +157,50 @@ static int reduce_grad(spk_exec *x, spk_tensor *grad, spk_tensor *part, int rows
     /* a shared value: sum over the rows in place into row 0, then over the columns */
     int rc = core_colsum(x, part, part, cols, rows, 0);
     return rc ? rc : core_colsum(x, grad, part, 1, cols, 1);
+}
+
+static int set_error(spk_error *err, int code, const char *fmt, ...)
+{
+    if (!err)
+        return code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->code = code;
+    return code;
+}
+
+static int set_weight(spk_layer *l, int weight, unsigned flags, float lo, float hi, spk_error *err)
+{
+    const unsigned known = SPK_WEIGHT_FROZEN | SPK_WEIGHT_DECAY | SPK_WEIGHT_CLAMP;
+    if (weight < 0 || weight >= l->n_weights)
+        return spk_error_set(err, SPK_ERR_PLUGIN, "set_weight: no weight %d (the layer has %d)",
+                             weight, l->n_weights);
+    spk_weight *w = &l->weights[weight];
+    if (flags & ~known)
+        return spk_error_set(err, SPK_ERR_PLUGIN, "set_weight: weight '%s': unknown flags 0x%x",
+                             w->name, flags & ~known);
+    if ((flags & SPK_WEIGHT_CLAMP) && !(lo <= hi))
+        return spk_error_set(err, SPK_ERR_PLUGIN,
+                             "set_weight: weight '%s': clamp range [%g, %g] is empty", w->name, lo,
+                             hi);
+    w->frozen = (flags & SPK_WEIGHT_FROZEN) != 0;
+    w->decay = (flags & SPK_WEIGHT_DECAY) != 0;
+    w->clamp = (flags & SPK_WEIGHT_CLAMP) != 0;
+    w->lo = w->clamp ? lo : 0.0f;
+    w->hi = w->clamp ? hi : 0.0f;
+    return SPK_OK;
+}
+
+static void set_priv(spk_layer *l, void *priv)
+{
+    l->priv = priv;
+}
+
+static void set_output(spk_layer *l, spk_shape out)
+{
+    l->out = out;
 }
 
 static void *host_alloc(size_t bytes)
@@ -199,6 +253,10 @@ static const spk_host_api host_api = {
     .rng_uniform4 = rng_uniform4,
     .register_type = spk_registry_add_from_plugin,
     .reduce_grad = reduce_grad,
+    .set_error = set_error,
+    .set_weight = set_weight,
+    .set_priv = set_priv,
+    .set_output = set_output,
 };
 
 const spk_host_api *spk_host_api_get(void)

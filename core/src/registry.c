@@ -9,6 +9,7 @@
 typedef struct spk_registry_entry {
     const spk_layer_type *type;
     char *source;
+    spk_layer_type *own; /* the full-size copy of an older, shorter descriptor (or NULL) */
 } spk_registry_entry;
 
 struct spk_registry {
@@ -53,16 +54,20 @@ int spk_registry_add(spk_registry *reg, const spk_layer_type *t, const char *sou
     if (!reg || !t)
         return spk_error_set(err, SPK_ERR_INVALID, "spk_registry_add: NULL argument");
     const char *src = source ? source : "built-in";
+    /* the version fields open every descriptor; the rest is read only once struct_size says
+     * it is there */
+    if (t->abi_major == SPK_ABI_MAJOR && t->struct_size < SPK_LAYER_TYPE_SIZE_1_0)
+        return spk_error_set(err, SPK_ERR_PLUGIN,
+                             "%s: layer type descriptor is %u bytes, expected at least %zu (ABI "
+                             "%d.0)",
+                             src, (unsigned)t->struct_size, (size_t)SPK_LAYER_TYPE_SIZE_1_0,
+                             SPK_ABI_MAJOR);
     if (t->abi_major != SPK_ABI_MAJOR || t->abi_minor > SPK_ABI_MINOR)
         return spk_error_set(err, SPK_ERR_PLUGIN,
                              "%s: layer type '%s' was built for plugin ABI %u.%u, but this "
                              "spikecl provides ABI %d.%d (same major, minor <= %d required)",
                              src, t->name ? t->name : "?", (unsigned)t->abi_major,
                              (unsigned)t->abi_minor, SPK_ABI_MAJOR, SPK_ABI_MINOR, SPK_ABI_MINOR);
-    if (t->struct_size < sizeof(spk_layer_type))
-        return spk_error_set(err, SPK_ERR_PLUGIN,
-                             "%s: layer type descriptor is %u bytes, expected at least %zu", src,
-                             (unsigned)t->struct_size, sizeof(spk_layer_type));
     if (!t->name || !t->name[0] || !t->init || !t->forward)
         return spk_error_set(err, SPK_ERR_PLUGIN, "%s: layer type needs a name, init and forward",
                              src);
@@ -85,12 +90,23 @@ int spk_registry_add(spk_registry *reg, const spk_layer_type *t, const char *sou
         reg->e = e;
         reg->cap = cap;
     }
+    /* An older plugin's descriptor ends early: keep a zero-filled full-size copy, so that every
+     * later reader sees the fields it lacks as "not given" instead of reading past its end. */
+    spk_layer_type *own = NULL;
+    if (t->struct_size < sizeof(spk_layer_type)) {
+        if (!(own = calloc(1, sizeof *own)))
+            return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+        memcpy(own, t, t->struct_size);
+    }
     char *s = malloc(strlen(src) + 1);
-    if (!s)
+    if (!s) {
+        free(own);
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+    }
     strcpy(s, src);
-    reg->e[reg->n].type = t;
+    reg->e[reg->n].type = own ? own : t;
     reg->e[reg->n].source = s;
+    reg->e[reg->n].own = own;
     reg->n++;
     return SPK_OK;
 }
@@ -149,7 +165,9 @@ void spk_registry_truncate(spk_registry *reg, int n)
     while (reg->n > n) {
         reg->n--;
         free(reg->e[reg->n].source);
+        free(reg->e[reg->n].own);
         reg->e[reg->n].source = NULL;
+        reg->e[reg->n].own = NULL;
         reg->e[reg->n].type = NULL;
     }
 }

@@ -27,8 +27,7 @@ static int poisson_init(spk_layer *l, spk_error *err)
         return spk_error_set(err, SPK_ERR_SHAPE,
                              "expected an input without a time axis (the network input), got "
                              "one over time steps");
-    l->out = l->in[0];
-    l->out.time = SPK_TIME_STEPS;
+    l->host->set_output(l, spk_shape_timed(l->in[0], SPK_TIME_STEPS));
     return SPK_OK;
 }
 

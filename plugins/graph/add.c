@@ -23,8 +23,7 @@ static int add_init(spk_layer *l, spk_error *err)
         if (l->in[i].time == SPK_TIME_STEPS)
             time = SPK_TIME_STEPS;
     }
-    l->out = l->in[0];
-    l->out.time = time;
+    l->host->set_output(l, spk_shape_timed(l->in[0], time));
     return SPK_OK;
 }
 

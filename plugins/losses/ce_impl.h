@@ -23,9 +23,7 @@ static int ce_init(spk_layer *l, spk_error *err)
         return spk_error_set(err, SPK_ERR_SHAPE,
                              "expected a readout [B, C] without a time axis, got a tensor over "
                              "time steps (add a readout)");
-    l->out.ndim = 1;
-    l->out.dims[0] = 1;
-    l->out.time = SPK_TIME_NONE;
+    l->host->set_output(l, spk_shape_1d(1, SPK_TIME_NONE));
     return SPK_OK;
 }
 

@@ -32,21 +32,18 @@ static int maxmem_init(spk_layer *l, spk_error *err)
         return -p.s_max;
     if ((p.s_gmax = l->host->add_state(l, "grad_max", C, SPK_TIME_NONE, err)) < 0)
         return -p.s_gmax;
-    l->out.ndim = 1;
-    l->out.dims[0] = 1;
-    l->out.time = SPK_TIME_NONE;
+    l->host->set_output(l, spk_shape_1d(1, SPK_TIME_NONE));
     maxmem_priv *pp = l->host->alloc(sizeof *pp);
     if (!pp)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     *pp = p;
-    l->priv = pp;
+    l->host->set_priv(l, pp);
     return SPK_OK;
 }
 
 static void maxmem_destroy(spk_layer *l)
 {
     l->host->free(l->priv);
-    l->priv = NULL;
 }
 
 static int maxmem_forward(spk_layer *l, spk_exec *x)

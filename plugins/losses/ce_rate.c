@@ -26,9 +26,7 @@ static int ce_rate_init(spk_layer *l, spk_error *err)
                              "expected the output spikes at every step [T, B, C] (readout."
                              "identity), got a tensor without a time axis (for spike counts use "
                              "loss.ce_count)");
-    l->out.ndim = 1;
-    l->out.dims[0] = 1;
-    l->out.time = SPK_TIME_NONE;
+    l->host->set_output(l, spk_shape_1d(1, SPK_TIME_NONE));
     return SPK_OK;
 }
 

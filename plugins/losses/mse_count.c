@@ -28,9 +28,7 @@ static int mse_count_init(spk_layer *l, spk_error *err)
     if (l->time_steps < 1)
         return spk_error_set(err, SPK_ERR_INVALID, "expected time_steps >= 1, got %d",
                              l->time_steps);
-    l->out.ndim = 1;
-    l->out.dims[0] = 1;
-    l->out.time = SPK_TIME_NONE;
+    l->host->set_output(l, spk_shape_1d(1, SPK_TIME_NONE));
     return SPK_OK;
 }
 

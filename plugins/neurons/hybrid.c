@@ -77,9 +77,9 @@ static int hybrid_meta_weight(spk_layer *l, const char *name, int n, const char 
     int w = l->host->add_weight(l, name, s, l->host->param_init(l, name), err);
     if (w < 0)
         return w;
-    l->weights[w].decay = 0;
-    l->weights[w].frozen = l->host->param_num(l, learn) == 0;
-    return w;
+    unsigned flags = l->host->param_num(l, learn) == 0 ? SPK_WEIGHT_FROZEN : 0;
+    int rc = l->host->set_weight(l, w, flags, 0.0f, 0.0f, err);
+    return rc ? -rc : w;
 }
 
 static int hybrid_init(spk_layer *l, spk_error *err)
@@ -126,13 +126,14 @@ static int hybrid_init(spk_layer *l, spk_error *err)
     spk_shape ws = {.ndim = 2, .dims = {p.n_out, p.n_in}, .time = SPK_TIME_NONE};
     if ((p.w_weight = h->add_weight(l, "weight", ws, u, err)) < 0)
         return -p.w_weight;
-    l->weights[p.w_weight].decay = 1;
+    int rc = h->set_weight(l, p.w_weight, SPK_WEIGHT_DECAY, 0.0f, 0.0f, err);
+    if (rc)
+        return rc;
     p.w_bias = -1;
     if (h->param_num(l, "bias")) {
         spk_shape bs = {.ndim = 1, .dims = {p.n_out}, .time = SPK_TIME_NONE};
         if ((p.w_bias = h->add_weight(l, "bias", bs, u, err)) < 0)
             return -p.w_bias;
-        l->weights[p.w_bias].decay = 0;
         p.cfg |= HYB_CFG_BIAS;
     }
     if ((p.w_alpha = hybrid_meta_weight(l, "alpha", 1, "learn_alpha", err)) < 0)
@@ -159,22 +160,18 @@ static int hybrid_init(spk_layer *l, spk_error *err)
     if ((p.s_part = h->add_state(l, "grad_meta_part", 3 * p.n_out, SPK_TIME_NONE, err)) < 0)
         return -p.s_part;
 
-    memset(&l->out, 0, sizeof l->out);
-    l->out.ndim = 1;
-    l->out.dims[0] = p.n_out;
-    l->out.time = SPK_TIME_STEPS;
+    l->host->set_output(l, spk_shape_1d(p.n_out, SPK_TIME_STEPS));
     hybrid_priv *pp = malloc(sizeof *pp);
     if (!pp)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     *pp = p;
-    l->priv = pp;
+    l->host->set_priv(l, pp);
     return SPK_OK;
 }
 
 static void hybrid_destroy(spk_layer *l)
 {
     free(l->priv);
-    l->priv = NULL;
 }
 
 static int hybrid_steps(const spk_layer *l)

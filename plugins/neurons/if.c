@@ -92,8 +92,9 @@ static int if_init(spk_layer *l, spk_error *err)
     p.w_thr = h->add_weight(l, "threshold", ws, ti, err);
     if (p.w_thr < 0)
         return -p.w_thr;
-    l->weights[p.w_thr].decay = 0;
-    l->weights[p.w_thr].frozen = !learn_thr;
+    int rc = h->set_weight(l, p.w_thr, learn_thr ? 0 : SPK_WEIGHT_FROZEN, 0.0f, 0.0f, err);
+    if (rc)
+        return rc;
 
     p.s_mem = h->add_state(l, "mem", p.n, SPK_TIME_STEPS, err);
     if (p.s_mem < 0)
@@ -102,20 +103,18 @@ static int if_init(spk_layer *l, spk_error *err)
     if (learn_thr && (p.s_gthr = h->add_state(l, "grad_thr_part", p.n, SPK_TIME_NONE, err)) < 0)
         return -p.s_gthr;
 
-    l->out = *in;
-    l->out.time = SPK_TIME_STEPS;
+    l->host->set_output(l, spk_shape_timed(*in, SPK_TIME_STEPS));
     if_priv *pp = malloc(sizeof *pp);
     if (!pp)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     *pp = p;
-    l->priv = pp;
+    l->host->set_priv(l, pp);
     return SPK_OK;
 }
 
 static void if_destroy(spk_layer *l)
 {
     free(l->priv);
-    l->priv = NULL;
 }
 
 static int if_in_stride(const spk_layer *l, int bn)

@@ -67,9 +67,8 @@ static int lif_add_param_weight(spk_layer *l, const char *name, spk_init init, i
     int w = l->host->add_weight(l, name, s, init, err);
     if (w < 0)
         return w;
-    l->weights[w].decay = 0;
-    l->weights[w].frozen = !learn;
-    return w;
+    int rc = l->host->set_weight(l, w, learn ? 0 : SPK_WEIGHT_FROZEN, 0.0f, 0.0f, err);
+    return rc ? -rc : w;
 }
 
 static int lif_init(spk_layer *l, spk_error *err)
@@ -116,9 +115,10 @@ static int lif_init(spk_layer *l, spk_error *err)
     p.w_beta = lif_add_param_weight(l, "beta", bi, per_beta, p.n, learn_beta, err);
     if (p.w_beta < 0)
         return -p.w_beta;
-    l->weights[p.w_beta].clamp = 1;
-    l->weights[p.w_beta].lo = 0.0f;
-    l->weights[p.w_beta].hi = 1.0f;
+    int rc = h->set_weight(l, p.w_beta, (learn_beta ? 0 : SPK_WEIGHT_FROZEN) | SPK_WEIGHT_CLAMP,
+                           0.0f, 1.0f, err);
+    if (rc)
+        return rc;
 
     spk_init ti = h->param_init(l, "threshold");
     int learn_thr = h->param_num(l, "learn_threshold") != 0;
@@ -136,20 +136,18 @@ static int lif_init(spk_layer *l, spk_error *err)
     if (learn_thr && (p.s_gthr = h->add_state(l, "grad_thr_part", p.n, SPK_TIME_NONE, err)) < 0)
         return -p.s_gthr;
 
-    l->out = *in;
-    l->out.time = SPK_TIME_STEPS;
+    l->host->set_output(l, spk_shape_timed(*in, SPK_TIME_STEPS));
     lif_priv *pp = malloc(sizeof *pp);
     if (!pp)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     *pp = p;
-    l->priv = pp;
+    l->host->set_priv(l, pp);
     return SPK_OK;
 }
 
 static void lif_destroy(spk_layer *l)
 {
     free(l->priv);
-    l->priv = NULL;
 }
 
 static int lif_in_stride(const spk_layer *l, int bn)

@@ -111,8 +111,9 @@ static int plif_init(spk_layer *l, spk_error *err)
     p.w_w = h->add_weight(l, "w", ws, wi, err);
     if (p.w_w < 0)
         return -p.w_w;
-    l->weights[p.w_w].decay = 0;
-    l->weights[p.w_w].frozen = !learn;
+    int rc = h->set_weight(l, p.w_w, learn ? 0 : SPK_WEIGHT_FROZEN, 0.0f, 0.0f, err);
+    if (rc)
+        return rc;
 
     if ((p.s_h = h->add_state(l, "mem", p.n, SPK_TIME_STEPS, err)) < 0)
         return -p.s_h;
@@ -120,20 +121,18 @@ static int plif_init(spk_layer *l, spk_error *err)
     if (learn && (p.s_gw = h->add_state(l, "grad_w_part", p.n, SPK_TIME_NONE, err)) < 0)
         return -p.s_gw;
 
-    l->out = *in;
-    l->out.time = SPK_TIME_STEPS;
+    l->host->set_output(l, spk_shape_timed(*in, SPK_TIME_STEPS));
     plif_priv *pp = malloc(sizeof *pp);
     if (!pp)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     *pp = p;
-    l->priv = pp;
+    l->host->set_priv(l, pp);
     return SPK_OK;
 }
 
 static void plif_destroy(spk_layer *l)
 {
     free(l->priv);
-    l->priv = NULL;
 }
 
 static int plif_in_stride(const spk_layer *l, int bn)

@@ -81,9 +81,8 @@ static int syn_add_param_weight(spk_layer *l, const char *name, spk_init init, i
     int w = l->host->add_weight(l, name, s, init, err);
     if (w < 0)
         return w;
-    l->weights[w].decay = 0;
-    l->weights[w].frozen = !learn;
-    return w;
+    int rc = l->host->set_weight(l, w, learn ? 0 : SPK_WEIGHT_FROZEN, 0.0f, 0.0f, err);
+    return rc ? -rc : w;
 }
 
 /* A decay constant (alpha or beta): its value must lie in [0, 1]; clamped there when trained. */
@@ -106,9 +105,10 @@ static int syn_add_decay(spk_layer *l, syn_priv *p, int slot, const char *name, 
     int w = syn_add_param_weight(l, name, in, per, p->n, learn, err);
     if (w < 0)
         return -w;
-    l->weights[w].clamp = 1;
-    l->weights[w].lo = 0.0f;
-    l->weights[w].hi = 1.0f;
+    int rc =
+        h->set_weight(l, w, (learn ? 0 : SPK_WEIGHT_FROZEN) | SPK_WEIGHT_CLAMP, 0.0f, 1.0f, err);
+    if (rc)
+        return rc;
     p->w[slot] = w;
     return SPK_OK;
 }
@@ -168,20 +168,18 @@ static int syn_init(spk_layer *l, spk_error *err)
             return -p.s_part[k];
     }
 
-    l->out = *in;
-    l->out.time = SPK_TIME_STEPS;
+    l->host->set_output(l, spk_shape_timed(*in, SPK_TIME_STEPS));
     syn_priv *pp = malloc(sizeof *pp);
     if (!pp)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     *pp = p;
-    l->priv = pp;
+    l->host->set_priv(l, pp);
     return SPK_OK;
 }
 
 static void syn_destroy(spk_layer *l)
 {
     free(l->priv);
-    l->priv = NULL;
 }
 
 static int syn_in_stride(const spk_layer *l, int bn)

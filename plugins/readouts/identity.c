@@ -17,7 +17,7 @@ static int identity_init(spk_layer *l, spk_error *err)
         return spk_error_set(err, SPK_ERR_SHAPE,
                              "expected an input over time ([T, B, C]), got one without a time "
                              "axis");
-    l->out = l->in[0];
+    l->host->set_output(l, l->in[0]);
     return SPK_OK;
 }
 

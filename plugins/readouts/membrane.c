@@ -24,8 +24,7 @@ static int membrane_init(spk_layer *l, spk_error *err)
         return spk_error_set(err, SPK_ERR_SHAPE,
                              "expected an input over time ([T, B, C] membranes), got one without "
                              "a time axis");
-    l->out = l->in[0];
-    l->out.time = SPK_TIME_NONE;
+    l->host->set_output(l, spk_shape_timed(l->in[0], SPK_TIME_NONE));
     return SPK_OK;
 }
 

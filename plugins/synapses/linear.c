@@ -47,31 +47,28 @@ static int linear_init(spk_layer *l, spk_error *err)
     p.w_weight = h->add_weight(l, "weight", ws, u, err);
     if (p.w_weight < 0)
         return -p.w_weight;
-    l->weights[p.w_weight].decay = 1;
+    int rc = h->set_weight(l, p.w_weight, SPK_WEIGHT_DECAY, 0.0f, 0.0f, err);
+    if (rc)
+        return rc;
     p.w_bias = -1;
     if (h->param_num(l, "bias")) {
         spk_shape bs = {.ndim = 1, .dims = {p.n_out}, .time = SPK_TIME_NONE};
         p.w_bias = h->add_weight(l, "bias", bs, u, err);
         if (p.w_bias < 0)
             return -p.w_bias;
-        l->weights[p.w_bias].decay = 0;
     }
-    memset(&l->out, 0, sizeof l->out);
-    l->out.ndim = 1;
-    l->out.dims[0] = p.n_out;
-    l->out.time = l->in[0].time;
+    l->host->set_output(l, spk_shape_1d(p.n_out, l->in[0].time));
     linear_priv *pp = malloc(sizeof *pp);
     if (!pp)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     *pp = p;
-    l->priv = pp;
+    l->host->set_priv(l, pp);
     return SPK_OK;
 }
 
 static void linear_destroy(spk_layer *l)
 {
     free(l->priv);
-    l->priv = NULL;
 }
 
 /* Rows of the folded input: T*B over time, B when constant or time-free. */

@@ -1,8 +1,6 @@
 /* The plugins test_plugin_abi loads: one source, built once per TP_VARIANT (CMakeLists.txt), each
  * variant wrong in one way the loader must catch and explain. The good one is a tiny neuron-kind
  * layer, y = gain * x, written like a user plugin: only the host table, no libspikecl. */
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "spikecl/kernel.h"
@@ -10,14 +8,16 @@
 
 #include "test_plugin.cl"
 
-#define TP_GOOD     1 /* neuron.tp_scale */
-#define TP_MAJOR    2 /* descriptor built for ABI major 99 */
-#define TP_MINOR    3 /* descriptor built for a newer minor than the host's */
-#define TP_NOENTRY  4 /* exports no spk_plugin_init */
-#define TP_DUP      5 /* registers "neuron.lif", a built-in name */
-#define TP_PARAMS   6 /* a choice parameter without choices */
-#define TP_BADCL    7 /* its OpenCL text does not compile */
-#define TP_INITFAIL 8 /* registers a type, then refuses a host older than it needs */
+#define TP_GOOD     1  /* neuron.tp_scale */
+#define TP_MAJOR    2  /* descriptor built for ABI major 99 */
+#define TP_MINOR    3  /* descriptor built for a newer minor than the host's */
+#define TP_NOENTRY  4  /* exports no spk_plugin_init */
+#define TP_DUP      5  /* registers "neuron.lif", a built-in name */
+#define TP_PARAMS   6  /* a choice parameter without choices */
+#define TP_BADCL    7  /* its OpenCL text does not compile */
+#define TP_INITFAIL 8  /* registers a type, then refuses a host older than it needs */
+#define TP_OLD      9  /* a descriptor as a 1.0 plugin has it: shorter than today's */
+#define TP_SHORT    10 /* a descriptor shorter than any ABI version's */
 
 #ifndef TP_VARIANT
 #error "TP_VARIANT must be defined"
@@ -35,22 +35,13 @@
 #define TP_NAME "neuron.tp_params"
 #elif TP_VARIANT == TP_BADCL
 #define TP_NAME "neuron.tp_badcl"
+#elif TP_VARIANT == TP_OLD
+#define TP_NAME "neuron.tp_old"
+#elif TP_VARIANT == TP_SHORT
+#define TP_NAME "neuron.tp_short"
 #else
 #define TP_NAME "neuron.tp_other"
 #endif
-
-/* spk_error is a plain record: a plugin fills it without calling into libspikecl */
-static int tp_fail(spk_error *err, int code, const char *fmt, ...)
-{
-    if (!err)
-        return code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    err->code = code;
-    return code;
-}
 
 static const spk_param_spec tp_params[] = {
     {"gain", SPK_PARAM_FLOAT, "2.0", 0, 10, NULL, "y = gain * x"},
@@ -63,10 +54,10 @@ static const spk_param_spec tp_params[] = {
 static int tp_init(spk_layer *l, spk_error *err)
 {
     if (l->n_in != 1)
-        return tp_fail(err, SPK_ERR_SHAPE, "expected 1 input, got %d", l->n_in);
+        return l->host->set_error(err, SPK_ERR_SHAPE, "expected 1 input, got %d", l->n_in);
     if (l->in[0].time == SPK_TIME_NONE)
-        return tp_fail(err, SPK_ERR_SHAPE, "expected an input over time");
-    l->out = l->in[0];
+        return l->host->set_error(err, SPK_ERR_SHAPE, "expected an input over time");
+    l->host->set_output(l, l->in[0]);
     return SPK_OK;
 }
 
@@ -116,7 +107,15 @@ static const spk_layer_type tp_type = {
 #else
     .abi_minor = SPK_ABI_MINOR,
 #endif
+#if TP_VARIANT == TP_OLD
+    .struct_size = SPK_LAYER_TYPE_SIZE_1_0,
+    .version = "not part of a 1.0 descriptor: the host must not read it",
+#elif TP_VARIANT == TP_SHORT
+    .struct_size = SPK_LAYER_TYPE_SIZE_1_0 - sizeof(spk_kernel_set),
+#else
     .struct_size = sizeof(spk_layer_type),
+    .version = "0.3.1",
+#endif
     .name = TP_NAME,
     .kind = SPK_KIND_NEURON,
     .summary = "test plugin: y = gain * x",
@@ -134,23 +133,21 @@ int tp_not_the_entry(void)
 {
     return tp_type.abi_major;
 }
-#else
+#elif TP_VARIANT == TP_INITFAIL
 int spk_plugin_init(const spk_host_api *host, spk_registry *reg, spk_error *err);
 int spk_plugin_init(const spk_host_api *host, spk_registry *reg, spk_error *err)
 {
-    /* A host of another major has another table layout: nothing in it is safe to call. */
     if (host->abi_major != SPK_ABI_MAJOR)
-        return tp_fail(err, SPK_ERR_PLUGIN, "built for spikecl ABI %d.x, the host has %u.%u",
-                       SPK_ABI_MAJOR, (unsigned)host->abi_major, (unsigned)host->abi_minor);
+        return SPK_ERR_PLUGIN;
     int rc = host->register_type(reg, &tp_type, err);
-#if TP_VARIANT == TP_INITFAIL
     /* Pretend to need a host function added in the next minor: refuse an older host, after a
      * type is already registered (the loader must take it back). */
     if (rc == SPK_OK && host->abi_minor < SPK_ABI_MINOR + 1)
-        return tp_fail(err, SPK_ERR_PLUGIN, "needs spikecl ABI %d.%d or newer, the host has %u.%u",
-                       SPK_ABI_MAJOR, SPK_ABI_MINOR + 1, (unsigned)host->abi_major,
-                       (unsigned)host->abi_minor);
-#endif
+        return host->set_error(
+            err, SPK_ERR_PLUGIN, "needs spikecl ABI %d.%d or newer, the host has %u.%u",
+            SPK_ABI_MAJOR, SPK_ABI_MINOR + 1, (unsigned)host->abi_major, (unsigned)host->abi_minor);
     return rc;
 }
+#else
+SPK_PLUGIN_DEFINE(&tp_type)
 #endif

@@ -93,26 +93,26 @@ struct spk_backend {
 /* Opens a device by id. Each backend registers a prefix ("cpu", "opencl", ...); "auto" (or
  * NULL or "") means $SPIKECL_DEVICE when it is set, else the first GPU any backend lists, else
  * the CPU. */
-int spk_backend_open(const char *id, spk_backend **out, spk_error *err);
-void spk_backend_free(spk_backend *be);
+SPK_API int spk_backend_open(const char *id, spk_backend **out, spk_error *err);
+SPK_API void spk_backend_free(spk_backend *be);
 
 /* The device id "auto" (or NULL, "") stands for, as spk_backend_open resolves it; other ids are
  * copied as they are. */
-int spk_backend_resolve(const char *id, char *out, size_t n, spk_error *err);
+SPK_API int spk_backend_resolve(const char *id, char *out, size_t n, spk_error *err);
 
 /* The CPU backend; threads <= 0 keeps OpenMP's default. */
-int spk_backend_cpu_new(int threads, spk_backend **out, spk_error *err);
+SPK_API int spk_backend_cpu_new(int threads, spk_backend **out, spk_error *err);
 
 /* Every device this build can open, the CPU first, as a malloc'ed array of *n entries (free it
  * with spk_device_list_free). A backend whose platform fails to enumerate lists nothing. */
-int spk_device_list(spk_device_info **out, int *n, spk_error *err);
-void spk_device_list_free(spk_device_info *list);
+SPK_API int spk_device_list(spk_device_info **out, int *n, spk_error *err);
+SPK_API void spk_device_list_free(spk_device_info *list);
 
 /* Per-kernel device times of a backend that profiles (OpenCL with SPIKECL_PROFILE=1 set before it
  * was opened): waits for the device, then returns a malloc'ed array, longest total first (free it
  * with spk_kernel_profile_free). SPK_ERR_UNSUPPORTED when the backend keeps no profile. */
-int spk_backend_profile(spk_backend *be, spk_kernel_profile **out, int *n, spk_error *err);
-void spk_kernel_profile_free(spk_kernel_profile *p);
+SPK_API int spk_backend_profile(spk_backend *be, spk_kernel_profile **out, int *n, spk_error *err);
+SPK_API void spk_kernel_profile_free(spk_kernel_profile *p);
 
 #ifdef __cplusplus
 }

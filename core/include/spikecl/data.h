@@ -24,32 +24,34 @@ typedef struct spk_dataset {
 
 /* Reads an IDX3 image file and its IDX1 label file, raw or gzip-compressed (zlib).
  * Errors name the file and what is wrong (bad magic, truncated, count mismatch). */
-int spk_dataset_load_idx(const char *images_path, const char *labels_path, spk_dataset **out,
-                         spk_error *err);
-void spk_dataset_free(spk_dataset *ds);
+SPK_API int spk_dataset_load_idx(const char *images_path, const char *labels_path,
+                                 spk_dataset **out, spk_error *err);
+SPK_API void spk_dataset_free(spk_dataset *ds);
 
 /* Finds the standard MNIST-family file names in dir: train = 1 gives
  * train-images-idx3-ubyte[.gz] / train-labels-idx1-ubyte[.gz], train = 0 the t10k- pair.
  * The returned paths are malloc'ed; the caller frees them. */
-int spk_dataset_find_in_dir(const char *dir, int train, char **images_path, char **labels_path,
-                            spk_error *err);
+SPK_API int spk_dataset_find_in_dir(const char *dir, int train, char **images_path,
+                                    char **labels_path, spk_error *err);
 
 /* Iterates a data set in batches. With shuffle, the order of each epoch is a permutation drawn
  * from Philox keyed by (seed, epoch), so a run is reproducible and resumable. limit > 0 uses only
  * the first `limit` samples of the set. The last batch of an epoch may be partial. */
 typedef struct spk_loader spk_loader;
 
-int spk_loader_new(const spk_dataset *ds, int batch, int shuffle, uint64_t seed, int limit,
-                   spk_loader **out, spk_error *err);
-void spk_loader_free(spk_loader *ld);
-int spk_loader_size(const spk_loader *ld);       /* samples per epoch (after limit) */
-int spk_loader_batches(const spk_loader *ld);    /* batches per epoch, counting a partial one */
-int spk_loader_batch_size(const spk_loader *ld); /* the `batch` it was made with */
-void spk_loader_start_epoch(spk_loader *ld, int epoch);
+SPK_API int spk_loader_new(const spk_dataset *ds, int batch, int shuffle, uint64_t seed, int limit,
+                           spk_loader **out, spk_error *err);
+SPK_API void spk_loader_free(spk_loader *ld);
+SPK_API int spk_loader_size(const spk_loader *ld); /* samples per epoch (after limit) */
+SPK_API int
+spk_loader_batches(const spk_loader *ld); /* batches per epoch, counting a partial one */
+SPK_API int spk_loader_batch_size(const spk_loader *ld); /* the `batch` it was made with */
+SPK_API void spk_loader_start_epoch(spk_loader *ld, int epoch);
 /* Fills x with up to `batch` samples (each channels*height*width floats, pixel * scale), labels
  * with their classes and sample_ids with their indices in the data set; returns the number of
  * samples written, 0 at the end of the epoch. */
-int spk_loader_next(spk_loader *ld, float scale, float *x, int32_t *labels, uint32_t *sample_ids);
+SPK_API int spk_loader_next(spk_loader *ld, float scale, float *x, int32_t *labels,
+                            uint32_t *sample_ids);
 
 #ifdef __cplusplus
 }

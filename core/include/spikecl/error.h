@@ -2,6 +2,8 @@
 #ifndef SPIKECL_ERROR_H
 #define SPIKECL_ERROR_H
 
+#include "spikecl/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -27,23 +29,23 @@ typedef struct spk_error {
 } spk_error;
 
 /* Fills err (if not NULL) with code and a printf-style message; returns code. */
-int spk_error_set(spk_error *err, int code, const char *fmt, ...)
+SPK_API int spk_error_set(spk_error *err, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 
 /* Prepends "prefix: " to the message already in err; returns err->code (or code if err is NULL). */
-int spk_error_prefix(spk_error *err, int code, const char *fmt, ...)
+SPK_API int spk_error_prefix(spk_error *err, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 
-void spk_error_clear(spk_error *err);
+SPK_API void spk_error_clear(spk_error *err);
 
 /* Short name of a status code, e.g. "invalid value". */
-const char *spk_status_str(int code);
+SPK_API const char *spk_status_str(int code);
 
 #ifdef __cplusplus
 }

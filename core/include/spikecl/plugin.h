@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h> /* snprintf, in SPK_PLUGIN_DEFINE */
 
 #include "spikecl/backend.h"
 #include "spikecl/error.h"
@@ -14,8 +15,17 @@
 extern "C" {
 #endif
 
+/* The plugin ABI's version. The rule: the public structs a plugin shares with the host (the
+ * descriptor, the host table, spk_layer, spk_exec and what they contain) only grow at the end,
+ * and each release that appends a field bumps the minor; anything else (a removed, reordered or
+ * retyped field) bumps the major. A host loads a plugin of its major and a minor <= its own.
+ * tests/test_abi.c holds each version's struct sizes and fails when they change unannounced.
+ *   1.0  the first release
+ *   1.1  host: reduce_grad, set_error, set_weight, set_priv, set_output; exec: core;
+ *        descriptor: version. exec.backend keeps its place (1.0 plugins still find the backend
+ *        there) but is typed void * since 1.1: the backend is the host's business */
 #define SPK_ABI_MAJOR 1
-#define SPK_ABI_MINOR 0
+#define SPK_ABI_MINOR 1
 
 #define SPK_MAX_DIMS    4
 #define SPK_MAX_INPUTS  4
@@ -123,7 +133,13 @@ typedef struct spk_registry spk_registry;
 typedef struct spk_layer spk_layer;
 typedef struct spk_exec spk_exec;
 
-/* A learnable tensor a layer declares at init. */
+/* Settings of a weight, for host->set_weight (since 1.1). */
+#define SPK_WEIGHT_FROZEN 1u /* not trained (a constant kept in the checkpoint) */
+#define SPK_WEIGHT_DECAY  2u /* weight decay applies (weights, not biases or neuron constants) */
+#define SPK_WEIGHT_CLAMP  4u /* the optimizer clamps values to [lo, hi] after each step */
+
+/* A learnable tensor a layer declares at init. Plugins read it; since 1.1 they change its
+ * settings only through host->set_weight. */
 typedef struct spk_weight {
     char name[SPK_NAME_MAX];
     spk_shape shape; /* dims only */
@@ -153,14 +169,14 @@ struct spk_layer {
     int line, col;    /* where the layer is written */
     int n_in;
     spk_shape in[SPK_MAX_INPUTS];
-    spk_shape out; /* set by init */
+    spk_shape out; /* set by init through host->set_output */
     const spk_params *params;
     int time_steps; /* T of the model */
     int n_weights;
     spk_weight weights[SPK_MAX_WEIGHTS];
     int n_state;
     spk_state state[SPK_MAX_STATE];
-    void *priv;           /* the plugin's own data; freed by type->destroy */
+    void *priv;           /* the plugin's own data (host->set_priv); freed by type->destroy */
     spk_program *program; /* the type's kernels on this backend (set by the host) */
 };
 
@@ -182,13 +198,13 @@ struct spk_exec {
     spk_tensor *grad_in[SPK_MAX_INPUTS];
     const spk_tensor *labels; /* [B] class indices stored as floats (losses read them) */
     spk_tensor *loss;         /* [B] per-sample loss, written by the loss layer's forward */
-    spk_backend *backend;
+    void *backend; /* host-private since 1.1: plugins reach the backend through host calls */
     spk_error *err;
     /* [B] each sample's index in its data set, as a float (exact below 2^24): per-sample RNG
      * streams (Poisson spikes) key on it, so a sample draws the same spikes whatever batch it
      * lands in, on every backend */
     const spk_tensor *sample_ids;
-    spk_program *core; /* the host's own kernels, behind host functions such as reduce_grad */
+    void *core; /* since 1.1, host-private: the host's own kernels, behind reduce_grad */
 };
 
 struct spk_layer_type {
@@ -205,7 +221,12 @@ struct spk_layer_type {
     int (*backward)(spk_layer *layer, spk_exec *x);
     void (*destroy)(spk_layer *layer); /* frees layer->priv; may be NULL */
     spk_kernel_set kernels;
+    /* ---- since 1.1 (the host reads what follows only when struct_size covers it) ---- */
+    const char *version; /* the plugin's own version ("2.3.0"), listed by spikecl plugins */
 };
+
+/* The size of a 1.0 descriptor: the smallest the host accepts. */
+#define SPK_LAYER_TYPE_SIZE_1_0 (offsetof(spk_layer_type, kernels) + sizeof(spk_kernel_set))
 
 /* The host's functions a plugin may call; passed at registration and in every layer. */
 struct spk_host_api {
@@ -229,12 +250,12 @@ struct spk_host_api {
                 spk_tensor *c, size_t ldc);
     int (*fill)(spk_exec *x, spk_tensor *t, float value);
     int (*copy)(spk_exec *x, spk_tensor *dst, const spk_tensor *src);
-    int (*error)(spk_exec *x, int code, const char *fmt, ...);
+    int (*error)(spk_exec *x, int code, const char *fmt, ...) SPK_FORMAT_PRINTF(3, 4);
     /* memory for a plugin's own host-side data (layer->priv); free(NULL) is a no-op */
     void *(*alloc)(size_t bytes);
     void (*free)(void *p);
     /* a message on stderr, prefixed with the layer's name */
-    void (*log)(const spk_layer *l, const char *fmt, ...);
+    void (*log)(const spk_layer *l, const char *fmt, ...) SPK_FORMAT_PRINTF(2, 3);
     /* four uniform floats in [0, 1) from Philox4x32-10: key (seed, purpose), counter (c0..c3);
      * the same numbers as spk_philox4x32_10 in kernels */
     void (*rng_uniform4)(uint32_t seed, uint32_t purpose, const uint32_t counter[4], float out[4]);
@@ -245,6 +266,15 @@ struct spk_host_api {
      * first row is overwritten then). The usual last step of a neuron's backward, where each
      * work item wrote its own partial sum (no atomics). */
     int (*reduce_grad)(spk_exec *x, spk_tensor *grad, spk_tensor *part, int rows, int cols);
+    /* ---- since 1.1 ---- */
+    /* fills err (may be NULL) and returns code: for init, which has no spk_exec */
+    int (*set_error)(spk_error *err, int code, const char *fmt, ...) SPK_FORMAT_PRINTF(3, 4);
+    /* a weight's settings, during init: SPK_WEIGHT_* flags, the clamp range when CLAMP is set */
+    int (*set_weight)(spk_layer *l, int weight, unsigned flags, float lo, float hi, spk_error *err);
+    /* the plugin's own data (read back as layer->priv; type->destroy frees it) */
+    void (*set_priv)(spk_layer *l, void *priv);
+    /* the output's per-sample shape, during init */
+    void (*set_output)(spk_layer *l, spk_shape out);
 };
 
 /* Convenience for kernel arguments. */
@@ -265,16 +295,63 @@ static inline int spk_shape_size(const spk_shape *s)
     return n;
 }
 
+/* A shape with another time mode, and a one-dimensional shape: for host->set_output. */
+static inline spk_shape spk_shape_timed(spk_shape s, int time)
+{
+    s.time = time;
+    return s;
+}
+
+static inline spk_shape spk_shape_1d(int n, int time)
+{
+    spk_shape s = {.ndim = 1, .dims = {n}, .time = time};
+    return s;
+}
+
 /* ---- registry ---- */
 
 /* Registers a layer type; refuses another ABI major, a newer minor, a short struct or a name
  * already taken. `source` is "built-in" or the shared library's path. */
-int spk_registry_add(spk_registry *reg, const spk_layer_type *type, const char *source,
-                     spk_error *err);
+SPK_API int spk_registry_add(spk_registry *reg, const spk_layer_type *type, const char *source,
+                             spk_error *err);
 
 /* The one symbol a plugin shared library exports. */
 typedef int (*spk_plugin_init_fn)(const spk_host_api *host, spk_registry *reg, spk_error *err);
 #define SPK_PLUGIN_ENTRY "spk_plugin_init"
+
+/* Writes a plugin's entry point: SPK_PLUGIN_DEFINE(&type_a, &type_b, ...) after the
+ * descriptors. It checks the host before calling anything in its table (another major means
+ * another layout; an older minor may lack functions this plugin calls), then registers each
+ * type. A plugin that registers nothing else needs no code of its own here. */
+#define SPK_PLUGIN_DEFINE(...)                                                                     \
+    __attribute__((visibility("default"))) int spk_plugin_init(const spk_host_api *host,           \
+                                                               spk_registry *reg, spk_error *err); \
+    __attribute__((visibility("default"))) int spk_plugin_init(const spk_host_api *host,           \
+                                                               spk_registry *reg, spk_error *err)  \
+    {                                                                                              \
+        static const spk_layer_type *const spk_types_[] = {__VA_ARGS__};                           \
+        if (host->abi_major != SPK_ABI_MAJOR || host->abi_minor < SPK_ABI_MINOR) {                 \
+            if (err) {                                                                             \
+                snprintf(err->msg, sizeof err->msg,                                                \
+                         "%s was built for spikecl plugin ABI %d.%d, the host has %u.%u (same "    \
+                         "major, minor >= %d required)",                                           \
+                         spk_types_[0]->name, SPK_ABI_MAJOR, SPK_ABI_MINOR,                        \
+                         (unsigned)host->abi_major, (unsigned)host->abi_minor, SPK_ABI_MINOR);     \
+                err->code = SPK_ERR_PLUGIN;                                                        \
+            }                                                                                      \
+            return SPK_ERR_PLUGIN;                                                                 \
+        }                                                                                          \
+        for (size_t i_ = 0; i_ < sizeof spk_types_ / sizeof spk_types_[0]; i_++) {                 \
+            int rc_ = host->register_type(reg, spk_types_[i_], err);                               \
+            if (rc_)                                                                               \
+                return rc_;                                                                        \
+        }                                                                                          \
+        return SPK_OK;                                                                             \
+    }
+
+/* The descriptor's version fields, for a plugin's spk_layer_type initialiser. */
+#define SPK_LAYER_TYPE_HEADER                                                                      \
+    .abi_major = SPK_ABI_MAJOR, .abi_minor = SPK_ABI_MINOR, .struct_size = sizeof(spk_layer_type)
 
 #ifdef __cplusplus
 }

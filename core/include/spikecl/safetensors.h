@@ -24,9 +24,9 @@ typedef struct spk_st_tensor {
 /* Writes n F32 tensors and optional string metadata (meta_keys/meta_vals, n_meta pairs, may be 0)
  * to path atomically: a temporary file in the same folder, fsync, rename, fsync of the folder.
  * A failure at any point leaves an existing file at path untouched. */
-int spk_safetensors_write(const char *path, int n, const spk_st_tensor *tensors, int n_meta,
-                          const char *const *meta_keys, const char *const *meta_vals,
-                          spk_error *err);
+SPK_API int spk_safetensors_write(const char *path, int n, const spk_st_tensor *tensors, int n_meta,
+                                  const char *const *meta_keys, const char *const *meta_vals,
+                                  spk_error *err);
 
 /* Reads every F32 tensor of a safetensors file. The result owns its names and data. */
 typedef struct spk_st_file {
@@ -34,9 +34,9 @@ typedef struct spk_st_file {
     spk_st_tensor *tensors;
 } spk_st_file;
 
-int spk_safetensors_read(const char *path, spk_st_file **out, spk_error *err);
-void spk_st_file_free(spk_st_file *f);
-const spk_st_tensor *spk_st_file_find(const spk_st_file *f, const char *name);
+SPK_API int spk_safetensors_read(const char *path, spk_st_file **out, spk_error *err);
+SPK_API void spk_st_file_free(spk_st_file *f);
+SPK_API const spk_st_tensor *spk_st_file_find(const spk_st_file *f, const char *name);
 
 #ifdef __cplusplus
 }

@@ -1,32 +1,13 @@
-/* neuron.alif — an adaptive-threshold leaky integrate-and-fire neuron, as a plugin built outside
- * spikecl (see README.md and docs/PLUGINS.md).
+/* neuron.alif — the adaptive-threshold LIF of the LSNN (Bellec et al., NeurIPS 2018) as a plugin
+ * built outside spikecl; README.md gives the equations and keys, docs/PLUGINS.md the how-to.
  *
- * The adaptive LIF of the LSNN (Bellec, Salaj, Subramoney, Legenstein & Maass, "Long short-term
- * memory and learning-to-learn in networks of spiking neurons", NeurIPS 2018), in discrete time,
- * with the reset written like neuron.lif's (snnTorch): a spike subtracts the threshold it crossed
- * at the next step. Per neuron, for t = 0 .. T-1, with s_{-1} = 0, a_{-1} = 0, v_{-1} = 0:
+ *   a_t = rho a_{t-1} + s_{t-1},  b_t = b0 + beta_a a_t,
+ *   v_t = beta v_{t-1} + I_t - s_{t-1} b_{t-1},  s_t = H(v_t - b_t)   (fast-sigmoid surrogate)
  *
- *   a_t = rho a_{t-1} + s_{t-1}                 adaptation: a low-passed spike train
- *   b_t = b0 + beta_a a_t                       threshold
- *   v_t = beta v_{t-1} + I_t - s_{t-1} b_{t-1}  membrane; b_{-1} = b0
- *   s_t = H(v_t - b_t)                          spike; backward uses the fast sigmoid
- *                                               dH/dx ~ 1 / (1 + slope |x|)^2
- *
- * The LSNN paper writes a_t = rho a_{t-1} + (1 - rho) s_{t-1}; with rho fixed that is the same
- * neuron with beta_a scaled by (1 - rho). Sinabs' ALIF has the same structure.
- *
- * Backward is BPTT through v and a: the spike feeds the adaptation differentiably (a neuron
- * learns that firing now raises its threshold later). The reset term s_{t-1} b_{t-1} is
- * detached by default (no gradient through it, as snnTorch does for LIF); detach_reset: false
- * makes it part of the graph. beta is a weight ([1], or [N] when given as a distribution) and is
- * trained with learn_beta; rho, b0, beta_a and the slope are constants.
- *
- * The plugin uses only the host table it is handed (never libspikecl's functions), so it loads
- * into any spikecl with plugin ABI 1.x, x >= the minor it was built with. */
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
-
+ * Backward is BPTT through v and a; the reset term is detached unless detach_reset: false. beta
+ * is a weight ([1], or [N] from a distribution), trained with learn_beta. The plugin calls only
+ * the host table, so it loads into any spikecl with plugin ABI 1.x, x >= the minor it was built
+ * with (SPK_PLUGIN_DEFINE checks). */
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
 
@@ -34,8 +15,9 @@
 #include "alif_cl.h" /* alif_cl_source: the same file's text, for OpenCL (generated) */
 
 typedef struct alif_priv {
-    int n;   /* neurons per sample */
-    int cfg; /* ALIF_CFG_NODETACH when the reset is not detached */
+    int n;        /* neurons per sample */
+    int cfg;      /* ALIF_CFG_NODETACH when the reset is not detached */
+    int in_steps; /* 0 for a constant input: every step reads the same [B, N] */
     float rho, b0, beta_a, slope;
     int w_beta;   /* weight index of beta */
     int s_v, s_a; /* saved v_t and a_t, [T, B, N] */
@@ -56,97 +38,61 @@ static const spk_param_spec alif_params[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-/* spk_error is a plain record: fill it here rather than call libspikecl's spk_error_set */
-static int alif_fail(spk_error *err, int code, const char *fmt, ...)
-{
-    if (!err)
-        return code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    err->code = code;
-    return code;
-}
-
 static int alif_init(spk_layer *l, spk_error *err)
 {
     const spk_host_api *h = l->host;
-    if (l->n_in != 1)
-        return alif_fail(err, SPK_ERR_SHAPE, "expected 1 input, got %d", l->n_in);
-    const spk_shape *in = &l->in[0];
-    if (in->time != SPK_TIME_STEPS && in->time != SPK_TIME_CONST)
-        return alif_fail(err, SPK_ERR_SHAPE,
-                         "expected an input over time ([T, B, N] or constant [B, N]), got one "
-                         "without a time axis");
-    alif_priv p;
-    memset(&p, 0, sizeof p);
-    p.n = spk_shape_size(in);
-    p.rho = (float)h->param_num(l, "rho");
-    p.b0 = (float)h->param_num(l, "b0");
-    p.beta_a = (float)h->param_num(l, "beta_a");
-    p.slope = (float)h->param_num(l, "slope");
-    if (!h->param_num(l, "detach_reset"))
-        p.cfg |= ALIF_CFG_NODETACH;
-
+    if (l->n_in != 1 || l->in[0].time == SPK_TIME_NONE)
+        return h->set_error(err, SPK_ERR_SHAPE,
+                            "expected one input over time ([T, B, N] or constant [B, N])");
     spk_init bi = h->param_init(l, "beta");
-    if (bi.kind == SPK_INIT_CONSTANT && (bi.a < 0.0f || bi.a > 1.0f))
-        return alif_fail(err, SPK_ERR_INVALID, "beta: expected a value in [0, 1], got %g", bi.a);
-    if (bi.kind == SPK_INIT_UNIFORM && (bi.a < 0.0f || bi.b > 1.0f || bi.a > bi.b))
-        return alif_fail(err, SPK_ERR_INVALID,
-                         "beta: expected a uniform range inside [0, 1], got [%g, %g]", bi.a, bi.b);
+    float hi = bi.kind == SPK_INIT_UNIFORM ? bi.b : bi.a;
+    if (bi.kind != SPK_INIT_NORMAL && (bi.a < 0.0f || hi > 1.0f || bi.a > hi))
+        return h->set_error(err, SPK_ERR_INVALID, "beta: expected values in [0, 1], got [%g, %g]",
+                            bi.a, hi);
+    alif_priv *p = h->alloc(sizeof *p);
+    if (!p)
+        return h->set_error(err, SPK_ERR_NOMEM, "out of memory");
+    h->set_priv(l, p); /* the host calls destroy even when init fails below */
+    *p = (alif_priv){.n = spk_shape_size(&l->in[0]),
+                     .in_steps = l->in[0].time == SPK_TIME_STEPS,
+                     .cfg = h->param_num(l, "detach_reset") ? 0 : ALIF_CFG_NODETACH,
+                     .rho = (float)h->param_num(l, "rho"),
+                     .b0 = (float)h->param_num(l, "b0"),
+                     .beta_a = (float)h->param_num(l, "beta_a"),
+                     .slope = (float)h->param_num(l, "slope"),
+                     .s_gbeta = -1};
     int learn = h->param_num(l, "learn_beta") != 0;
-    spk_shape ws = {
-        .ndim = 1, .dims = {bi.kind == SPK_INIT_CONSTANT ? 1 : p.n}, .time = SPK_TIME_NONE};
-    if ((p.w_beta = h->add_weight(l, "beta", ws, bi, err)) < 0)
-        return -p.w_beta;
-    spk_weight *w = &l->weights[p.w_beta];
-    w->frozen = !learn;
-    w->decay = 0;
-    w->clamp = 1;
-    w->lo = 0.0f;
-    w->hi = 1.0f;
-
-    if ((p.s_v = h->add_state(l, "v", p.n, SPK_TIME_STEPS, err)) < 0)
-        return -p.s_v;
-    if ((p.s_a = h->add_state(l, "a", p.n, SPK_TIME_STEPS, err)) < 0)
-        return -p.s_a;
-    p.s_gbeta = -1;
-    if (learn && (p.s_gbeta = h->add_state(l, "grad_beta_part", p.n, SPK_TIME_NONE, err)) < 0)
-        return -p.s_gbeta;
-
-    l->out = *in;
-    l->out.time = SPK_TIME_STEPS;
-    alif_priv *pp = h->alloc(sizeof *pp);
-    if (!pp)
-        return alif_fail(err, SPK_ERR_NOMEM, "out of memory");
-    *pp = p;
-    l->priv = pp;
+    spk_shape ws = spk_shape_1d(bi.kind == SPK_INIT_CONSTANT ? 1 : p->n, SPK_TIME_NONE);
+    if ((p->w_beta = h->add_weight(l, "beta", ws, bi, err)) < 0)
+        return -p->w_beta;
+    int rc = h->set_weight(l, p->w_beta, (learn ? 0 : SPK_WEIGHT_FROZEN) | SPK_WEIGHT_CLAMP, 0.0f,
+                           1.0f, err);
+    if (rc)
+        return rc;
+    if ((p->s_v = h->add_state(l, "v", p->n, SPK_TIME_STEPS, err)) < 0)
+        return -p->s_v;
+    if ((p->s_a = h->add_state(l, "a", p->n, SPK_TIME_STEPS, err)) < 0)
+        return -p->s_a;
+    if (learn && (p->s_gbeta = h->add_state(l, "grad_beta_part", p->n, SPK_TIME_NONE, err)) < 0)
+        return -p->s_gbeta;
+    h->set_output(l, spk_shape_timed(l->in[0], SPK_TIME_STEPS));
     return SPK_OK;
 }
 
 static void alif_destroy(spk_layer *l)
 {
     l->host->free(l->priv);
-    l->priv = NULL;
-}
-
-/* 0 for a constant input: every step reads the same [B, N] */
-static int alif_in_stride(const spk_layer *l, int bn)
-{
-    return l->in[0].time == SPK_TIME_STEPS ? bn : 0;
 }
 
 static int alif_forward_layer(spk_layer *l, spk_exec *x)
 {
     const alif_priv *p = l->priv;
     const spk_weight *wb = &l->weights[p->w_beta];
-    const int bn = x->B * p->n;
-    const int cfg = p->cfg | (x->smooth ? ALIF_CFG_SMOOTH : 0);
+    const int bn = x->B * p->n, cfg = p->cfg | (x->smooth ? ALIF_CFG_SMOOTH : 0);
     return SPK_LAUNCH(l, x, "alif_forward", (size_t)bn, SPK_ARG_BUF(x->out),
                       SPK_ARG_BUF(&l->state[p->s_v].t), SPK_ARG_BUF(&l->state[p->s_a].t),
                       SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(&wb->value), SPK_ARG_INT(x->T),
-                      SPK_ARG_INT(bn), SPK_ARG_INT(p->n), SPK_ARG_INT(alif_in_stride(l, bn)),
+                      SPK_ARG_INT(bn), SPK_ARG_INT(p->n), SPK_ARG_INT(p->in_steps ? bn : 0),
                       SPK_ARG_INT(wb->value.numel > 1), SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->rho),
                       SPK_ARG_FLOAT(p->b0), SPK_ARG_FLOAT(p->beta_a), SPK_ARG_FLOAT(p->slope));
 }
@@ -157,50 +103,37 @@ static int alif_backward_layer(spk_layer *l, spk_exec *x)
     spk_weight *wb = &l->weights[p->w_beta];
     const int bn = x->B * p->n;
     spk_tensor *v = &l->state[p->s_v].t;
-    const int want_gb = p->s_gbeta >= 0 && !wb->frozen;
-    int cfg = p->cfg | (x->smooth ? ALIF_CFG_SMOOTH : 0);
-    if (x->grad_in[0])
-        cfg |= ALIF_CFG_WANT_GIN;
-    if (want_gb)
-        cfg |= ALIF_CFG_WANT_GBETA;
-    if (!x->grad_in[0] && !want_gb)
+    const int want_gin = x->grad_in[0] != NULL, want_gb = p->s_gbeta >= 0 && !wb->frozen;
+    if (!want_gin && !want_gb)
         return SPK_OK;
+    const int cfg = p->cfg | (x->smooth ? ALIF_CFG_SMOOTH : 0) |
+                    (want_gin ? ALIF_CFG_WANT_GIN : 0) | (want_gb ? ALIF_CFG_WANT_GBETA : 0);
     /* a buffer the kernel will not write still has to be a valid argument */
     spk_tensor *gin = x->grad_in[0] ? x->grad_in[0] : v;
     spk_tensor *part = want_gb ? &l->state[p->s_gbeta].t : v;
     int rc = SPK_LAUNCH(l, x, "alif_backward", (size_t)bn, SPK_ARG_BUF(gin), SPK_ARG_BUF(part),
                         SPK_ARG_BUF(x->grad_out), SPK_ARG_BUF(v), SPK_ARG_BUF(&l->state[p->s_a].t),
                         SPK_ARG_BUF(&wb->value), SPK_ARG_INT(x->T), SPK_ARG_INT(bn),
-                        SPK_ARG_INT(p->n), SPK_ARG_INT(alif_in_stride(l, bn)),
+                        SPK_ARG_INT(p->n), SPK_ARG_INT(p->in_steps ? bn : 0),
                         SPK_ARG_INT(wb->value.numel > 1), SPK_ARG_INT(cfg), SPK_ARG_FLOAT(p->rho),
                         SPK_ARG_FLOAT(p->b0), SPK_ARG_FLOAT(p->beta_a), SPK_ARG_FLOAT(p->slope));
     if (rc || !want_gb)
         return rc;
     /* dL/dbeta: the partials summed over the batch, into [N] or, for a shared beta, over the
-     * neurons too (in place into row 0 first) */
-    if (wb->grad.numel > 1)
-        return SPK_LAUNCH(l, x, "alif_colsum", (size_t)p->n, SPK_ARG_BUF(&wb->grad),
-                          SPK_ARG_BUF(part), SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(1));
-    rc = SPK_LAUNCH(l, x, "alif_colsum", (size_t)p->n, SPK_ARG_BUF(part), SPK_ARG_BUF(part),
-                    SPK_ARG_INT(p->n), SPK_ARG_INT(x->B), SPK_ARG_INT(0));
-    if (rc)
-        return rc;
-    return SPK_LAUNCH(l, x, "alif_colsum", 1, SPK_ARG_BUF(&wb->grad), SPK_ARG_BUF(part),
-                      SPK_ARG_INT(1), SPK_ARG_INT(p->n), SPK_ARG_INT(1));
+     * neurons too */
+    return l->host->reduce_grad(x, &wb->grad, part, x->B, p->n);
 }
 
 static const spk_cpu_kernel alif_cpu_kernels[] = {
     SPK_CPU_KERNEL(alif_forward),
     SPK_CPU_KERNEL(alif_backward),
-    SPK_CPU_KERNEL(alif_colsum),
     {0},
 };
 
 static const spk_layer_type alif_type = {
-    .abi_major = SPK_ABI_MAJOR,
-    .abi_minor = SPK_ABI_MINOR,
-    .struct_size = sizeof(spk_layer_type),
+    SPK_LAYER_TYPE_HEADER,
     .name = "neuron.alif",
+    .version = "1.1.0",
     .kind = SPK_KIND_NEURON,
     .summary = "adaptive-threshold LIF (LSNN, Bellec et al. 2018), surrogate-gradient BPTT",
     .params = alif_params,
@@ -213,17 +146,4 @@ static const spk_layer_type alif_type = {
                 .cpu_kernels = alif_cpu_kernels},
 };
 
-/* The one symbol the host looks for. */
-int spk_plugin_init(const spk_host_api *host, spk_registry *reg, spk_error *err);
-int spk_plugin_init(const spk_host_api *host, spk_registry *reg, spk_error *err)
-{
-    /* The version fields open every host table, so they are safe to read from any host. Another
-     * major means another layout: call nothing. (A plugin that needs a host function added in
-     * minor k would also refuse host->abi_minor < k here.) */
-    if (host->abi_major != SPK_ABI_MAJOR)
-        return alif_fail(err, SPK_ERR_PLUGIN,
-                         "neuron.alif was built for spikecl plugin ABI %d.%d, the host has %u.%u",
-                         SPK_ABI_MAJOR, SPK_ABI_MINOR, (unsigned)host->abi_major,
-                         (unsigned)host->abi_minor);
-    return host->register_type(reg, &alif_type, err);
-}
+SPK_PLUGIN_DEFINE(&alif_type) /* the entry point, with its version check */

@@ -109,20 +109,5 @@ SPK_KERNEL void alif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
     SPK_END_ITEMS
 }
 
-/* dst[c] (+)= sum over r of src[r*cols + c]; dst may alias row 0 of src (each item reads only
- * its own column before writing it). */
-SPK_KERNEL void alif_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, const int cols,
-                            const int rows, const int accumulate)
-{
-    SPK_FOR_ITEMS(c, cols) {
-        float s = 0.0f;
-        for (int r = 0; r < rows; r++)
-            s += src[r * cols + c];
-        dst[c] = accumulate ? dst[c] + s : s;
-    }
-    SPK_END_ITEMS
-}
-
 SPK_CPU_ENTRY(alif_forward, B, B, B, B, B, I, I, I, I, I, I, F, F, F, F)
 SPK_CPU_ENTRY(alif_backward, B, B, B, B, B, B, I, I, I, I, I, I, F, F, F, F)
-SPK_CPU_ENTRY(alif_colsum, B, B, I, I, I)

@@ -1,0 +1,159 @@
+/* spikecl — the single-source kernel convention.
+ *
+ * A plugin writes its kernels once, in the common subset of C99 and OpenCL C, in a .cl file:
+ *
+ *   SPK_KERNEL void scale(SPK_GLOBAL float *y, SPK_GLOBAL const float *x, const int n,
+ *                         const float a)
+ *   {
+ *       SPK_FOR_ITEMS(i, n) {
+ *           y[i] = a * x[i];
+ *       } SPK_END_ITEMS
+ *   }
+ *   SPK_CPU_ENTRY(scale, B, B, I, F)
+ *
+ * The OpenCL backend builds the file's text as a program (one work item per i, guarded by n).
+ * The CPU backend compiles the same file as C, included from the plugin's .c file after this
+ * header: SPK_FOR_ITEMS becomes an OpenMP loop over i, and SPK_CPU_ENTRY generates a function that
+ * unpacks an argument array (B = buffer, I = int, F = float, in order) and calls the kernel.
+ * Inside SPK_FOR_ITEMS do not `return`; the body is a loop on the CPU.
+ * Math: use the float functions of C99 (expf, fabsf, ...); OpenCL maps them to its built-ins. */
+#ifndef SPIKECL_KERNEL_H
+#define SPIKECL_KERNEL_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "spikecl/philox.h"
+#include "spikecl/surrogate.h"
+
+typedef enum spk_karg_type {
+    SPK_KARG_BUF = 'B',
+    SPK_KARG_INT = 'I',
+    SPK_KARG_FLOAT = 'F'
+} spk_karg_type;
+
+/* One kernel argument as passed to a launch. For SPK_KARG_BUF, p is a spk_buffer * when a plugin
+ * launches; the CPU backend swaps in the buffer's host pointer before it calls the entry. */
+typedef struct spk_karg {
+    int type;
+    union {
+        void *p;
+        int32_t i;
+        float f;
+    } v;
+} spk_karg;
+
+typedef void (*spk_cpu_entry_fn)(const spk_karg *args);
+
+/* A kernel compiled for the CPU: its name, its argument signature ("B, B, I, F") and its entry. */
+typedef struct spk_cpu_kernel {
+    const char *name;
+    const char *signature;
+    spk_cpu_entry_fn entry;
+} spk_cpu_kernel;
+
+#define SPK_KERNEL static
+#define SPK_GLOBAL
+/* Small loops stay on one thread: waking the OpenMP team costs more than they do. */
+#define SPK_FOR_ITEMS(i, n)                                                                        \
+    {                                                                                              \
+        const int spk__n = (n);                                                                    \
+        _Pragma("omp parallel for schedule(static) if (spk__n > 4096)") for (int i = 0;            \
+                                                                             i < spk__n; i++)      \
+        {
+#define SPK_END_ITEMS                                                                              \
+    }                                                                                              \
+    }
+
+/* The argument unpacking behind SPK_CPU_ENTRY (up to 24 arguments). */
+#define SPK__ARG_B(k) (a[k].v.p)
+#define SPK__ARG_I(k) (a[k].v.i)
+#define SPK__ARG_F(k) (a[k].v.f)
+#define SPK__A(t, k)  SPK__ARG_##t(k)
+#define SPK__NARGS(...)                                                                            \
+    SPK__NARGS_(__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7,  \
+                6, 5, 4, 3, 2, 1, 0)
+#define SPK__NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17,    \
+                    _18, _19, _20, _21, _22, _23, _24, N, ...)                                     \
+    N
+#define SPK__CAT(a, b)  SPK__CAT_(a, b)
+#define SPK__CAT_(a, b) a##b
+#define SPK__MAP(...)   SPK__CAT(SPK__MAPN_, SPK__NARGS(__VA_ARGS__))(__VA_ARGS__)
+/* SPK__MAPN_k(t1..tk) expands to SPK__A(t1,0), ..., SPK__A(tk,k-1). */
+#define SPK__MAPN_1(t1)                         SPK__A(t1, 0)
+#define SPK__MAPN_2(t1, t2)                     SPK__MAPN_1(t1), SPK__A(t2, 1)
+#define SPK__MAPN_3(t1, t2, t3)                 SPK__MAPN_2(t1, t2), SPK__A(t3, 2)
+#define SPK__MAPN_4(t1, t2, t3, t4)             SPK__MAPN_3(t1, t2, t3), SPK__A(t4, 3)
+#define SPK__MAPN_5(t1, t2, t3, t4, t5)         SPK__MAPN_4(t1, t2, t3, t4), SPK__A(t5, 4)
+#define SPK__MAPN_6(t1, t2, t3, t4, t5, t6)     SPK__MAPN_5(t1, t2, t3, t4, t5), SPK__A(t6, 5)
+#define SPK__MAPN_7(t1, t2, t3, t4, t5, t6, t7) SPK__MAPN_6(t1, t2, t3, t4, t5, t6), SPK__A(t7, 6)
+#define SPK__MAPN_8(t1, t2, t3, t4, t5, t6, t7, t8)                                                \
+    SPK__MAPN_7(t1, t2, t3, t4, t5, t6, t7), SPK__A(t8, 7)
+#define SPK__MAPN_9(t1, t2, t3, t4, t5, t6, t7, t8, t9)                                            \
+    SPK__MAPN_8(t1, t2, t3, t4, t5, t6, t7, t8), SPK__A(t9, 8)
+#define SPK__MAPN_10(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10)                                      \
+    SPK__MAPN_9(t1, t2, t3, t4, t5, t6, t7, t8, t9), SPK__A(t10, 9)
+#define SPK__MAPN_11(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11)                                 \
+    SPK__MAPN_10(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10), SPK__A(t11, 10)
+#define SPK__MAPN_12(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12)                            \
+    SPK__MAPN_11(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11), SPK__A(t12, 11)
+#define SPK__MAPN_13(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13)                       \
+    SPK__MAPN_12(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12), SPK__A(t13, 12)
+#define SPK__MAPN_14(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14)                  \
+    SPK__MAPN_13(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13), SPK__A(t14, 13)
+#define SPK__MAPN_15(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15)             \
+    SPK__MAPN_14(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14), SPK__A(t15, 14)
+#define SPK__MAPN_16(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16)        \
+    SPK__MAPN_15(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15), SPK__A(t16, 15)
+#define SPK__MAPN_17(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17)   \
+    SPK__MAPN_16(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16),           \
+        SPK__A(t17, 16)
+#define SPK__MAPN_18(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17,   \
+                     t18)                                                                          \
+    SPK__MAPN_17(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17),      \
+        SPK__A(t18, 17)
+#define SPK__MAPN_19(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17,   \
+                     t18, t19)                                                                     \
+    SPK__MAPN_18(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17, t18), \
+        SPK__A(t19, 18)
+#define SPK__MAPN_20(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17,   \
+                     t18, t19, t20)                                                                \
+    SPK__MAPN_19(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17, t18,  \
+                 t19),                                                                             \
+        SPK__A(t20, 19)
+
+#define SPK__MAPN_21(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17,   \
+                     t18, t19, t20, t21)                                                           \
+    SPK__MAPN_20(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17, t18,  \
+                 t19, t20),                                                                        \
+        SPK__A(t21, 20)
+#define SPK__MAPN_22(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17,   \
+                     t18, t19, t20, t21, t22)                                                      \
+    SPK__MAPN_21(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17, t18,  \
+                 t19, t20, t21),                                                                   \
+        SPK__A(t22, 21)
+#define SPK__MAPN_23(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17,   \
+                     t18, t19, t20, t21, t22, t23)                                                 \
+    SPK__MAPN_22(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17, t18,  \
+                 t19, t20, t21, t22),                                                              \
+        SPK__A(t23, 22)
+#define SPK__MAPN_24(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17,   \
+                     t18, t19, t20, t21, t22, t23, t24)                                            \
+    SPK__MAPN_23(t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17, t18,  \
+                 t19, t20, t21, t22, t23),                                                         \
+        SPK__A(t24, 23)
+
+#define SPK_CPU_ENTRY(name, ...)                                                                   \
+    static const char name##__spk_sig[] = #__VA_ARGS__;                                            \
+    static void name##__spk_entry(const spk_karg *a)                                               \
+    {                                                                                              \
+        name(SPK__MAP(__VA_ARGS__));                                                               \
+    }
+
+/* An entry of a plugin's CPU kernel table; end the table with {0}. */
+#define SPK_CPU_KERNEL(name)                                                                       \
+    {                                                                                              \
+#name, name##__spk_sig, name##__spk_entry                                                  \
+    }
+
+#endif

@@ -1,0 +1,184 @@
+/* spikecl — spiking neural networks in C, on the CPU and on OpenCL devices.
+ * The public API: load a YAML model, open a device, make a session, train and evaluate. */
+#ifndef SPIKECL_H
+#define SPIKECL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spikecl/backend.h"
+#include "spikecl/data.h"
+#include "spikecl/error.h"
+#include "spikecl/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SPIKECL_VERSION "0.1.0"
+
+/* ---- registry of layer types ---- */
+
+/* The process-wide registry, holding the built-in layers (created on first use). */
+spk_registry *spk_registry_default(void);
+const spk_layer_type *spk_registry_find(const spk_registry *reg, const char *name);
+int spk_registry_count(const spk_registry *reg);
+const spk_layer_type *spk_registry_get(const spk_registry *reg, int i, const char **source);
+/* The host functions handed to plugins. */
+const spk_host_api *spk_host_api_get(void);
+/* Where a type came from: "built-in" or the plugin's path; NULL when the name is unknown. */
+const char *spk_registry_source(const spk_registry *reg, const char *type_name);
+
+/* ---- plugins (shared libraries) ---- */
+
+/* Loads a plugin shared library into the default registry: dlopen, then its spk_plugin_init
+ * registers its types. Loading the same file again is a no-op; a library stays loaded for the
+ * life of the process. Errors name the file: SPK_ERR_NOTFOUND when it does not exist,
+ * SPK_ERR_PLUGIN when it is not a loadable library, has no spk_plugin_init, was built for
+ * another ABI, registers a name already taken or a bad parameter table, or its init fails. If
+ * the init fails, the types it registered before failing are removed again. Not thread-safe. */
+int spk_plugin_load(const char *path, spk_error *err);
+/* Loads every *.so in each folder of $SPIKECL_PLUGIN_PATH (colon-separated; an entry may also
+ * name a library file), in name order. Keeps going after a failure and reports the first one
+ * ("SPIKECL_PLUGIN_PATH: ..."). Unset or empty: nothing to do. */
+int spk_plugin_load_path_env(spk_error *err);
+
+/* ---- models (parsed YAML) ---- */
+
+typedef enum spk_optim_kind { SPK_OPTIM_SGD, SPK_OPTIM_ADAM, SPK_OPTIM_ADAMW } spk_optim_kind;
+
+typedef struct spk_optim_config {
+    int kind; /* spk_optim_kind */
+    float lr;
+    float momentum;     /* SGD */
+    int nesterov;       /* SGD */
+    float beta1, beta2; /* Adam/AdamW */
+    float eps;
+    float weight_decay; /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
+    float clip_norm;    /* > 0: scale gradients so that their global L2 norm is at most this */
+    int schedule;       /* spk_lr_schedule */
+    float min_lr;       /* cosine: the rate at the end of the last epoch */
+} spk_optim_config;
+
+typedef enum spk_lr_schedule {
+    SPK_LR_CONSTANT,
+    SPK_LR_COSINE, /* lr(p) = min_lr + (lr - min_lr) (1 + cos(pi p)) / 2, p = progress in [0, 1] */
+} spk_lr_schedule;
+
+typedef struct spk_train_config {
+    char *train_images, *train_labels; /* absolute or relative to the working directory */
+    char *test_images, *test_labels;
+    int batch;
+    int epochs;
+    spk_optim_config optim;
+} spk_train_config;
+
+typedef struct spk_model spk_model; /* see core/src/model.h */
+
+/* Parses and validates a model file. Errors carry "file:line:col: ..." and the layer's name. */
+int spk_model_load(const char *path, spk_model **out, spk_error *err);
+/* Same, from text; `name` stands for the file name in messages and relative paths resolve
+ * against the working directory. */
+int spk_model_load_string(const char *yaml, const char *name, spk_model **out, spk_error *err);
+void spk_model_free(spk_model *m);
+const char *spk_model_name(const spk_model *m);
+int spk_model_time_steps(const spk_model *m);
+spk_train_config *spk_model_train_config(spk_model *m);
+uint64_t spk_model_seed(const spk_model *m);
+void spk_model_set_seed(spk_model *m, uint64_t seed);
+
+/* ---- sessions: a model placed on a backend for a batch size ---- */
+
+typedef struct spk_session spk_session;
+
+typedef struct spk_batch_stats {
+    double loss_sum; /* sum of per-sample losses */
+    int correct;     /* samples whose argmax matched the label */
+    int n;           /* samples */
+} spk_batch_stats;
+
+int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out, spk_error *err);
+void spk_session_free(spk_session *s);
+
+/* One optimisation step on n <= batch samples (x: n * input floats, already scaled). */
+int spk_session_train_batch(spk_session *s, const float *x, const int32_t *labels, int n,
+                            spk_batch_stats *st, spk_error *err);
+/* The same step in two halves, so that the host can prepare the next batch while a device
+ * computes: submit enqueues the upload, forward, backward and update; finish reads back the
+ * loss and readout (waiting for the device) and accumulates the stats. */
+int spk_session_train_submit(spk_session *s, const float *x, const int32_t *labels, int n,
+                             spk_error *err);
+int spk_session_train_finish(spk_session *s, spk_batch_stats *st, spk_error *err);
+/* Forward only; accumulates loss and accuracy. */
+int spk_session_eval_batch(spk_session *s, const float *x, const int32_t *labels, int n,
+                           spk_batch_stats *st, spk_error *err);
+void spk_session_set_epoch(spk_session *s, int epoch);
+/* The data-set indices of the samples of the next batch (train or eval), which key per-sample
+ * random streams. Without them a batch's samples are numbered by position in the session's
+ * sequence of batches. */
+int spk_session_set_sample_ids(spk_session *s, const uint32_t *ids, int n, spk_error *err);
+/* The learning rate of the next steps (the training loop applies the schedule through it). */
+void spk_session_set_lr(spk_session *s, float lr);
+const spk_optim_config *spk_session_optim(const spk_session *s);
+
+/* The readout [n, classes] of the last forward, downloaded (classes floats per sample). */
+int spk_session_readout(spk_session *s, float *out, int n, spk_error *err);
+int spk_session_classes(const spk_session *s);
+int spk_session_input_size(const spk_session *s); /* floats per sample */
+float spk_session_input_scale(const spk_session *s);
+
+/* Learnable tensors by name, "layer.weight" (for tests and tools). */
+int spk_session_weight_count(const spk_session *s);
+const char *spk_session_weight_name(const spk_session *s, int i);
+size_t spk_session_weight_numel(const spk_session *s, int i);
+int spk_session_weight_get(spk_session *s, int i, float *dst, spk_error *err);
+int spk_session_weight_set(spk_session *s, int i, const float *src, spk_error *err);
+int spk_session_grad_get(spk_session *s, int i, float *dst, spk_error *err);
+
+/* Forward and backward without an optimizer step (gradients land in the weights' grad). */
+int spk_session_forward_backward(spk_session *s, const float *x, const int32_t *labels, int n,
+                                 spk_batch_stats *st, spk_error *err);
+
+/* Per-layer timing for benchmarks: with profiling on, the session synchronises the backend after
+ * every layer (which costs a little) and accumulates forward and backward seconds per layer.
+ * Nodes are the layers in file order, then the readout, then the loss. */
+void spk_session_set_profile(spk_session *s, int on);
+int spk_session_node_count(const spk_session *s);
+const char *spk_session_node_name(const spk_session *s, int i);
+void spk_session_node_times(const spk_session *s, int i, double *forward_s, double *backward_s);
+/* Seconds spent in the optimizer update (profiling on). */
+double spk_session_optimizer_time(const spk_session *s);
+
+/* Test mode: neurons use the smooth function whose derivative is their surrogate instead of the
+ * spike step, so finite differences can check the whole backward pass. */
+void spk_session_set_smooth(spk_session *s, int on);
+
+/* Checkpoints: safetensors, written atomically. */
+int spk_session_save(spk_session *s, const char *path, spk_error *err);
+int spk_session_load(spk_session *s, const char *path, spk_error *err);
+/* The optimizer's state (moments, step count) and the number of finished epochs, in a file of
+ * its own next to the weights: with both, a run resumes exactly where it stopped. */
+int spk_session_save_state(spk_session *s, const char *path, int epochs_done, spk_error *err);
+int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, spk_error *err);
+
+/* ---- training loops (what the CLI runs) ---- */
+
+typedef struct spk_progress {
+    int epoch, epochs;
+    int done, total; /* samples in this epoch */
+    double loss;     /* running mean */
+    double accuracy; /* running train accuracy */
+    double samples_per_s;
+    double eta_s;
+} spk_progress;
+
+typedef void (*spk_progress_fn)(const spk_progress *p, void *user);
+
+int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_progress_fn cb,
+                    void *user, spk_batch_stats *st, spk_error *err);
+int spk_evaluate(spk_session *s, spk_loader *ld, spk_batch_stats *st, spk_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
