@@ -315,6 +315,11 @@ static int cmd_train(const opts *o)
         rc = open_device(o, &be, &err);
     if (!rc)
         rc = spk_session_new(m, be, tc->batch, &s, &err);
+    /* before anything is written: both splits must fit the model's input */
+    if (!rc && (rc = spk_session_check_data(s, tr, &err)))
+        spk_error_prefix(&err, rc, "training set");
+    if (!rc && (rc = spk_session_check_data(s, te, &err)))
+        spk_error_prefix(&err, rc, "test set");
     if (!rc)
         rc = make_dirs(outdir, &err);
     int first = 0; /* epochs already done by the run being resumed */
@@ -440,6 +445,8 @@ static int cmd_bench(const opts *o)
         rc = open_device(o, &be, &err);
     if (!rc)
         rc = spk_session_new(m, be, batch, &s, &err);
+    if (!rc && !synthetic)
+        rc = spk_session_check_data(s, tr, &err);
     int in = rc ? 0 : spk_session_input_size(s);
     float *x = rc ? NULL : malloc((size_t)batch * in * sizeof(float));
     int32_t *y = rc ? NULL : malloc((size_t)batch * sizeof(int32_t));

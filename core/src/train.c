@@ -43,9 +43,13 @@ static void bufs_free(batch_bufs *b)
 int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_progress_fn cb,
                     void *user, spk_batch_stats *st, spk_error *err)
 {
+    /* a sample of another size would overrun (or half fill) the batch buffer */
+    int rc = spk_session_check_data(s, spk_loader_dataset(ld), err);
+    if (rc)
+        return rc;
     /* two host batches: the loader fills one while the device trains on the other */
     batch_bufs b[2];
-    int rc = bufs_new(s, spk_loader_batch_size(ld), &b[0], err);
+    rc = bufs_new(s, spk_loader_batch_size(ld), &b[0], err);
     if (rc)
         return rc;
     if ((rc = bufs_new(s, spk_loader_batch_size(ld), &b[1], err))) {
@@ -97,7 +101,10 @@ int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_p
 int spk_evaluate(spk_session *s, spk_loader *ld, spk_batch_stats *st, spk_error *err)
 {
     batch_bufs b;
-    int rc = bufs_new(s, spk_loader_batch_size(ld), &b, err);
+    int rc = spk_session_check_data(s, spk_loader_dataset(ld), err);
+    if (rc)
+        return rc;
+    rc = bufs_new(s, spk_loader_batch_size(ld), &b, err);
     if (rc)
         return rc;
     spk_loader_start_epoch(ld, 0);

@@ -126,6 +126,10 @@ int spk_session_readout(spk_session *s, float *out, int n, spk_error *err);
 int spk_session_classes(const spk_session *s);
 int spk_session_input_size(const spk_session *s); /* floats per sample */
 float spk_session_input_scale(const spk_session *s);
+/* SPK_ERR_SHAPE (both shapes in the message) unless the data set's samples have the model's
+ * input shape: [C, H, W] for a 3-d input, [H, W] with C = 1 for a 2-d one, C*H*W values for a
+ * flat one. spk_train_epoch and spk_evaluate check their loader's set with it. */
+int spk_session_check_data(const spk_session *s, const spk_dataset *ds, spk_error *err);
 
 /* Learnable tensors by name, "layer.weight" (for tests and tools). */
 int spk_session_weight_count(const spk_session *s);
