@@ -96,8 +96,8 @@ Test(hardening, image_size_mismatch_refused_by_every_command, .timeout = 300)
     char args[2048], *out;
     /* eval needs weights of the right shape: a checkpoint of a 28x28 run */
     char *ok = make_data("img28", 40, 28, 28);
-    snprintf(args, sizeof args, "train %s --data %s --device cpu --epochs 1 --out %s/ok", model,
-             ok, spk_test_tmpdir());
+    snprintf(args, sizeof args, "train %s --data %s --device cpu --epochs 1 --out %s/ok", model, ok,
+             spk_test_tmpdir());
     cr_assert_eq(cli(args, &out), 0, "%s", out);
     free(out);
     free(ok);
@@ -139,8 +139,13 @@ Test(hardening, image_size_mismatch_refused_by_library)
     cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0, "%s", err.msg);
     cr_assert_eq(spk_session_new(m, be, 8, &s, &err), 0, "%s", err.msg);
     uint8_t px[4 * 32 * 32] = {0}, lb[4] = {0, 1, 2, 3};
-    spk_dataset big = {.n = 4, .channels = 1, .height = 32, .width = 32, .n_classes = 4,
-                       .pixels = px, .labels = lb};
+    spk_dataset big = {.n = 4,
+                       .channels = 1,
+                       .height = 32,
+                       .width = 32,
+                       .n_classes = 4,
+                       .pixels = px,
+                       .labels = lb};
     spk_dataset small = big, right = big;
     small.height = small.width = 20;
     right.height = right.width = 28;
@@ -168,8 +173,8 @@ static int train_run(const char *model, const char *data, const char *out_name, 
                      int resume, char **out)
 {
     char args[2048];
-    snprintf(args, sizeof args, "train %s --data %s --device cpu --epochs %d --out %s/%s%s",
-             model, data, epochs, spk_test_tmpdir(), out_name, resume ? " --resume" : "");
+    snprintf(args, sizeof args, "train %s --data %s --device cpu --epochs %d --out %s/%s%s", model,
+             data, epochs, spk_test_tmpdir(), out_name, resume ? " --resume" : "");
     return cli(args, out);
 }
 
@@ -194,8 +199,8 @@ Test(hardening, mismatched_weights_and_state_refused, .timeout = 300)
     /* what a crash between the two renames leaves: epoch-2 weights, epoch-1 optimizer state */
     copy_file("opt-epoch1.safetensors", "pair/optimizer.safetensors");
     cr_expect_eq(train_run(model, data, "pair", 3, 1, &out), 2, "%s", out);
-    cr_expect(strstr(out, "optimizer.safetensors (epoch 1, step 3) belongs to other weights"),
-              "%s", out);
+    cr_expect(strstr(out, "optimizer.safetensors (epoch 1, step 3) belongs to other weights"), "%s",
+              out);
     cr_expect(!strstr(out, "epoch 3/3:"), "trained on:\n%s", out);
     free(out);
     free(data);
@@ -273,6 +278,74 @@ Test(hardening, damaged_optimizer_state_refused, .timeout = 300)
     copy_file("good-state.safetensors", "st/optimizer.safetensors");
     cr_expect_eq(train_run(model, data, "st", 2, 1, &out), 0, "%s", out);
     cr_expect(strstr(out, "after epoch 1"), "%s", out);
+    free(out);
+    free(data);
+    free(model);
+}
+
+/* ---- 6. the model's name, and the JSON result line ---- */
+
+Test(hardening, model_name_validated)
+{
+    const char *bad[] = {"../../x",        "a/b",  "..",       ".hidden",
+                         "'say \"hi\"'",   "x\"y", "\"it's\"", "\"tab\\there\"",
+                         "\"new\\nline\"", "a..b", "~",        "[a]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char line[128], *out;
+        snprintf(line, sizeof line, "name: %s\n", bad[i]);
+        char *model = small_model("badname.yaml", line, NULL);
+        char args[1024];
+        snprintf(args, sizeof args, "train %s --device cpu --data /nonexistent", model);
+        cr_expect_eq(cli(args, &out), 2, "%s: %s", bad[i], out);
+        cr_expect(strstr(out, "badname.yaml:1:7: 'name' must be a word"), "%s: %s", bad[i], out);
+        free(out);
+        free(model);
+    }
+    spk_model *m = NULL;
+    spk_error err = {0};
+    cr_assert_eq(spk_model_load_string("name: mlp-v1.2_b\ninput: {shape: [4]}\ntime_steps: 2\n"
+                                       "layers:\n  - {name: a, type: neuron.lif}\n",
+                                       "ok.yaml", &m, &err),
+                 0, "%s", err.msg);
+    cr_expect_str_eq(spk_model_name(m), "mlp-v1.2_b");
+    spk_model_free(m);
+    /* without a name, the file's base name stands in, made to fit the same rule */
+    cr_assert_eq(spk_model_load_string("input: {shape: [4]}\ntime_steps: 2\n"
+                                       "layers:\n  - {name: a, type: neuron.lif}\n",
+                                       "dir/my \"odd\" model.v2.yaml", &m, &err),
+                 0, "%s", err.msg);
+    cr_expect_str_eq(spk_model_name(m), "my__odd__model_v2");
+    spk_model_free(m);
+}
+
+/* The last line of train, eval and bench is one JSON object that parses, whatever the paths. */
+Test(hardening, json_line_parses_with_odd_paths, .timeout = 300)
+{
+    char *model = small_model("json.yaml", "", NULL);
+    char *data = make_data("jsondata", 32, 28, 28);
+    const char *check = "tail -n 1 | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); "
+                        "print(\"parsed\", d.get(\"checkpoint\", d.get(\"device\")))'";
+    char cmd[4096], *out;
+    /* a folder name with a quote, a backslash, a tab and a byte that is not UTF-8 */
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s train %s --data %s --device cpu --epochs 1 --out \"$(printf "
+             "'o\\042ut\\\\\\\\d\\tir\\377')\" 2>/dev/null | %s",
+             spk_test_tmpdir(), SPK_CLI, model, data, check);
+    cr_expect_eq(spk_test_run(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "parsed ") && strstr(out, "model.safetensors"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s eval %s --data %s --device cpu --weights \"$(printf "
+             "'o\\042ut\\\\\\\\d\\tir\\377')\"/model.safetensors 2>/dev/null | %s",
+             spk_test_tmpdir(), SPK_CLI, model, data, check);
+    cr_expect_eq(spk_test_run(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "parsed cpu"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s bench %s --device cpu --batches 1 --batch 4 2>/dev/null | %s",
+             spk_test_tmpdir(), SPK_CLI, model, check);
+    cr_expect_eq(spk_test_run(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "parsed cpu"), "%s", out);
     free(out);
     free(data);
     free(model);

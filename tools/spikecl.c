@@ -179,6 +179,48 @@ static int open_device(const opts *o, spk_backend **be, spk_error *err)
     return rc;
 }
 
+/* Prints s as a JSON string: quotes, backslashes and control characters escaped, and bytes
+ * that are not valid UTF-8 replaced by U+FFFD, so that the result line always parses. */
+static void json_str(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    fputc('"', f);
+    while (*p) {
+        unsigned c = *p;
+        if (c == '"' || c == '\\') {
+            fprintf(f, "\\%c", c);
+            p++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\u%04x", c);
+            p++;
+        } else if (c < 0x80) {
+            fputc((int)c, f);
+            p++;
+        } else {
+            /* length of a well-formed sequence (RFC 3629), 0 if it is not one */
+            int len = c >= 0xc2 && c <= 0xdf   ? 2
+                      : c >= 0xe0 && c <= 0xef ? 3
+                      : c >= 0xf0 && c <= 0xf4 ? 4
+                                               : 0;
+            for (int k = 1; k < len; k++)
+                if ((p[k] & 0xc0) != 0x80)
+                    len = 0;
+            if (len == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)))
+                len = 0; /* overlong, or a surrogate */
+            if (len == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f)))
+                len = 0;
+            if (len) {
+                fwrite(p, 1, (size_t)len, f);
+                p += len;
+            } else {
+                fputs("\\ufffd", f);
+                p++;
+            }
+        }
+    }
+    fputc('"', f);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -364,10 +406,14 @@ static int cmd_train(const opts *o)
     } else {
         printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"train_loss\": %.5f, "
                "\"train_accuracy\": %.4f, \"epochs\": %d, \"samples_per_s\": %.1f, "
-               "\"seconds\": %.2f, \"device\": \"%s\", \"checkpoint\": \"%s\"}\n",
+               "\"seconds\": %.2f, \"device\": ",
                (double)ev.correct / ev.n, ev.loss_sum / ev.n, st.loss_sum / st.n,
                (double)st.correct / st.n, tc->epochs, train_s > 0 ? trained / train_s : 0.0,
-               now_s() - t0, be->ops->name, ckpt);
+               now_s() - t0);
+        json_str(stdout, be->ops->name);
+        printf(", \"checkpoint\": ");
+        json_str(stdout, ckpt);
+        printf("}\n");
     }
     spk_session_free(s);
     spk_backend_free(be);
@@ -409,10 +455,12 @@ static int cmd_eval(const opts *o)
     int code = 0;
     if (rc)
         code = fail(&err);
-    else
-        printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"samples\": %d, \"device\": "
-               "\"%s\"}\n",
-               (double)ev.correct / ev.n, ev.loss_sum / ev.n, ev.n, be->ops->name);
+    else {
+        printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"samples\": %d, \"device\": ",
+               (double)ev.correct / ev.n, ev.loss_sum / ev.n, ev.n);
+        json_str(stdout, be->ops->name);
+        printf("}\n");
+    }
     spk_session_free(s);
     spk_backend_free(be);
     spk_loader_free(lte);
@@ -546,11 +594,13 @@ static int cmd_bench(const opts *o)
         if (!rc)
             printf("{\"train_samples_per_s\": %.1f, \"infer_samples_per_s\": %.1f, "
                    "\"gemm_fraction\": %s, \"peak_rss_mb\": %.1f, \"batch\": %d, "
-                   "\"batches\": %d, \"time_steps\": %d, \"device\": \"%s\", \"data\": "
-                   "\"%s\"}\n",
+                   "\"batches\": %d, \"time_steps\": %d, \"device\": ",
                    (double)n * o->batches / train_s, (double)n * o->batches / infer_s, frac,
-                   peak_rss_mb(), n, o->batches, spk_model_time_steps(m), be->ops->name,
-                   synthetic ? "synthetic" : "real");
+                   peak_rss_mb(), n, o->batches, spk_model_time_steps(m));
+        if (!rc) {
+            json_str(stdout, be->ops->name);
+            printf(", \"data\": \"%s\"}\n", synthetic ? "synthetic" : "real");
+        }
     }
     int code = rc ? fail(&err) : 0;
     free(x);

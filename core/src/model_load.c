@@ -997,6 +997,18 @@ static int spk_name_ok(const char *s)
     return 1;
 }
 
+/* A model's name: a layer name that may also hold dots, but never "..", nor start with one. */
+static int spk_model_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= SPK_NAME_MAX || s[0] == '.' || strstr(s, ".."))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
+            return 0;
+    return 1;
+}
+
 /* The "name" of a layer mapping as written (NULL when it has none), without checks. */
 static const char *spk_raw_layer_name(spk_ld *ld, yaml_node_t *seq, int j)
 {
@@ -1497,9 +1509,12 @@ static int spk_ld_model(spk_ld *ld, spk_model *m, yaml_node_t *root)
 
     yaml_node_t *x;
     if ((x = spk_ld_get(ld, root, "name"))) {
-        if (!spk_is_scalar(x) || spk_is_null(x) || !*spk_text(x))
-            return spk_ld_fail(ld, x, SPK_ERR_INVALID, "'name' must be a string, got %s",
-                               spk_found(x, fb, sizeof fb));
+        /* the default output folder is runs/NAME: no '/', '..', quotes or control characters */
+        if (!spk_is_scalar(x) || !spk_model_name_ok(spk_text(x)))
+            return spk_ld_fail(ld, x, SPK_ERR_INVALID,
+                               "'name' must be a word of letters, digits, '_', '-' and '.' (not "
+                               "starting with '.', no '..', at most %d characters), got %s",
+                               SPK_NAME_MAX - 1, spk_found(x, fb, sizeof fb));
         free(m->name);
         if (!(m->name = strdup(spk_text(x))))
             return spk_ld_nomem(ld);
@@ -1572,7 +1587,14 @@ static char *spk_base_name(const char *file)
     size_t len = dot && dot != b ? (size_t)(dot - b) : strlen(b);
     if (len == 0)
         return strdup("model");
-    return strndup(b, len);
+    if (len >= SPK_NAME_MAX)
+        len = SPK_NAME_MAX - 1;
+    char *name = strndup(b, len);
+    /* the same rule as a written name: anything else becomes '_' */
+    for (size_t i = 0; name && i < len; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-')
+            name[i] = '_';
+    return name;
 }
 
 static char *spk_dir_name(const char *path)
