@@ -350,3 +350,104 @@ Test(hardening, json_line_parses_with_odd_paths, .timeout = 300)
     free(data);
     free(model);
 }
+
+/* ---- 4. non-finite numbers ---- */
+
+Test(hardening, non_finite_learning_rates_refused)
+{
+    char *model = small_model("lrcli.yaml", "", NULL);
+    const char *bad[] = {"inf", "-inf", "nan", "1e400", "1e39", "0", "-1", "1e-400x", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char args[1024], *out;
+        snprintf(args, sizeof args, "train %s --device cpu --lr %s --data /nonexistent", model,
+                 bad[i]);
+        cr_expect_eq(cli(args, &out), 2, "--lr %s: %s", bad[i], out);
+        cr_expect(strstr(out, "--lr expects a finite number"), "--lr %s: %s", bad[i], out);
+        free(out);
+    }
+    free(model);
+    /* YAML: numbers must fit a float (layer parameters included) */
+    spk_model *m = NULL;
+    spk_error err = {0};
+    cr_expect_eq(spk_model_load_string("input: {shape: [4]}\ntime_steps: 2\nlayers:\n"
+                                       "  - {name: a, type: neuron.lif, beta: 0.5, threshold: "
+                                       "1e300}\n",
+                                       "big.yaml", &m, &err),
+                 SPK_ERR_INVALID);
+    cr_expect(strstr(err.msg, "big.yaml:4:") && strstr(err.msg, "'threshold'"), "%s", err.msg);
+    cr_expect_eq(spk_model_load_string("input: {shape: [4]}\ntime_steps: 2\nlayers:\n"
+                                       "  - {name: a, type: neuron.lif}\n"
+                                       "train: {optimizer: {type: sgd, lr: .inf}}\n",
+                                       "inf.yaml", &m, &err),
+                 SPK_ERR_INVALID);
+    cr_expect(strstr(err.msg, "inf.yaml:5:") && strstr(err.msg, "'lr'"), "%s", err.msg);
+}
+
+/* lr: 3.0e38 is a float, so it loads; the first step makes the weights infinite and the run
+ * stops at once, exit 1, naming epoch, batch and layer, and leaves the last checkpoint alone. */
+Test(hardening, diverging_run_stops_and_keeps_checkpoint, .timeout = 300)
+{
+    char *good = small_model("div-good.yaml", "", NULL);
+    char *bad = small_model("div-bad.yaml", "", "{type: adam, lr: 3.0e38}");
+    char *data = make_data("divdata", 48, 28, 28);
+    char *out, cmd[2048];
+    cr_assert_eq(train_run(good, data, "div", 1, 0, &out), 0, "%s", out);
+    free(out);
+    copy_file("div/model.safetensors", "div-epoch1.safetensors");
+    cr_expect_eq(train_run(bad, data, "div", 2, 0, &out), 1, "%s", out);
+    cr_expect(strstr(out, "training diverged in epoch 1, batch 1 of 3: layer 'fc1'"), "%s", out);
+    cr_expect(strstr(out, "is as it was"), "%s", out);
+    cr_expect(!strstr(out, "test_accuracy"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cmp %s/div/model.safetensors %s/div-epoch1.safetensors",
+             spk_test_tmpdir(), spk_test_tmpdir());
+    cr_expect_eq(spk_test_run(cmd, &out), 0, "checkpoint overwritten: %s", out);
+    free(out);
+    /* --lr 1e9 keeps the weights finite but huge: the run warns */
+    char args[2048];
+    snprintf(args, sizeof args, "train %s --data %s --device cpu --epochs 1 --lr 1e9 --out %s/big",
+             good, data, spk_test_tmpdir());
+    cr_expect_eq(cli(args, &out), 0, "%s", out);
+    cr_expect(strstr(out, "warning: epoch 1: |") && strstr(out, "the weights are exploding"), "%s",
+              out);
+    free(out);
+    free(data);
+    free(good);
+    free(bad);
+}
+
+/* eval (and --resume) refuse a checkpoint that holds NaN or infinite weights. */
+Test(hardening, non_finite_checkpoint_refused, .timeout = 300)
+{
+    char *model = small_model("nanw.yaml", "", NULL);
+    char *data = make_data("nanwdata", 32, 28, 28);
+    char *out, path[1024];
+    cr_assert_eq(train_run(model, data, "nanw", 1, 0, &out), 0, "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/nanw/model.safetensors", spk_test_tmpdir());
+    spk_st_file *f = NULL;
+    spk_error err = {0};
+    cr_assert_eq(spk_safetensors_read(path, &f, &err), 0, "%s", err.msg);
+    spk_st_tensor *t = (spk_st_tensor *)spk_st_file_find(f, "fc2.weight");
+    cr_assert(t);
+    t->data[5] = NAN;
+    snprintf(path, sizeof path, "%s/nan.safetensors", spk_test_tmpdir());
+    cr_assert_eq(spk_safetensors_write(path, f->n, f->tensors, 0, NULL, NULL, &err), 0);
+    t->data[5] = INFINITY;
+    snprintf(path, sizeof path, "%s/inf.safetensors", spk_test_tmpdir());
+    cr_assert_eq(spk_safetensors_write(path, f->n, f->tensors, 0, NULL, NULL, &err), 0);
+    spk_st_file_free(f);
+    const char *files[2] = {"nan", "inf"};
+    for (int k = 0; k < 2; k++) {
+        char args[2048];
+        snprintf(args, sizeof args, "eval %s --data %s --device cpu --weights %s/%s.safetensors",
+                 model, data, spk_test_tmpdir(), files[k]);
+        cr_expect_eq(cli(args, &out), 2, "%s", out);
+        cr_expect(strstr(out, "tensor 'fc2.weight' holds a non-finite value") &&
+                      strstr(out, "at index 5"),
+                  "%s", out);
+        free(out);
+    }
+    free(data);
+    free(model);
+}

@@ -2,6 +2,8 @@
  * Exit codes: 0 ok, 2 bad usage or bad input (message on stderr), 1 any other failure. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,9 @@
 #include "spikecl/spikecl.h"
 
 #define EXIT_USAGE 2
+/* A weight larger than this is taken as a sign of divergence worth a warning (trained spiking
+ * nets keep their weights within a few units; 1e4 leaves wide room). */
+#define SPK_CLI_WARN_WEIGHT 1e4
 
 static const char *usage_text =
     "usage:\n"
@@ -53,6 +58,7 @@ static int fail(const spk_error *err)
     switch (err->code) {
     case SPK_ERR_NOMEM:
     case SPK_ERR_BACKEND:
+    case SPK_ERR_NUMERIC: /* the input was fine; the run diverged */
         return 1;
     default:
         return EXIT_USAGE;
@@ -127,9 +133,13 @@ static int parse_args(int argc, char **argv, opts *o)
             o->seed_set = 1;
         } else if (strcmp(f, "--lr") == 0) {
             char *end;
+            errno = 0;
             o->lr = v ? strtod(v, &end) : -1;
-            if (!v || *end || !(o->lr > 0))
-                return usage_error("--lr expects a positive number, got '%s'", v ? v : "(nothing)");
+            /* inf, nan and anything a float cannot hold (1e400, 1e39) would train to NaN */
+            if (!v || *end || end == v || errno || !isfinite(o->lr) || !(o->lr > 0) ||
+                o->lr > FLT_MAX)
+                return usage_error("--lr expects a finite number in (0, %g], got '%s'",
+                                   (double)FLT_MAX, v ? v : "(nothing)");
         } else if (f[0] == '-' && f[1] == '-' && !v && strcmp(f, "--help"))
             return usage_error("%s needs a value", f);
         else
@@ -388,6 +398,16 @@ static int cmd_train(const opts *o)
         trained += st.n;
         if (!rc)
             rc = spk_evaluate(s, lte, &ev, &err);
+        /* non-finite weights stop the run (the last checkpoint stays); exploding ones warn */
+        double max_abs = 0;
+        char max_name[2 * SPK_NAME_MAX + 2];
+        if (!rc)
+            rc = spk_session_check_weights(s, &max_abs, max_name, sizeof max_name, &err);
+        if (!rc && max_abs > SPK_CLI_WARN_WEIGHT)
+            fprintf(stderr,
+                    "spikecl: warning: epoch %d: |%s| reaches %.3g; the weights are exploding "
+                    "(learning rate %g too high?)\n",
+                    e + 1, max_name, max_abs, (double)tc->optim.lr);
         /* weights first: should the state write fail, the weights still match the epoch */
         if (!rc)
             rc = spk_session_save(s, ckpt, &err);
@@ -403,6 +423,9 @@ static int cmd_train(const opts *o)
     int code = 0;
     if (rc) {
         code = fail(&err);
+        if (err.code == SPK_ERR_NUMERIC && access(ckpt, F_OK) == 0)
+            fprintf(stderr, "spikecl: nothing written for the diverged epoch; %s is as it was\n",
+                    ckpt);
     } else {
         printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"train_loss\": %.5f, "
                "\"train_accuracy\": %.4f, \"epochs\": %d, \"samples_per_s\": %.1f, "
@@ -627,10 +650,6 @@ static int cmd_devices(void)
 
 static int cmd_plugins(void)
 {
-    /* a broken library in the path should not hide the types that did load */
-    spk_error err = {0};
-    if (spk_plugin_load_path_env(&err))
-        fprintf(stderr, "spikecl: warning: %s\n", err.msg);
     spk_registry *reg = spk_registry_default();
     static const char *kinds[] = {"encoder", "synapse", "neuron", "readout", "loss", "other"};
     static const char *types[] = {"float", "int", "bool", "choice", "string", "init", "surrogate"};
@@ -653,6 +672,13 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc;
+    /* one rule for every command: a library on the search path that does not load is skipped
+     * with a warning; a model that needs one of its types fails at that layer */
+    if (strcmp(o.cmd, "devices") != 0) {
+        spk_error perr = {0};
+        if (spk_plugin_load_path_env_once(&perr))
+            fprintf(stderr, "spikecl: warning: %s; skipped\n", perr.msg);
+    }
     if (strcmp(o.cmd, "train") == 0)
         return cmd_train(&o);
     if (strcmp(o.cmd, "eval") == 0)

@@ -89,6 +89,18 @@ SPK_CPU_ENTRY(spk_adam, B, B, B, B, B, I, F, F, F, F, F, I, F, F, I, F, F)
 
 /* dst[c] (+)= sum over r of src[r*cols + c]; dst may alias row 0 of src (each item reads only
  * its own column before writing it). Serves spk_host_api.reduce_grad. */
+/* flag[0] = NaN when a weight or its gradient is not finite. The flag is the first per-sample
+ * loss, which the host reads back after every step anyway: the check costs no transfer. */
+SPK_KERNEL void spk_nonfinite_flag(SPK_GLOBAL float *flag, SPK_GLOBAL const float *w,
+                                   SPK_GLOBAL const float *g, const int n)
+{
+    SPK_FOR_ITEMS(i, n) {
+        if (!isfinite(w[i]) || !isfinite(g[i]))
+            flag[0] = NAN;
+    } SPK_END_ITEMS
+}
+SPK_CPU_ENTRY(spk_nonfinite_flag, B, B, B, I)
+
 SPK_KERNEL void spk_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, const int cols,
                            const int rows, const int accumulate)
 {

@@ -559,6 +559,12 @@ static int optimizer_step(spk_session *s, spk_error *err)
                       SPK_ARG_FLOAT(bc2), SPK_ARG_INT(w->clamp), SPK_ARG_FLOAT(w->lo),
                       SPK_ARG_FLOAT(w->hi));
     }
+    /* divergence shows in the loss read back for this step (see spk_nonfinite_flag) */
+    for (int i = 0; !rc && i < s->n_opt; i++) {
+        spk_weight *w = s->opt[i].w;
+        rc = CORE(s, "spk_nonfinite_flag", w->value.numel, err, SPK_ARG_BUF(&s->loss_t),
+                  SPK_ARG_BUF(&w->value), SPK_ARG_BUF(&w->grad), SPK_ARG_INT(w->value.numel));
+    }
     if (!rc)
         rc = charge(s, &t0, &s->opt_s, err);
     return rc;
@@ -837,6 +843,44 @@ int spk_session_grad_get(spk_session *s, int i, float *dst, spk_error *err)
     return spk_tensor_download(s->be, &w->grad, dst, err);
 }
 
+int spk_session_check_weights(spk_session *s, double *max_abs, char *max_name, size_t cap,
+                              spk_error *err)
+{
+    double mx = 0;
+    int n = spk_session_weight_count(s), rc = SPK_OK;
+    if (max_name && cap)
+        max_name[0] = '\0';
+    for (int i = 0; !rc && i < n; i++) {
+        const spk_layer *l = NULL;
+        spk_weight *w = weight_at(s, i, &l);
+        float *buf = malloc((w->value.numel ? w->value.numel : 1) * sizeof(float));
+        if (!buf)
+            return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+        for (int g = 0; !rc && g < 2; g++) {
+            if (g && w->frozen)
+                break;
+            rc = spk_tensor_download(s->be, g ? &w->grad : &w->value, buf, err);
+            for (size_t k = 0; !rc && k < w->value.numel; k++) {
+                if (!isfinite(buf[k]))
+                    rc = spk_error_set(err, SPK_ERR_NUMERIC,
+                                       "layer '%s' (%s): the %s of '%s.%s' is not finite (%g at "
+                                       "index %zu)",
+                                       l->name, l->type->name, g ? "gradient" : "value", l->name,
+                                       w->name, (double)buf[k], k);
+                else if (!g && fabs(buf[k]) > mx) {
+                    mx = fabs(buf[k]);
+                    if (max_name && cap)
+                        snprintf(max_name, cap, "%s.%s", l->name, w->name);
+                }
+            }
+        }
+        free(buf);
+    }
+    if (max_abs)
+        *max_abs = mx;
+    return rc;
+}
+
 /* ---- checkpoints ---- */
 
 int spk_session_save(spk_session *s, const char *path, spk_error *err)
@@ -863,6 +907,13 @@ int spk_session_save(spk_session *s, const char *path, spk_error *err)
         for (int d = 0; d < w->shape.ndim; d++)
             t[i].shape[d] = w->shape.dims[d];
         rc = spk_tensor_download(s->be, &w->value, t[i].data, err);
+        /* never replace a good checkpoint with a diverged one */
+        for (size_t k = 0; !rc && k < w->value.numel; k++)
+            if (!isfinite(t[i].data[k]))
+                rc = spk_error_set(err, SPK_ERR_NUMERIC,
+                                   "%s: not written: '%s' holds a non-finite value (%g at index "
+                                   "%zu)",
+                                   path, t[i].name, (double)t[i].data[k], k);
     }
     if (!rc) {
         const char *keys[] = {"format", "model", "spikecl"};

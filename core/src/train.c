@@ -78,6 +78,18 @@ int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_p
         n = spk_loader_next(ld, scale, b[cur].x, b[cur].y, b[cur].ids);
         if ((rc = spk_session_train_finish(s, &acc, err)))
             break;
+        /* the step flags non-finite weights or gradients through its loss (no extra transfer) */
+        if (!isfinite(acc.loss_sum)) {
+            spk_error why;
+            spk_error_clear(&why);
+            if (spk_session_check_weights(s, NULL, NULL, 0, &why) == SPK_OK)
+                spk_error_set(&why, SPK_ERR_NUMERIC, "the loss is not finite");
+            rc = spk_error_set(err, SPK_ERR_NUMERIC,
+                               "training diverged in epoch %d, batch %d of %d: %s; lower the "
+                               "learning rate (%g) or set clip_norm",
+                               epoch + 1, bi, nb, why.msg, (double)spk_session_optim(s)->lr);
+            break;
+        }
         if (cb) {
             double dt = now_s() - t0;
             spk_progress p = {.epoch = epoch,

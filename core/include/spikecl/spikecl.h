@@ -42,6 +42,13 @@ int spk_plugin_load(const char *path, spk_error *err);
  * name a library file), in name order. Keeps going after a failure and reports the first one
  * ("SPIKECL_PLUGIN_PATH: ..."). Unset or empty: nothing to do. */
 int spk_plugin_load_path_env(spk_error *err);
+/* spk_plugin_load_path_env once per process, which is what every model load does first: the
+ * first call scans $SPIKECL_PLUGIN_PATH, later calls return its status and message again.
+ * A library on the path that fails (not ELF, truncated, no entry point, ...) is skipped: the
+ * model load goes on without its types, and fails only if a layer names one of them. A
+ * library a model lists under `plugins:` is a hard error instead. Call it to report the
+ * skipped ones (the CLI prints them as a warning for every command). */
+int spk_plugin_load_path_env_once(spk_error *err);
 
 /* ---- models (parsed YAML) ---- */
 
@@ -157,7 +164,14 @@ double spk_session_optimizer_time(const spk_session *s);
  * spike step, so finite differences can check the whole backward pass. */
 void spk_session_set_smooth(spk_session *s, int on);
 
-/* Checkpoints: safetensors, written atomically. */
+/* SPK_ERR_NUMERIC naming the first layer (in file order) whose weights or gradients hold a NaN
+ * or an infinity; otherwise SPK_OK with the largest |weight| and the name ("layer.weight") of
+ * its tensor (either pointer may be NULL). Downloads every weight: call it between epochs. */
+int spk_session_check_weights(spk_session *s, double *max_abs, char *max_name, size_t cap,
+                              spk_error *err);
+
+/* Checkpoints: safetensors, written atomically. spk_session_save refuses (SPK_ERR_NUMERIC) to
+ * write weights that are not finite; spk_session_load refuses to read them (SPK_ERR_INVALID). */
 int spk_session_save(spk_session *s, const char *path, spk_error *err);
 int spk_session_load(spk_session *s, const char *path, spk_error *err);
 /* The optimizer's state (moments, step count) and the number of finished epochs, in a file of
