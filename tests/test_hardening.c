@@ -2,11 +2,16 @@
  * the test itself (small IDX sets, YAML, damaged checkpoints and plugins) in a temp folder. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "spikecl/safetensors.h"
 #include "spikecl/spikecl.h"
@@ -448,6 +453,124 @@ Test(hardening, non_finite_checkpoint_refused, .timeout = 300)
                   "%s", out);
         free(out);
     }
+    free(data);
+    free(model);
+}
+
+/* ---- signals and I/O errors ---- */
+
+static int file_has(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+/* Starts `spikecl train` as a child with its output in log, waits until log shows `when`, sends
+ * sig and returns the child's exit status (-1 if it did not exit normally). */
+static int train_and_signal(const char *model, const char *data, const char *out_dir,
+                            const char *log, const char *when, int sig)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(99);
+        /* one thread: fast enough, and the same arithmetic as the reference run */
+        execl(SPK_CLI, SPK_CLI, "train", model, "--data", data, "--device", "cpu", "--threads", "1",
+              "--epochs", "2", "--batch", "2", "--limit-train", "1000", "--out", out_dir,
+              (char *)NULL);
+        _exit(98);
+    }
+    struct timespec nap = {0, 10 * 1000 * 1000};
+    int st, waited = 0;
+    for (int i = 0; i < 6000 && !file_has(log, when); i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            waited = 1;
+            break;
+        }
+        nanosleep(&nap, NULL);
+    }
+    cr_expect(!waited, "the run ended before '%s'", when);
+    if (!waited) {
+        kill(pid, sig);
+        waitpid(pid, &st, 0);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* SIGINT (and SIGTERM) mid-epoch: the batch finishes, a consistent checkpoint pair is written,
+ * the resume command is printed, exit 128 + signal; --resume then ends byte-identical to a run
+ * that was never stopped. */
+Test(hardening, signal_mid_epoch_then_resume, .timeout = 300)
+{
+    char *model = small_model("sig.yaml", "", NULL);
+    char *data = make_data("sigdata", 1000, 28, 28);
+    const char *tmp = spk_test_tmpdir();
+    char args[2048], ref[512], cmd[8192], log[1024], *out;
+    snprintf(ref, sizeof ref, "%s/sigref", tmp);
+    snprintf(args, sizeof args,
+             "train %s --data %s --device cpu --threads 1 --epochs 2 --batch 2 --limit-train "
+             "1000 --out %s",
+             model, data, ref);
+    cr_assert_eq(cli(args, &out), 0, "%s", out);
+    free(out);
+    const int sigs[2] = {SIGINT, SIGTERM};
+    for (int k = 0; k < 2; k++) {
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s/sig%d", tmp, k);
+        snprintf(log, sizeof log, "%s/sig%d.log", tmp, k);
+        int rc = train_and_signal(model, data, dir, log, "epoch 1/2  20%", sigs[k]);
+        cr_expect_eq(rc, 128 + sigs[k], "exit %d", rc);
+        snprintf(cmd, sizeof cmd, "cat %s", log);
+        spk_test_run(cmd, &out);
+        cr_expect(strstr(out, "stopped by signal") && strstr(out, "in epoch 1 after batch ") &&
+                      strstr(out, "of 500; "),
+                  "%s", out);
+        char *resume = strstr(out, "spikecl: resume with: ");
+        cr_assert(resume, "%s", out);
+        resume += strlen("spikecl: resume with: ");
+        char *nl = strchr(resume, '\n');
+        if (nl)
+            *nl = '\0';
+        cr_expect(strstr(resume, " --resume"), "%s", resume);
+        /* run the printed command as it is */
+        snprintf(cmd, sizeof cmd, "cd %s && %s", tmp, resume);
+        free(out);
+        cr_assert_eq(spk_test_run(cmd, &out), 0, "%s", out);
+        cr_expect(strstr(out, "resuming") && strstr(out, "in epoch 1 after batch"), "%s", out);
+        free(out);
+        snprintf(cmd, sizeof cmd,
+                 "cmp %s/model.safetensors %s/model.safetensors && cmp %s/optimizer.safetensors "
+                 "%s/optimizer.safetensors",
+                 ref, dir, ref, dir);
+        cr_expect_eq(spk_test_run(cmd, &out), 0, "resumed run differs from the reference: %s", out);
+        free(out);
+    }
+    free(data);
+    free(model);
+}
+
+/* A write that fails (here: a file-size limit, as on a full disk) is not bad input: exit 1. */
+Test(hardening, write_error_exits_1, .timeout = 300)
+{
+    char *model = small_model("io.yaml", "", NULL);
+    char *data = make_data("iodata", 32, 28, 28);
+    char cmd[4096], *out;
+    /* SIGXFSZ ignored, so the write fails with EFBIG instead of killing the program */
+    snprintf(cmd, sizeof cmd,
+             "cd %s && bash -c \"trap '' XFSZ; ulimit -f 16; exec %s train %s --data %s --device "
+             "cpu --epochs 1 --out %s/io\"",
+             spk_test_tmpdir(), SPK_CLI, model, data, spk_test_tmpdir());
+    cr_expect_eq(spk_test_run(cmd, &out), 1, "%s", out);
+    cr_expect(strstr(out, "model.safetensors") && strstr(out, "File too large"), "%s", out);
+    free(out);
     free(data);
     free(model);
 }

@@ -1,9 +1,11 @@
 /* spikecl — the command-line program. Thin: parses flags and calls the library.
- * Exit codes: 0 ok, 2 bad usage or bad input (message on stderr), 1 any other failure. */
+ * Exit codes: 0 ok, 2 bad usage or bad input (message on stderr), 128 + N when signal N stopped
+ * train (after writing a checkpoint it can resume from), 1 any other failure. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,8 @@ static const char *usage_text =
     "OpenCL GPU, else cpu).\n";
 
 typedef struct opts {
+    int argc;
+    char **argv;
     const char *cmd, *model, *device, *out, *data, *weights;
     int epochs, batch, seed_set, limit_train, limit_test, threads, batches, resume;
     double lr;
@@ -80,6 +84,8 @@ static int parse_int(const char *flag, const char *v, long lo, long hi, int *out
 static int parse_args(int argc, char **argv, opts *o)
 {
     memset(o, 0, sizeof *o);
+    o->argc = argc;
+    o->argv = argv;
     o->epochs = o->batch = o->limit_train = o->limit_test = -1;
     o->batches = 20;
     o->lr = -1;
@@ -328,6 +334,75 @@ static void on_progress(const spk_progress *p, void *user)
     fflush(stderr);
 }
 
+/* SIGINT/SIGTERM during train: finish the batch, write a checkpoint pair, say how to resume.
+ * SA_RESETHAND: a second signal ends the program at once. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* s quoted for a POSIX shell when it holds anything but safe characters */
+static void shell_word(FILE *f, const char *s)
+{
+    if (*s &&
+        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=+,@") ==
+            strlen(s)) {
+        fputs(s, f);
+        return;
+    }
+    fputc('\'', f);
+    for (; *s; s++)
+        if (*s == '\'')
+            fputs("'\\''", f);
+        else
+            fputc(*s, f);
+    fputc('\'', f);
+}
+
+/* The command that continues this run: the same arguments with --resume (and --out). */
+static void print_resume_command(const opts *o, const char *outdir)
+{
+    fprintf(stderr, "spikecl: resume with: ");
+    for (int i = 0; i < o->argc; i++) {
+        if (i)
+            fputc(' ', stderr);
+        shell_word(stderr, o->argv[i]);
+    }
+    if (!o->resume)
+        fputs(" --resume", stderr);
+    if (!o->out) {
+        fputs(" --out ", stderr);
+        shell_word(stderr, outdir);
+    }
+    fputc('\n', stderr);
+}
+
+/* Weights first: should the state write fail, the weights and the old state no longer pair,
+ * which the state's weights digest makes --resume refuse. */
+static int save_pair(spk_session *s, const char *ckpt, const char *state, int epochs_done,
+                     int batches_done, int *write_failed, spk_error *err)
+{
+    int rc = spk_session_save(s, ckpt, err);
+    if (!rc)
+        rc = spk_session_save_state_at(s, state, epochs_done, batches_done, err);
+    if (rc == SPK_ERR_IO)
+        *write_failed = 1;
+    return rc;
+}
+
 static int cmd_train(const opts *o)
 {
     spk_error err = {0};
@@ -372,20 +447,27 @@ static int cmd_train(const opts *o)
         spk_error_prefix(&err, rc, "training set");
     if (!rc && (rc = spk_session_check_data(s, te, &err)))
         spk_error_prefix(&err, rc, "test set");
-    if (!rc)
-        rc = make_dirs(outdir, &err);
-    int first = 0; /* epochs already done by the run being resumed */
+    int write_failed = 0; /* I/O errors on output are not bad input: exit 1 */
+    if (!rc && (rc = make_dirs(outdir, &err)))
+        write_failed = 1;
+    int first = 0;       /* epochs already done by the run being resumed */
+    int first_batch = 0; /* and batches of the next one, when it was stopped mid-epoch */
     if (!rc && o->resume) {
         rc = spk_session_load(s, ckpt, &err);
         if (!rc)
-            rc = spk_session_load_state(s, state, &first, &err);
+            rc = spk_session_load_state_at(s, state, &first, &first_batch, &err);
         if (!rc && first >= tc->epochs)
             rc = spk_error_set(&err, SPK_ERR_INVALID,
                                "%s already holds %d epochs; ask for more with --epochs", outdir,
                                first);
-        if (!rc)
+        if (!rc && first_batch)
+            fprintf(stderr, "spikecl: resuming %s in epoch %d after batch %d\n", outdir, first + 1,
+                    first_batch);
+        else if (!rc)
             fprintf(stderr, "spikecl: resuming %s after epoch %d\n", outdir, first);
     }
+    catch_stop_signals();
+    int stopped = 0;
     double t0 = now_s(), train_s = 0;
     spk_batch_stats st = {0}, ev = {0};
     long trained = 0;
@@ -393,9 +475,23 @@ static int cmd_train(const opts *o)
     for (int e = first; !rc && e < tc->epochs; e++) {
         ps.next_decile = 1;
         double te0 = now_s();
-        rc = spk_train_epoch(s, ltr, e, tc->epochs, on_progress, &ps, &st, &err);
+        int done_b = 0, nb = spk_loader_batches(ltr);
+        rc = spk_train_epoch_part(s, ltr, e, tc->epochs, e == first ? first_batch : 0, &stop_signal,
+                                  &done_b, on_progress, &ps, &st, &err);
         train_s += now_s() - te0;
         trained += st.n;
+        if (!rc && done_b < nb) { /* a signal stopped the epoch */
+            if (ps.tty)
+                fputc('\n', stderr);
+            rc = save_pair(s, ckpt, state, e, done_b, &write_failed, &err);
+            if (!rc)
+                fprintf(stderr,
+                        "spikecl: stopped by signal %d in epoch %d after batch %d of %d; %s and "
+                        "%s are a consistent pair\n",
+                        (int)stop_signal, e + 1, done_b, nb, ckpt, state);
+            stopped = !rc;
+            break;
+        }
         if (!rc)
             rc = spk_evaluate(s, lte, &ev, &err);
         /* non-finite weights stop the run (the last checkpoint stays); exploding ones warn */
@@ -408,20 +504,31 @@ static int cmd_train(const opts *o)
                     "spikecl: warning: epoch %d: |%s| reaches %.3g; the weights are exploding "
                     "(learning rate %g too high?)\n",
                     e + 1, max_name, max_abs, (double)tc->optim.lr);
-        /* weights first: should the state write fail, the weights still match the epoch */
         if (!rc)
-            rc = spk_session_save(s, ckpt, &err);
-        if (!rc)
-            rc = spk_session_save_state(s, state, e + 1, &err);
+            rc = save_pair(s, ckpt, state, e + 1, 0, &write_failed, &err);
         if (!rc)
             printf("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.0f "
                    "samples/s\n",
                    e + 1, tc->epochs, st.loss_sum / st.n, (double)st.correct / st.n,
                    ev.loss_sum / ev.n, (double)ev.correct / ev.n, st.n / (now_s() - te0));
         fflush(stdout);
+        if (!rc && stop_signal && e + 1 < tc->epochs) { /* stopped between epochs */
+            fprintf(stderr,
+                    "spikecl: stopped by signal %d after epoch %d; %s and %s are a "
+                    "consistent pair\n",
+                    (int)stop_signal, e + 1, ckpt, state);
+            stopped = 1;
+            break;
+        }
     }
     int code = 0;
-    if (rc) {
+    if (stopped) {
+        print_resume_command(o, outdir);
+        code = 128 + (int)stop_signal; /* the shell's convention: 130 for SIGINT */
+    } else if (rc && write_failed) {
+        fprintf(stderr, "spikecl: error: %s\n", err.msg);
+        code = 1;
+    } else if (rc) {
         code = fail(&err);
         if (err.code == SPK_ERR_NUMERIC && access(ckpt, F_OK) == 0)
             fprintf(stderr, "spikecl: nothing written for the diverged epoch; %s is as it was\n",

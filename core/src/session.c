@@ -729,6 +729,11 @@ void spk_session_set_epoch(spk_session *s, int epoch)
     s->batch_counter = 0;
 }
 
+void spk_session_set_batch_index(spk_session *s, int batch)
+{
+    s->batch_counter = (uint32_t)batch;
+}
+
 int spk_session_readout(spk_session *s, float *out, int n, spk_error *err)
 {
     if (n < 0 || n > s->batch)
@@ -1023,16 +1028,24 @@ static int weights_digest(spk_session *s, uint64_t *out, spk_error *err)
  * float32 up to 2^24). A separate file, so that model.safetensors stays plain weights. */
 int spk_session_save_state(spk_session *s, const char *path, int epochs_done, spk_error *err)
 {
-    if (epochs_done < 0 || epochs_done > SPK_STATE_MAX || s->step > SPK_STATE_MAX)
+    return spk_session_save_state_at(s, path, epochs_done, 0, err);
+}
+
+int spk_session_save_state_at(spk_session *s, const char *path, int epochs_done, int batches_done,
+                              spk_error *err)
+{
+    if (epochs_done < 0 || epochs_done > SPK_STATE_MAX || s->step > SPK_STATE_MAX ||
+        batches_done < 0 || batches_done > SPK_STATE_MAX)
         return spk_error_set(err, SPK_ERR_INVALID,
-                             "%s: epoch %d or step %ld is beyond what the state file holds "
-                             "exactly (%d)",
-                             path, epochs_done, s->step, SPK_STATE_MAX);
-    int n = 2 * s->n_opt + 3;
+                             "%s: epoch %d, batch %d or step %ld is beyond what the state file "
+                             "holds exactly (%d)",
+                             path, epochs_done, batches_done, s->step, SPK_STATE_MAX);
+    int n = 2 * s->n_opt + 4;
     spk_st_tensor *t = calloc((size_t)n, sizeof *t);
     if (!t)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
-    float step = (float)s->step, epochs = (float)epochs_done, digest[4];
+    float step = (float)s->step, epochs = (float)epochs_done, batches = (float)batches_done;
+    float digest[4];
     uint64_t dg = 0;
     int rc = weights_digest(s, &dg, err);
     for (int k = 0; k < 4; k++) /* 16 bits a float: exact */
@@ -1057,7 +1070,8 @@ int spk_session_save_state(spk_session *s, const char *path, int epochs_done, sp
     }
     if (!rc) {
         static char step_name[] = "step", epochs_name[] = "epochs_done";
-        static char digest_name[] = "weights_digest";
+        static char digest_name[] = "weights_digest", batches_name[] = "batches_done";
+        t[n - 4] = (spk_st_tensor){.name = batches_name, .ndim = 1, .shape = {1}, .data = &batches};
         t[n - 3] = (spk_st_tensor){.name = step_name, .ndim = 1, .shape = {1}, .data = &step};
         t[n - 2] = (spk_st_tensor){.name = epochs_name, .ndim = 1, .shape = {1}, .data = &epochs};
         t[n - 1] = (spk_st_tensor){.name = digest_name, .ndim = 1, .shape = {4}, .data = digest};
@@ -1093,6 +1107,13 @@ static int state_count(const char *path, const spk_st_tensor *t, double *out, sp
 
 int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, spk_error *err)
 {
+    int batches;
+    return spk_session_load_state_at(s, path, epochs_done, &batches, err);
+}
+
+int spk_session_load_state_at(spk_session *s, const char *path, int *epochs_done, int *batches_done,
+                              spk_error *err)
+{
     spk_st_file *f = NULL;
     int rc = spk_safetensors_read(path, &f, err);
     if (rc)
@@ -1100,7 +1121,8 @@ int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, s
     const spk_st_tensor *st = spk_st_file_find(f, "step");
     const spk_st_tensor *ep = spk_st_file_find(f, "epochs_done");
     const spk_st_tensor *dg = spk_st_file_find(f, "weights_digest");
-    double step = 0, epochs = 0;
+    const spk_st_tensor *bd = spk_st_file_find(f, "batches_done"); /* absent: 0 */
+    double step = 0, epochs = 0, batches = 0;
     if (!st || !ep)
         rc = spk_error_set(err, SPK_ERR_INVALID,
                            "%s: not a spikecl optimizer state (no 'step' or 'epochs_done')", path);
@@ -1108,6 +1130,8 @@ int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, s
         rc = state_count(path, st, &step, err);
     if (!rc)
         rc = state_count(path, ep, &epochs, err);
+    if (!rc && bd)
+        rc = state_count(path, bd, &batches, err);
     if (!rc && (!dg || dg->ndim != 1 || dg->shape[0] != 4))
         rc = spk_error_set(err, SPK_ERR_INVALID,
                            "%s: no 'weights_digest' of 4 values (written by an older spikecl?)",
@@ -1157,6 +1181,7 @@ int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, s
     if (!rc) {
         s->step = (long)step;
         *epochs_done = (int)epochs;
+        *batches_done = (int)batches;
     }
     spk_st_file_free(f);
     return rc;

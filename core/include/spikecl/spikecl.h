@@ -3,6 +3,7 @@
 #ifndef SPIKECL_H
 #define SPIKECL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -120,6 +121,8 @@ int spk_session_train_finish(spk_session *s, spk_batch_stats *st, spk_error *err
 int spk_session_eval_batch(spk_session *s, const float *x, const int32_t *labels, int n,
                            spk_batch_stats *st, spk_error *err);
 void spk_session_set_epoch(spk_session *s, int epoch);
+/* The index of the next batch in the epoch (set_epoch makes it 0), for resuming mid-epoch. */
+void spk_session_set_batch_index(spk_session *s, int batch);
 /* The data-set indices of the samples of the next batch (train or eval), which key per-sample
  * random streams. Without them a batch's samples are numbered by position in the session's
  * sequence of batches. */
@@ -178,6 +181,12 @@ int spk_session_load(spk_session *s, const char *path, spk_error *err);
  * its own next to the weights: with both, a run resumes exactly where it stopped. */
 int spk_session_save_state(spk_session *s, const char *path, int epochs_done, spk_error *err);
 int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, spk_error *err);
+/* The same with a position inside the next epoch: batches_done batches of epoch epochs_done
+ * (counting from 0) were trained, so a run stopped mid-epoch resumes with the next batch. */
+int spk_session_save_state_at(spk_session *s, const char *path, int epochs_done, int batches_done,
+                              spk_error *err);
+int spk_session_load_state_at(spk_session *s, const char *path, int *epochs_done, int *batches_done,
+                              spk_error *err);
 
 /* ---- training loops (what the CLI runs) ---- */
 
@@ -194,6 +203,13 @@ typedef void (*spk_progress_fn)(const spk_progress *p, void *user);
 
 int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_progress_fn cb,
                     void *user, spk_batch_stats *st, spk_error *err);
+/* Part of an epoch: skips its first `first_batch` batches (which a stopped run trained), and
+ * when *stop becomes non-zero (a signal handler sets it) returns SPK_OK after finishing the
+ * batch in progress. *batches_done (may be NULL) gets the batches of the epoch trained so far,
+ * first_batch included: spk_loader_batches(ld) when the epoch is complete. stop may be NULL. */
+int spk_train_epoch_part(spk_session *s, spk_loader *ld, int epoch, int epochs, int first_batch,
+                         const volatile sig_atomic_t *stop, int *batches_done, spk_progress_fn cb,
+                         void *user, spk_batch_stats *st, spk_error *err);
 int spk_evaluate(spk_session *s, spk_loader *ld, spk_batch_stats *st, spk_error *err);
 
 #ifdef __cplusplus
