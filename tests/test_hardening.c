@@ -208,6 +208,24 @@ Test(hardening, mismatched_weights_and_state_refused, .timeout = 300)
               out);
     cr_expect(!strstr(out, "epoch 3/3:"), "trained on:\n%s", out);
     free(out);
+    /* the same pair made by a real failure of the second write: a file-size limit between the
+     * sizes of the weights (~100 KB) and of the state (~200 KB), with SIGXFSZ ignored, acts
+     * as a disk that fills up after the weights */
+    cr_assert_eq(train_run(model, data, "full", 1, 0, &out), 0, "%s", out);
+    free(out);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && bash -c \"trap '' XFSZ; ulimit -f 150; exec %s train %s --data %s "
+             "--device cpu --epochs 2 --resume --out %s/full\"",
+             spk_test_tmpdir(), SPK_CLI, model, data, spk_test_tmpdir());
+    cr_expect_eq(spk_test_run(cmd, &out), 1, "%s", out);
+    cr_expect(strstr(out, "full/optimizer.safetensors") && strstr(out, "File too large"), "%s",
+              out);
+    free(out);
+    cr_expect_eq(train_run(model, data, "full", 3, 1, &out), 2, "%s", out);
+    cr_expect(strstr(out, "optimizer.safetensors (epoch 1, step 3) belongs to other weights"), "%s",
+              out);
+    free(out);
     free(data);
     free(model);
 }
