@@ -5,9 +5,10 @@
 #include "core_cl.h"
 
 static const spk_cpu_kernel core_cpu[] = {
-    SPK_CPU_KERNEL(spk_add),    SPK_CPU_KERNEL(spk_sumsq),          SPK_CPU_KERNEL(spk_clip_scale),
-    SPK_CPU_KERNEL(spk_sgd),    SPK_CPU_KERNEL(spk_adam),           SPK_CPU_KERNEL(spk_rate_reg),
-    SPK_CPU_KERNEL(spk_colsum), SPK_CPU_KERNEL(spk_nonfinite_flag), {0},
+    SPK_CPU_KERNEL(spk_add),        SPK_CPU_KERNEL(spk_sumsq),
+    SPK_CPU_KERNEL(spk_clip_scale), SPK_CPU_KERNEL(spk_sgd),
+    SPK_CPU_KERNEL(spk_adam),       SPK_CPU_KERNEL(spk_rate_reg),
+    SPK_CPU_KERNEL(spk_colsum),     {0},
 };
 
 const spk_kernel_set spk_core_kernels = {

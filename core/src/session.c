@@ -534,7 +534,8 @@ static int optimizer_step(spk_session *s, spk_error *err)
         }
         if (!rc)
             rc = CORE(s, "spk_clip_scale", 1, err, SPK_ARG_BUF(&s->scale), SPK_ARG_BUF(&s->partial),
-                      SPK_ARG_INT(s->n_chunks), SPK_ARG_FLOAT(oc->clip_norm));
+                      SPK_ARG_INT(s->n_chunks), SPK_ARG_FLOAT(oc->clip_norm),
+                      SPK_ARG_BUF(&s->loss_t));
     }
     s->step++;
     float bc1 = 1.0f - (float)pow(oc->beta1, (double)s->step);
@@ -549,7 +550,7 @@ static int optimizer_step(spk_session *s, spk_error *err)
                       SPK_ARG_BUF(&o->m), SPK_ARG_BUF(&s->scale), SPK_ARG_INT(n),
                       SPK_ARG_FLOAT(s->lr), SPK_ARG_FLOAT(oc->momentum), SPK_ARG_INT(oc->nesterov),
                       SPK_ARG_FLOAT(wd), SPK_ARG_INT(w->clamp), SPK_ARG_FLOAT(w->lo),
-                      SPK_ARG_FLOAT(w->hi));
+                      SPK_ARG_FLOAT(w->hi), SPK_ARG_BUF(&s->loss_t));
         else
             rc = CORE(s, "spk_adam", (size_t)n, err, SPK_ARG_BUF(&w->value), SPK_ARG_BUF(&w->grad),
                       SPK_ARG_BUF(&o->m), SPK_ARG_BUF(&o->v), SPK_ARG_BUF(&s->scale),
@@ -557,13 +558,7 @@ static int optimizer_step(spk_session *s, spk_error *err)
                       SPK_ARG_FLOAT(oc->beta2), SPK_ARG_FLOAT(oc->eps), SPK_ARG_FLOAT(wd),
                       SPK_ARG_INT(oc->kind == SPK_OPTIM_ADAMW), SPK_ARG_FLOAT(bc1),
                       SPK_ARG_FLOAT(bc2), SPK_ARG_INT(w->clamp), SPK_ARG_FLOAT(w->lo),
-                      SPK_ARG_FLOAT(w->hi));
-    }
-    /* divergence shows in the loss read back for this step (see spk_nonfinite_flag) */
-    for (int i = 0; !rc && i < s->n_opt; i++) {
-        spk_weight *w = s->opt[i].w;
-        rc = CORE(s, "spk_nonfinite_flag", w->value.numel, err, SPK_ARG_BUF(&s->loss_t),
-                  SPK_ARG_BUF(&w->value), SPK_ARG_BUF(&w->grad), SPK_ARG_INT(w->value.numel));
+                      SPK_ARG_FLOAT(w->hi), SPK_ARG_BUF(&s->loss_t));
     }
     if (!rc)
         rc = charge(s, &t0, &s->opt_s, err);
