@@ -102,7 +102,9 @@ int spk_train_epoch_part(spk_session *s, spk_loader *ld, int epoch, int epochs, 
             spk_error why;
             spk_error_clear(&why);
             if (spk_session_check_weights(s, NULL, NULL, 0, &why) == SPK_OK)
-                spk_error_set(&why, SPK_ERR_NUMERIC, "the loss is not finite");
+                spk_error_set(&why, SPK_ERR_NUMERIC,
+                              "the loss or the gradient norm is not finite (weights and "
+                              "gradients are)");
             rc = spk_error_set(err, SPK_ERR_NUMERIC,
                                "training diverged in epoch %d, batch %d of %d: %s; lower the "
                                "learning rate (%g) or set clip_norm",
