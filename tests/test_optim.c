@@ -7,15 +7,15 @@
 
 static spk_backend *be;
 static spk_program *prog;
-static spk_buffer *w, *g, *m, *v, *scale, *partial;
+static spk_buffer *w, *g, *m, *v, *scale, *partial, *flag;
 static spk_error err;
 
 static void setup(void)
 {
     cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0, "%s", err.msg);
     cr_assert_eq(be->ops->program_build(be, &spk_core_kernels, &prog, &err), 0, "%s", err.msg);
-    spk_buffer **bufs[] = {&w, &g, &m, &v, &scale, &partial};
-    for (int i = 0; i < 6; i++)
+    spk_buffer **bufs[] = {&w, &g, &m, &v, &scale, &partial, &flag};
+    for (int i = 0; i < 7; i++)
         cr_assert_eq(be->ops->alloc(be, 4 * sizeof(float), bufs[i], &err), 0);
     float one = 1.0f;
     be->ops->upload(be, scale, 0, &one, sizeof one, &err);
@@ -25,8 +25,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    spk_buffer *bufs[] = {w, g, m, v, scale, partial};
-    for (int i = 0; i < 6; i++)
+    spk_buffer *bufs[] = {w, g, m, v, scale, partial, flag};
+    for (int i = 0; i < 7; i++)
         be->ops->release(be, bufs[i]);
     be->ops->program_free(be, prog);
     spk_backend_free(be);
@@ -53,15 +53,16 @@ static void adam(float lr, float wd, int decoupled, int t)
     float bc1 = 1.0f - powf(0.9f, (float)t), bc2 = 1.0f - powf(0.999f, (float)t);
     spk_karg a[] = {ARGB(w),   ARGB(g),    ARGB(m),      ARGB(v),     ARGB(scale), ARGI(1),
                     ARGF(lr),  ARGF(0.9f), ARGF(0.999f), ARGF(1e-8f), ARGF(wd),    ARGI(decoupled),
-                    ARGF(bc1), ARGF(bc2),  ARGI(0),      ARGF(0.0f),  ARGF(0.0f)};
-    cr_assert_eq(be->ops->launch(be, prog, "spk_adam", 1, 17, a, &err), 0, "%s", err.msg);
+                    ARGF(bc1), ARGF(bc2),  ARGI(0),      ARGF(0.0f),  ARGF(0.0f),  ARGB(flag)};
+    cr_assert_eq(be->ops->launch(be, prog, "spk_adam", 1, 18, a, &err), 0, "%s", err.msg);
 }
 
 static void sgd(float lr, float momentum, int nesterov, float wd)
 {
-    spk_karg a[] = {ARGB(w),        ARGB(g),        ARGB(m),  ARGB(scale), ARGI(1),    ARGF(lr),
-                    ARGF(momentum), ARGI(nesterov), ARGF(wd), ARGI(0),     ARGF(0.0f), ARGF(0.0f)};
-    cr_assert_eq(be->ops->launch(be, prog, "spk_sgd", 1, 12, a, &err), 0, "%s", err.msg);
+    spk_karg a[] = {ARGB(w),    ARGB(g),        ARGB(m),        ARGB(scale), ARGI(1),
+                    ARGF(lr),   ARGF(momentum), ARGI(nesterov), ARGF(wd),    ARGI(0),
+                    ARGF(0.0f), ARGF(0.0f),     ARGB(flag)};
+    cr_assert_eq(be->ops->launch(be, prog, "spk_sgd", 1, 13, a, &err), 0, "%s", err.msg);
 }
 
 TestSuite(optim, .init = setup, .fini = teardown);
@@ -136,12 +137,48 @@ Test(optim, clip_scale)
     be->ops->upload(be, g, 0, gv, sizeof gv, &err);
     spk_karg a[] = {ARGB(partial), ARGB(g), ARGI(2), ARGI(1), ARGI(0), ARGI(2)};
     cr_assert_eq(be->ops->launch(be, prog, "spk_sumsq", 2, 6, a, &err), 0, "%s", err.msg);
-    spk_karg c[] = {ARGB(scale), ARGB(partial), ARGI(2), ARGF(1.0f)};
-    cr_assert_eq(be->ops->launch(be, prog, "spk_clip_scale", 1, 4, c, &err), 0, "%s", err.msg);
+    spk_karg c[] = {ARGB(scale), ARGB(partial), ARGI(2), ARGF(1.0f), ARGB(flag)};
+    cr_assert_eq(be->ops->launch(be, prog, "spk_clip_scale", 1, 5, c, &err), 0, "%s", err.msg);
     cr_assert_float_eq(get(scale), 0.2f, 1e-6);
-    spk_karg c2[] = {ARGB(scale), ARGB(partial), ARGI(2), ARGF(10.0f)};
-    be->ops->launch(be, prog, "spk_clip_scale", 1, 4, c2, &err);
+    spk_karg c2[] = {ARGB(scale), ARGB(partial), ARGI(2), ARGF(10.0f), ARGB(flag)};
+    be->ops->launch(be, prog, "spk_clip_scale", 1, 5, c2, &err);
     cr_assert_float_eq(get(scale), 1.0f, 1e-7);
+}
+
+/* The update kernels raise the divergence flag (NaN in flag[0]) on a non-finite gradient,
+ * second moment, new weight (even one a clamp would bring back) or gradient norm, and leave
+ * it alone otherwise. */
+Test(optim, nonfinite_flag)
+{
+    set(flag, 0.0f);
+    set(w, 1.0f);
+    set(g, 0.5f);
+    set(m, 0.0f);
+    set(v, 0.0f);
+    set(scale, 1.0f);
+    adam(0.1f, 0.0f, 0, 1);
+    sgd(0.1f, 0.0f, 0, 0.0f);
+    cr_expect_eq(get(flag), 0.0f, "raised on finite values");
+    set(g, INFINITY);
+    sgd(0.1f, 0.0f, 0, 0.0f);
+    cr_expect(isnan(get(flag)), "sgd: infinite gradient");
+    set(flag, 0.0f);
+    set(w, 1.0f);
+    set(g, 1e30f); /* g * g overflows the second moment */
+    adam(0.1f, 0.0f, 0, 1);
+    cr_expect(isnan(get(flag)), "adam: infinite second moment");
+    set(flag, 0.0f);
+    set(w, 1.0f);
+    set(g, 0.5f);
+    set(v, 0.0f);
+    adam(INFINITY, 0.0f, 0, 1);
+    cr_expect(isnan(get(flag)), "adam: infinite step");
+    set(flag, 0.0f);
+    float huge[2] = {3e38f, 3e38f};
+    be->ops->upload(be, partial, 0, huge, sizeof huge, &err);
+    spk_karg c[] = {ARGB(scale), ARGB(partial), ARGI(2), ARGF(1.0f), ARGB(flag)};
+    cr_assert_eq(be->ops->launch(be, prog, "spk_clip_scale", 1, 5, c, &err), 0, "%s", err.msg);
+    cr_expect(isnan(get(flag)), "clip: infinite gradient norm");
 }
 
 /* A launch whose arguments do not match the kernel's signature is refused with a message. */

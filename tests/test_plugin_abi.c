@@ -321,7 +321,9 @@ Test(plugin_abi, env_path_feeds_model_loads)
     free(good_dir);
 }
 
-Test(plugin_abi, env_path_error_fails_model_loads)
+/* The one rule for bad files on the search path: skipped, reported by
+ * spk_plugin_load_path_env_once (the CLI warns); a model fails only if it needs their types. */
+Test(plugin_abi, env_path_error_skips_the_library)
 {
     char *bad_dir = dir_of(SPK_TP_NOENTRY), *bad = canon(SPK_TP_NOENTRY);
     setenv("SPIKECL_PLUGIN_PATH", bad_dir, 1);
@@ -329,14 +331,86 @@ Test(plugin_abi, env_path_error_fails_model_loads)
                        "  - {name: enc, type: encoder.direct}\n";
     spk_error err = {0};
     spk_model *m = NULL;
-    /* every load reports it, not only the one that scanned the path */
     for (int i = 0; i < 2; i++) {
-        cr_assert_eq(spk_model_load_string(yaml, "env.yaml", &m, &err), SPK_ERR_PLUGIN);
-        expect_has(err.msg, "env.yaml: SPIKECL_PLUGIN_PATH: ");
+        cr_assert_eq(spk_model_load_string(yaml, "env.yaml", &m, &err), SPK_OK, "%s", err.msg);
+        spk_model_free(m);
+        /* every call reports it, not only the one that scanned the path */
+        cr_expect_eq(spk_plugin_load_path_env_once(&err), SPK_ERR_PLUGIN);
+        expect_has(err.msg, "SPIKECL_PLUGIN_PATH: ");
         expect_has(err.msg, bad);
         expect_has(err.msg, "no symbol spk_plugin_init");
     }
+    /* a type the model needs and did not get: the skipped library is named with it */
+    const char *needs = "input: {shape: [4]}\ntime_steps: 2\nlayers:\n"
+                        "  - {name: s, type: neuron.tp_scale}\n";
+    cr_assert_eq(spk_model_load_string(needs, "env.yaml", &m, &err), SPK_ERR_NOTFOUND);
+    expect_has(err.msg, "env.yaml:4:");
+    expect_has(err.msg, "unknown layer type 'neuron.tp_scale'");
+    expect_has(err.msg, "(skipped: SPIKECL_PLUGIN_PATH: ");
+    expect_has(err.msg, "no symbol spk_plugin_init");
     free(bad_dir), free(bad);
+}
+
+/* A truncated library crashed dlopen with SIGBUS (its segments map past the end of the file).
+ * The ELF check refuses it first: skipped on the search path by every command, a hard error
+ * when a model lists it. Also an empty file, a text file and a copy cut inside the header. */
+Test(plugin_abi, truncated_library_refused_before_dlopen)
+{
+    char dir[512], cmd[8 * PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/trunc", spk_test_tmpdir());
+    struct stat st;
+    cr_assert_eq(stat(SPK_TP_GOOD, &st), 0);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && head -c %lld '%s' > %s/half.so && : > %s/empty.so && "
+             "echo text > %s/text.so && head -c 40 '%s' > %s/head.so",
+             dir, (long long)st.st_size / 2, SPK_TP_GOOD, dir, dir, dir, SPK_TP_GOOD, dir);
+    cr_assert_eq(spk_test_run(cmd, NULL), 0);
+    const char *names[4] = {"half", "empty", "text", "head"};
+    const char *why[4] = {"(PT_LOAD) ends at byte", "shorter than an ELF header",
+                          "shorter than an ELF header", "shorter than an ELF header"};
+    for (int i = 0; i < 4; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s.so", dir, names[i]);
+        spk_error err = {0};
+        cr_expect_eq(spk_plugin_load(path, &err), SPK_ERR_PLUGIN, "%s", path);
+        expect_has(err.msg, "not a loadable library: ");
+        expect_has(err.msg, why[i]);
+    }
+    /* the CLI: a model that needs no plugin runs, with a warning; plugins lists the rest */
+    char *model = spk_test_write("noplug.yaml", "input: {shape: [4]}\ntime_steps: 2\nlayers:\n"
+                                                "  - {name: enc, type: encoder.direct}\n"
+                                                "  - {name: fc, type: synapse.linear, out: 3}\n"
+                                                "  - {name: n, type: neuron.lif}\n"
+                                                "readout: {type: readout.spike_count}\n"
+                                                "loss: {type: loss.mse_count}\n");
+    char *out = NULL;
+    snprintf(cmd, sizeof cmd,
+             "SPIKECL_PLUGIN_PATH='%s' '%s' bench %s --device cpu --batches 1 --batch 2", dir,
+             SPK_CLI, model);
+    cr_expect_eq(spk_test_run(cmd, &out), 0, "%s", out);
+    expect_has(out, "warning: SPIKECL_PLUGIN_PATH: ");
+    expect_has(out, "(and 3 more failing plugins); skipped");
+    expect_has(out, "\"train_samples_per_s\"");
+    free(out);
+    snprintf(cmd, sizeof cmd, "SPIKECL_PLUGIN_PATH='%s' '%s' plugins", dir, SPK_CLI);
+    cr_expect_eq(spk_test_run(cmd, &out), 0, "%s", out);
+    expect_has(out, "neuron.lif (neuron, built-in)");
+    expect_has(out, "; skipped");
+    free(out);
+    /* named by the model: a hard error at the entry */
+    char yaml[PATH_MAX + 256];
+    snprintf(yaml, sizeof yaml,
+             "plugins: [%s/half.so]\ninput: {shape: [4]}\ntime_steps: 2\nlayers:\n"
+             "  - {name: enc, type: encoder.direct}\n",
+             dir);
+    char *named = spk_test_write("named.yaml", yaml);
+    snprintf(cmd, sizeof cmd, "'%s' bench %s --device cpu --batches 1", SPK_CLI, named);
+    cr_expect_eq(spk_test_run(cmd, &out), 2, "%s", out);
+    expect_has(out, "named.yaml:1:11: plugins: ");
+    expect_has(out, "half.so: not a loadable library: segment");
+    free(out);
+    free(named);
+    free(model);
 }
 
 /* ---- a model's plugins: list ---- */

@@ -1,7 +1,11 @@
 /* spikecl — the command-line program. Thin: parses flags and calls the library.
- * Exit codes: 0 ok, 2 bad usage or bad input (message on stderr), 1 any other failure. */
+ * Exit codes: 0 ok, 2 bad usage or bad input (message on stderr), 128 + N when signal N stopped
+ * train (after writing a checkpoint it can resume from), 1 any other failure. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +18,9 @@
 #include "spikecl/spikecl.h"
 
 #define EXIT_USAGE 2
+/* A weight larger than this is taken as a sign of divergence worth a warning (trained spiking
+ * nets keep their weights within a few units; 1e4 leaves wide room). */
+#define SPK_CLI_WARN_WEIGHT 1e4
 
 static const char *usage_text =
     "usage:\n"
@@ -29,6 +36,8 @@ static const char *usage_text =
     "OpenCL GPU, else cpu).\n";
 
 typedef struct opts {
+    int argc;
+    char **argv;
     const char *cmd, *model, *device, *out, *data, *weights;
     int epochs, batch, seed_set, limit_train, limit_test, threads, batches, resume;
     double lr;
@@ -53,6 +62,7 @@ static int fail(const spk_error *err)
     switch (err->code) {
     case SPK_ERR_NOMEM:
     case SPK_ERR_BACKEND:
+    case SPK_ERR_NUMERIC: /* the input was fine; the run diverged */
         return 1;
     default:
         return EXIT_USAGE;
@@ -74,6 +84,8 @@ static int parse_int(const char *flag, const char *v, long lo, long hi, int *out
 static int parse_args(int argc, char **argv, opts *o)
 {
     memset(o, 0, sizeof *o);
+    o->argc = argc;
+    o->argv = argv;
     o->epochs = o->batch = o->limit_train = o->limit_test = -1;
     o->batches = 20;
     o->lr = -1;
@@ -127,9 +139,13 @@ static int parse_args(int argc, char **argv, opts *o)
             o->seed_set = 1;
         } else if (strcmp(f, "--lr") == 0) {
             char *end;
+            errno = 0;
             o->lr = v ? strtod(v, &end) : -1;
-            if (!v || *end || !(o->lr > 0))
-                return usage_error("--lr expects a positive number, got '%s'", v ? v : "(nothing)");
+            /* inf, nan and anything a float cannot hold (1e400, 1e39) would train to NaN */
+            if (!v || *end || end == v || errno || !isfinite(o->lr) || !(o->lr > 0) ||
+                o->lr > FLT_MAX)
+                return usage_error("--lr expects a finite number in (0, %g], got '%s'",
+                                   (double)FLT_MAX, v ? v : "(nothing)");
         } else if (f[0] == '-' && f[1] == '-' && !v && strcmp(f, "--help"))
             return usage_error("%s needs a value", f);
         else
@@ -157,6 +173,48 @@ static int open_device(const opts *o, spk_backend **be, spk_error *err)
     if (!rc)
         fprintf(stderr, "spikecl: device %s: %s\n", id, (*be)->description);
     return rc;
+}
+
+/* Prints s as a JSON string: quotes, backslashes and control characters escaped, and bytes
+ * that are not valid UTF-8 replaced by U+FFFD, so that the result line always parses. */
+static void json_str(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    fputc('"', f);
+    while (*p) {
+        unsigned c = *p;
+        if (c == '"' || c == '\\') {
+            fprintf(f, "\\%c", c);
+            p++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\u%04x", c);
+            p++;
+        } else if (c < 0x80) {
+            fputc((int)c, f);
+            p++;
+        } else {
+            /* length of a well-formed sequence (RFC 3629), 0 if it is not one */
+            int len = c >= 0xc2 && c <= 0xdf   ? 2
+                      : c >= 0xe0 && c <= 0xef ? 3
+                      : c >= 0xf0 && c <= 0xf4 ? 4
+                                               : 0;
+            for (int k = 1; k < len; k++)
+                if ((p[k] & 0xc0) != 0x80)
+                    len = 0;
+            if (len == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)))
+                len = 0; /* overlong, or a surrogate */
+            if (len == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f)))
+                len = 0;
+            if (len) {
+                fwrite(p, 1, (size_t)len, f);
+                p += len;
+            } else {
+                fputs("\\ufffd", f);
+                p++;
+            }
+        }
+    }
+    fputc('"', f);
 }
 
 static double now_s(void)
@@ -256,6 +314,75 @@ static void on_progress(const spk_progress *p, void *user)
     fflush(stderr);
 }
 
+/* SIGINT/SIGTERM during train: finish the batch, write a checkpoint pair, say how to resume.
+ * SA_RESETHAND: a second signal ends the program at once. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* s quoted for a POSIX shell when it holds anything but safe characters */
+static void shell_word(FILE *f, const char *s)
+{
+    if (*s &&
+        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=+,@") ==
+            strlen(s)) {
+        fputs(s, f);
+        return;
+    }
+    fputc('\'', f);
+    for (; *s; s++)
+        if (*s == '\'')
+            fputs("'\\''", f);
+        else
+            fputc(*s, f);
+    fputc('\'', f);
+}
+
+/* The command that continues this run: the same arguments with --resume (and --out). */
+static void print_resume_command(const opts *o, const char *outdir)
+{
+    fprintf(stderr, "spikecl: resume with: ");
+    for (int i = 0; i < o->argc; i++) {
+        if (i)
+            fputc(' ', stderr);
+        shell_word(stderr, o->argv[i]);
+    }
+    if (!o->resume)
+        fputs(" --resume", stderr);
+    if (!o->out) {
+        fputs(" --out ", stderr);
+        shell_word(stderr, outdir);
+    }
+    fputc('\n', stderr);
+}
+
+/* Weights first: should the state write fail, the weights and the old state no longer pair,
+ * which the state's weights digest makes --resume refuse. */
+static int save_pair(spk_session *s, const char *ckpt, const char *state, int epochs_done,
+                     int batches_done, int *write_failed, spk_error *err)
+{
+    int rc = spk_session_save(s, ckpt, err);
+    if (!rc)
+        rc = spk_session_save_state_at(s, state, epochs_done, batches_done, err);
+    if (rc == SPK_ERR_IO)
+        *write_failed = 1;
+    return rc;
+}
+
 static int cmd_train(const opts *o)
 {
     spk_error err = {0};
@@ -295,20 +422,32 @@ static int cmd_train(const opts *o)
         rc = open_device(o, &be, &err);
     if (!rc)
         rc = spk_session_new(m, be, tc->batch, &s, &err);
-    if (!rc)
-        rc = make_dirs(outdir, &err);
-    int first = 0; /* epochs already done by the run being resumed */
+    /* before anything is written: both splits must fit the model's input */
+    if (!rc && (rc = spk_session_check_data(s, tr, &err)))
+        spk_error_prefix(&err, rc, "training set");
+    if (!rc && (rc = spk_session_check_data(s, te, &err)))
+        spk_error_prefix(&err, rc, "test set");
+    int write_failed = 0; /* I/O errors on output are not bad input: exit 1 */
+    if (!rc && (rc = make_dirs(outdir, &err)))
+        write_failed = 1;
+    int first = 0;       /* epochs already done by the run being resumed */
+    int first_batch = 0; /* and batches of the next one, when it was stopped mid-epoch */
     if (!rc && o->resume) {
         rc = spk_session_load(s, ckpt, &err);
         if (!rc)
-            rc = spk_session_load_state(s, state, &first, &err);
+            rc = spk_session_load_state_at(s, state, &first, &first_batch, &err);
         if (!rc && first >= tc->epochs)
             rc = spk_error_set(&err, SPK_ERR_INVALID,
                                "%s already holds %d epochs; ask for more with --epochs", outdir,
                                first);
-        if (!rc)
+        if (!rc && first_batch)
+            fprintf(stderr, "spikecl: resuming %s in epoch %d after batch %d\n", outdir, first + 1,
+                    first_batch);
+        else if (!rc)
             fprintf(stderr, "spikecl: resuming %s after epoch %d\n", outdir, first);
     }
+    catch_stop_signals();
+    int stopped = 0;
     double t0 = now_s(), train_s = 0;
     spk_batch_stats st = {0}, ev = {0};
     long trained = 0;
@@ -316,33 +455,75 @@ static int cmd_train(const opts *o)
     for (int e = first; !rc && e < tc->epochs; e++) {
         ps.next_decile = 1;
         double te0 = now_s();
-        rc = spk_train_epoch(s, ltr, e, tc->epochs, on_progress, &ps, &st, &err);
+        int done_b = 0, nb = spk_loader_batches(ltr);
+        rc = spk_train_epoch_part(s, ltr, e, tc->epochs, e == first ? first_batch : 0, &stop_signal,
+                                  &done_b, on_progress, &ps, &st, &err);
         train_s += now_s() - te0;
         trained += st.n;
+        if (!rc && done_b < nb) { /* a signal stopped the epoch */
+            if (ps.tty)
+                fputc('\n', stderr);
+            rc = save_pair(s, ckpt, state, e, done_b, &write_failed, &err);
+            if (!rc)
+                fprintf(stderr,
+                        "spikecl: stopped by signal %d in epoch %d after batch %d of %d; %s and "
+                        "%s are a consistent pair\n",
+                        (int)stop_signal, e + 1, done_b, nb, ckpt, state);
+            stopped = !rc;
+            break;
+        }
         if (!rc)
             rc = spk_evaluate(s, lte, &ev, &err);
-        /* weights first: should the state write fail, the weights still match the epoch */
+        /* non-finite weights stop the run (the last checkpoint stays); exploding ones warn */
+        double max_abs = 0;
+        char max_name[2 * SPK_NAME_MAX + 2];
         if (!rc)
-            rc = spk_session_save(s, ckpt, &err);
+            rc = spk_session_check_weights(s, &max_abs, max_name, sizeof max_name, &err);
+        if (!rc && max_abs > SPK_CLI_WARN_WEIGHT)
+            fprintf(stderr,
+                    "spikecl: warning: epoch %d: |%s| reaches %.3g; the weights are exploding "
+                    "(learning rate %g too high?)\n",
+                    e + 1, max_name, max_abs, (double)tc->optim.lr);
         if (!rc)
-            rc = spk_session_save_state(s, state, e + 1, &err);
+            rc = save_pair(s, ckpt, state, e + 1, 0, &write_failed, &err);
         if (!rc)
             printf("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.0f "
                    "samples/s\n",
                    e + 1, tc->epochs, st.loss_sum / st.n, (double)st.correct / st.n,
                    ev.loss_sum / ev.n, (double)ev.correct / ev.n, st.n / (now_s() - te0));
         fflush(stdout);
+        if (!rc && stop_signal && e + 1 < tc->epochs) { /* stopped between epochs */
+            fprintf(stderr,
+                    "spikecl: stopped by signal %d after epoch %d; %s and %s are a "
+                    "consistent pair\n",
+                    (int)stop_signal, e + 1, ckpt, state);
+            stopped = 1;
+            break;
+        }
     }
     int code = 0;
-    if (rc) {
+    if (stopped) {
+        print_resume_command(o, outdir);
+        code = 128 + (int)stop_signal; /* the shell's convention: 130 for SIGINT */
+    } else if (rc && write_failed) {
+        fprintf(stderr, "spikecl: error: %s\n", err.msg);
+        code = 1;
+    } else if (rc) {
         code = fail(&err);
+        if (err.code == SPK_ERR_NUMERIC && access(ckpt, F_OK) == 0)
+            fprintf(stderr, "spikecl: nothing written for the diverged epoch; %s is as it was\n",
+                    ckpt);
     } else {
         printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"train_loss\": %.5f, "
                "\"train_accuracy\": %.4f, \"epochs\": %d, \"samples_per_s\": %.1f, "
-               "\"seconds\": %.2f, \"device\": \"%s\", \"checkpoint\": \"%s\"}\n",
+               "\"seconds\": %.2f, \"device\": ",
                (double)ev.correct / ev.n, ev.loss_sum / ev.n, st.loss_sum / st.n,
                (double)st.correct / st.n, tc->epochs, train_s > 0 ? trained / train_s : 0.0,
-               now_s() - t0, be->ops->name, ckpt);
+               now_s() - t0);
+        json_str(stdout, be->ops->name);
+        printf(", \"checkpoint\": ");
+        json_str(stdout, ckpt);
+        printf("}\n");
     }
     spk_session_free(s);
     spk_backend_free(be);
@@ -384,10 +565,12 @@ static int cmd_eval(const opts *o)
     int code = 0;
     if (rc)
         code = fail(&err);
-    else
-        printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"samples\": %d, \"device\": "
-               "\"%s\"}\n",
-               (double)ev.correct / ev.n, ev.loss_sum / ev.n, ev.n, be->ops->name);
+    else {
+        printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"samples\": %d, \"device\": ",
+               (double)ev.correct / ev.n, ev.loss_sum / ev.n, ev.n);
+        json_str(stdout, be->ops->name);
+        printf("}\n");
+    }
     spk_session_free(s);
     spk_backend_free(be);
     spk_loader_free(lte);
@@ -420,6 +603,8 @@ static int cmd_bench(const opts *o)
         rc = open_device(o, &be, &err);
     if (!rc)
         rc = spk_session_new(m, be, batch, &s, &err);
+    if (!rc && !synthetic)
+        rc = spk_session_check_data(s, tr, &err);
     int in = rc ? 0 : spk_session_input_size(s);
     float *x = rc ? NULL : malloc((size_t)batch * in * sizeof(float));
     int32_t *y = rc ? NULL : malloc((size_t)batch * sizeof(int32_t));
@@ -512,11 +697,13 @@ static int cmd_bench(const opts *o)
         if (!rc)
             printf("{\"train_samples_per_s\": %.1f, \"infer_samples_per_s\": %.1f, "
                    "\"gemm_fraction\": %s, \"peak_rss_mb\": %.1f, \"batch\": %d, "
-                   "\"batches\": %d, \"time_steps\": %d, \"device\": \"%s\", \"data\": "
-                   "\"%s\"}\n",
+                   "\"batches\": %d, \"time_steps\": %d, \"device\": ",
                    (double)n * o->batches / train_s, (double)n * o->batches / infer_s, frac,
-                   peak_rss_mb(), n, o->batches, spk_model_time_steps(m), be->ops->name,
-                   synthetic ? "synthetic" : "real");
+                   peak_rss_mb(), n, o->batches, spk_model_time_steps(m));
+        if (!rc) {
+            json_str(stdout, be->ops->name);
+            printf(", \"data\": \"%s\"}\n", synthetic ? "synthetic" : "real");
+        }
     }
     int code = rc ? fail(&err) : 0;
     free(x);
@@ -558,10 +745,6 @@ static int cmd_devices(void)
 
 static int cmd_plugins(void)
 {
-    /* a broken library in the path should not hide the types that did load */
-    spk_error err = {0};
-    if (spk_plugin_load_path_env(&err))
-        fprintf(stderr, "spikecl: warning: %s\n", err.msg);
     spk_registry *reg = spk_registry_default();
     static const char *kinds[] = {"encoder", "synapse", "neuron", "readout", "loss", "other"};
     static const char *types[] = {"float", "int", "bool", "choice", "string", "init", "surrogate"};
@@ -586,6 +769,13 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc;
+    /* one rule for every command: a library on the search path that does not load is skipped
+     * with a warning; a model that needs one of its types fails at that layer */
+    if (strcmp(o.cmd, "devices") != 0) {
+        spk_error perr = {0};
+        if (spk_plugin_load_path_env_once(&perr))
+            fprintf(stderr, "spikecl: warning: %s; skipped\n", perr.msg);
+    }
     if (strcmp(o.cmd, "train") == 0)
         return cmd_train(&o);
     if (strcmp(o.cmd, "eval") == 0)

@@ -26,24 +26,30 @@ SPK_KERNEL void spk_sumsq(SPK_GLOBAL float *partial, SPK_GLOBAL const float *g, 
 SPK_CPU_ENTRY(spk_sumsq, B, B, I, I, I, I)
 
 /* scale[0] = min(1, max_norm / (||g|| + 1e-6)) from the partial sums (torch clip_grad_norm_) */
+/* flag (the update kernels' last argument): flag[0] becomes NaN when the step meets a value
+ * that is not finite (gradient norm, gradient, second moment, or new weight before clamping).
+ * The flag is the first per-sample loss, which the host reads back after every step anyway, so
+ * divergence is caught at the batch where it happens at no extra pass or transfer. */
 SPK_KERNEL void spk_clip_scale(SPK_GLOBAL float *scale, SPK_GLOBAL const float *partial,
-                               const int n, const float max_norm)
+                               const int n, const float max_norm, SPK_GLOBAL float *flag)
 {
     SPK_FOR_ITEMS(i, 1) {
         float s = 0.0f;
         for (int j = 0; j < n; j++)
             s += partial[j];
+        if (!isfinite(s))
+            flag[0] = NAN;
         float c = max_norm / (sqrtf(s) + 1e-6f);
         scale[i] = c < 1.0f ? c : 1.0f;
     } SPK_END_ITEMS
 }
-SPK_CPU_ENTRY(spk_clip_scale, B, B, I, F)
+SPK_CPU_ENTRY(spk_clip_scale, B, B, I, F, B)
 
 /* torch.optim.SGD: g += wd*w; buf = momentum*buf + g; g = nesterov ? g + momentum*buf : buf */
 SPK_KERNEL void spk_sgd(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_GLOBAL float *buf,
                         SPK_GLOBAL const float *scale, const int n, const float lr,
                         const float momentum, const int nesterov, const float wd,
-                        const int clamp, const float lo, const float hi)
+                        const int clamp, const float lo, const float hi, SPK_GLOBAL float *flag)
 {
     SPK_FOR_ITEMS(i, n) {
         float g = grad[i] * scale[0] + wd * w[i];
@@ -53,12 +59,14 @@ SPK_KERNEL void spk_sgd(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_G
             g = nesterov ? g + momentum * b : b;
         }
         float v = w[i] - lr * g;
+        if (!isfinite(v) || !isfinite(g))
+            flag[0] = NAN;
         if (clamp)
             v = fminf(fmaxf(v, lo), hi);
         w[i] = v;
     } SPK_END_ITEMS
 }
-SPK_CPU_ENTRY(spk_sgd, B, B, B, B, I, F, F, I, F, I, F, F)
+SPK_CPU_ENTRY(spk_sgd, B, B, B, B, I, F, F, I, F, I, F, F, B)
 
 /* torch.optim.Adam / AdamW. decoupled = 0: g += wd*w (Adam's L2); 1: w *= 1 - lr*wd (AdamW).
  * bc1 = 1 - beta1^t, bc2 = 1 - beta2^t. */
@@ -66,7 +74,7 @@ SPK_KERNEL void spk_adam(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_
                          SPK_GLOBAL float *v, SPK_GLOBAL const float *scale, const int n,
                          const float lr, const float beta1, const float beta2, const float eps,
                          const float wd, const int decoupled, const float bc1, const float bc2,
-                         const int clamp, const float lo, const float hi)
+                         const int clamp, const float lo, const float hi, SPK_GLOBAL float *flag)
 {
     SPK_FOR_ITEMS(i, n) {
         float p = w[i];
@@ -80,12 +88,14 @@ SPK_KERNEL void spk_adam(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_
         m[i] = mi;
         v[i] = vi;
         p -= (lr / bc1) * mi / (sqrtf(vi) / sqrtf(bc2) + eps);
+        if (!isfinite(p) || !isfinite(vi))
+            flag[0] = NAN;
         if (clamp)
             p = fminf(fmaxf(p, lo), hi);
         w[i] = p;
     } SPK_END_ITEMS
 }
-SPK_CPU_ENTRY(spk_adam, B, B, B, B, B, I, F, F, F, F, F, I, F, F, I, F, F)
+SPK_CPU_ENTRY(spk_adam, B, B, B, B, B, I, F, F, F, F, F, I, F, F, I, F, F, B)
 
 /* dst[c] (+)= sum over r of src[r*cols + c]; dst may alias row 0 of src (each item reads only
  * its own column before writing it). Serves spk_host_api.reduce_grad. */

@@ -455,6 +455,11 @@ int spk_loader_batch_size(const spk_loader *ld)
     return ld ? ld->batch : 0;
 }
 
+const spk_dataset *spk_loader_dataset(const spk_loader *ld)
+{
+    return ld ? ld->ds : NULL;
+}
+
 void spk_loader_start_epoch(spk_loader *ld, int epoch)
 {
     if (!ld)

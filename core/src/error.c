@@ -71,6 +71,8 @@ const char *spk_status_str(int code)
         return "plugin error";
     case SPK_ERR_NOTFOUND:
         return "not found";
+    case SPK_ERR_NUMERIC:
+        return "non-finite value";
     }
     return "unknown error";
 }

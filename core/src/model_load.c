@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -206,8 +207,9 @@ static int spk_is_null(const yaml_node_t *n)
     return !*t || !strcmp(t, "~") || !strcmp(t, "null") || !strcmp(t, "Null") || !strcmp(t, "NULL");
 }
 
-/* Numbers are plain decimal text; quoted scalars stay strings, as in YAML. Letters other than
- * an exponent are refused so that strtod's "inf", "nan" and hex forms do not slip through. */
+/* Numbers are plain decimal text that a float can hold; quoted scalars stay strings, as in
+ * YAML. Letters other than an exponent are refused so that strtod's "inf", "nan" and hex forms
+ * do not slip through. */
 static int spk_parse_double(const char *s, double *out)
 {
     if (!*s)
@@ -218,7 +220,8 @@ static int spk_parse_double(const char *s, double *out)
     char *end;
     errno = 0;
     double d = strtod(s, &end);
-    if (*end || end == s || !isfinite(d))
+    /* layers compute in float: a larger value would become an infinity there */
+    if (*end || end == s || !isfinite(d) || fabs(d) > FLT_MAX)
         return 0;
     *out = d;
     return 1;
@@ -997,6 +1000,18 @@ static int spk_name_ok(const char *s)
     return 1;
 }
 
+/* A model's name: a layer name that may also hold dots, but never "..", nor start with one. */
+static int spk_model_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= SPK_NAME_MAX || s[0] == '.' || strstr(s, ".."))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
+            return 0;
+    return 1;
+}
+
 /* The "name" of a layer mapping as written (NULL when it has none), without checks. */
 static const char *spk_raw_layer_name(spk_ld *ld, yaml_node_t *seq, int j)
 {
@@ -1060,8 +1075,13 @@ static int spk_ld_type(spk_ld *ld, yaml_node_t *map, int want_kind, const spk_la
             if (o && o->name)
                 spk_sugg_try(&sg, o->name, strlen(o->name));
         }
-        return spk_ld_fail(ld, n, SPK_ERR_NOTFOUND, "unknown layer type '%s'%s", name,
-                           spk_sugg_text(&sg));
+        /* a library the search path skipped may be the one that was meant */
+        spk_error perr;
+        spk_error_clear(&perr);
+        int skipped = spk_plugin_load_path_env_once(&perr) != SPK_OK;
+        return spk_ld_fail(ld, n, SPK_ERR_NOTFOUND, "unknown layer type '%s'%s%s%s%s", name,
+                           spk_sugg_text(&sg), skipped ? " (skipped: " : "",
+                           skipped ? perr.msg : "", skipped ? ")" : "");
     }
     if (want_kind < 0 && (t->kind == SPK_KIND_READOUT || t->kind == SPK_KIND_LOSS))
         return spk_ld_fail(
@@ -1497,9 +1517,12 @@ static int spk_ld_model(spk_ld *ld, spk_model *m, yaml_node_t *root)
 
     yaml_node_t *x;
     if ((x = spk_ld_get(ld, root, "name"))) {
-        if (!spk_is_scalar(x) || spk_is_null(x) || !*spk_text(x))
-            return spk_ld_fail(ld, x, SPK_ERR_INVALID, "'name' must be a string, got %s",
-                               spk_found(x, fb, sizeof fb));
+        /* the default output folder is runs/NAME: no '/', '..', quotes or control characters */
+        if (!spk_is_scalar(x) || !spk_model_name_ok(spk_text(x)))
+            return spk_ld_fail(ld, x, SPK_ERR_INVALID,
+                               "'name' must be a word of letters, digits, '_', '-' and '.' (not "
+                               "starting with '.', no '..', at most %d characters), got %s",
+                               SPK_NAME_MAX - 1, spk_found(x, fb, sizeof fb));
         free(m->name);
         if (!(m->name = strdup(spk_text(x))))
             return spk_ld_nomem(ld);
@@ -1525,10 +1548,11 @@ static int spk_ld_model(spk_ld *ld, spk_model *m, yaml_node_t *root)
 
     /* types come from the built-ins, $SPIKECL_PLUGIN_PATH and `plugins:`: load the last two
      * before any layer names its type */
+    /* a bad library on the search path is skipped (spk_plugin_load_path_env_once reports it;
+     * the CLI prints it as a warning); only a type the model needs from it fails the load */
     spk_error perr;
     spk_error_clear(&perr);
-    if ((rc = spk_plugin_load_path_env_once(&perr)))
-        return spk_ld_fail_at(ld, 0, 0, rc, "%s", perr.msg);
+    (void)spk_plugin_load_path_env_once(&perr);
     if ((x = spk_ld_get(ld, root, "plugins")) && (rc = spk_ld_plugins(ld, m, x)))
         return rc;
     spk_ld_ctx(ld, "%s", "");
@@ -1572,7 +1596,14 @@ static char *spk_base_name(const char *file)
     size_t len = dot && dot != b ? (size_t)(dot - b) : strlen(b);
     if (len == 0)
         return strdup("model");
-    return strndup(b, len);
+    if (len >= SPK_NAME_MAX)
+        len = SPK_NAME_MAX - 1;
+    char *name = strndup(b, len);
+    /* the same rule as a written name: anything else becomes '_' */
+    for (size_t i = 0; name && i < len; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-')
+            name[i] = '_';
+    return name;
 }
 
 static char *spk_dir_name(const char *path)

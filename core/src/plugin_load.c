@@ -4,7 +4,9 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,83 @@ static const char *spk_dl_reason(const char *path, const char *canon)
     return e;
 }
 
+#if UINTPTR_MAX > 0xffffffffu
+#define SPK_ELF_CLASS ELFCLASS64
+typedef Elf64_Ehdr spk_ehdr;
+typedef Elf64_Phdr spk_phdr;
+#else
+#define SPK_ELF_CLASS ELFCLASS32
+typedef Elf32_Ehdr spk_ehdr;
+typedef Elf32_Phdr spk_phdr;
+#endif
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define SPK_ELF_DATA ELFDATA2MSB
+#else
+#define SPK_ELF_DATA ELFDATA2LSB
+#endif
+
+/* dlopen maps every loadable segment; a page of one past the end of a truncated file raises
+ * SIGBUS when the loader touches it. So before dlopen: an ELF shared object of this machine's
+ * class and byte order, whose program headers and PT_LOAD segments lie inside the file. */
+static int spk_elf_check(const char *path, spk_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return spk_error_set(err, SPK_ERR_PLUGIN, "%s: cannot open: %s", path, strerror(errno));
+    int rc = SPK_OK;
+    struct stat st;
+    spk_ehdr eh;
+    const char *why = NULL;
+    uint64_t size = 0;
+    if (fstat(fileno(f), &st) != 0) {
+        rc = spk_error_set(err, SPK_ERR_PLUGIN, "%s: cannot stat: %s", path, strerror(errno));
+        goto out;
+    }
+    size = (uint64_t)st.st_size;
+    if (size < sizeof eh || fread(&eh, sizeof eh, 1, f) != 1)
+        why = "shorter than an ELF header (empty or truncated)";
+    else if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
+        why = "no ELF magic number";
+    else if (eh.e_ident[EI_CLASS] != SPK_ELF_CLASS)
+        why = "built for another word size (32/64-bit)";
+    else if (eh.e_ident[EI_DATA] != SPK_ELF_DATA)
+        why = "built for another byte order";
+    else if (eh.e_type != ET_DYN)
+        why = "not a shared library (ELF type is not ET_DYN)";
+    else if (eh.e_phentsize != sizeof(spk_phdr) || eh.e_phnum == 0 || (uint64_t)eh.e_phoff > size ||
+             (uint64_t)eh.e_phnum * sizeof(spk_phdr) > size - (uint64_t)eh.e_phoff)
+        why = "its program headers lie outside the file (truncated?)";
+    if (why)
+        goto out;
+    if (fseeko(f, (off_t)eh.e_phoff, SEEK_SET) != 0) {
+        why = "cannot seek to its program headers";
+        goto out;
+    }
+    for (int i = 0; i < eh.e_phnum; i++) {
+        spk_phdr ph;
+        if (fread(&ph, sizeof ph, 1, f) != 1) {
+            why = "cannot read its program headers";
+            break;
+        }
+        if (ph.p_type == PT_LOAD && ((uint64_t)ph.p_offset > size ||
+                                     (uint64_t)ph.p_filesz > size - (uint64_t)ph.p_offset)) {
+            rc = spk_error_set(err, SPK_ERR_PLUGIN,
+                               "%s: not a loadable library: segment %d (PT_LOAD) ends at byte "
+                               "%llu but the file has %llu bytes (truncated?)",
+                               path, i,
+                               (unsigned long long)((uint64_t)ph.p_offset + (uint64_t)ph.p_filesz),
+                               (unsigned long long)size);
+            break;
+        }
+    }
+out:
+    if (why)
+        rc = spk_error_set(err, SPK_ERR_PLUGIN, "%s: not a loadable library: %s", path, why);
+    fclose(f);
+    return rc;
+}
+
 int spk_plugin_load(const char *path, spk_error *err)
 {
     if (!path || !*path)
@@ -76,6 +155,11 @@ int spk_plugin_load(const char *path, spk_error *err)
         return spk_error_set(err, errno == ENOMEM ? SPK_ERR_NOMEM : SPK_ERR_PLUGIN,
                              "%s: cannot resolve the path: %s", path, strerror(errno));
 
+    int erc = spk_elf_check(canon, err);
+    if (erc) {
+        free(canon);
+        return erc;
+    }
     dlerror();
     void *h = dlopen(canon, RTLD_NOW | RTLD_LOCAL);
     if (!h) {

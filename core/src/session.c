@@ -13,7 +13,8 @@
 #include "seed.h"
 #include "spikecl/safetensors.h"
 
-#define CLIP_CHUNK 4096
+#define CLIP_CHUNK    4096
+#define SPK_STATE_MAX (1 << 24) /* counts in the state file are floats: exact up to 2^24 */
 
 static double now_s(void)
 {
@@ -534,7 +535,8 @@ static int optimizer_step(spk_session *s, spk_error *err)
         }
         if (!rc)
             rc = CORE(s, "spk_clip_scale", 1, err, SPK_ARG_BUF(&s->scale), SPK_ARG_BUF(&s->partial),
-                      SPK_ARG_INT(s->n_chunks), SPK_ARG_FLOAT(oc->clip_norm));
+                      SPK_ARG_INT(s->n_chunks), SPK_ARG_FLOAT(oc->clip_norm),
+                      SPK_ARG_BUF(&s->loss_t));
     }
     s->step++;
     float bc1 = 1.0f - (float)pow(oc->beta1, (double)s->step);
@@ -549,7 +551,7 @@ static int optimizer_step(spk_session *s, spk_error *err)
                       SPK_ARG_BUF(&o->m), SPK_ARG_BUF(&s->scale), SPK_ARG_INT(n),
                       SPK_ARG_FLOAT(s->lr), SPK_ARG_FLOAT(oc->momentum), SPK_ARG_INT(oc->nesterov),
                       SPK_ARG_FLOAT(wd), SPK_ARG_INT(w->clamp), SPK_ARG_FLOAT(w->lo),
-                      SPK_ARG_FLOAT(w->hi));
+                      SPK_ARG_FLOAT(w->hi), SPK_ARG_BUF(&s->loss_t));
         else
             rc = CORE(s, "spk_adam", (size_t)n, err, SPK_ARG_BUF(&w->value), SPK_ARG_BUF(&w->grad),
                       SPK_ARG_BUF(&o->m), SPK_ARG_BUF(&o->v), SPK_ARG_BUF(&s->scale),
@@ -557,7 +559,7 @@ static int optimizer_step(spk_session *s, spk_error *err)
                       SPK_ARG_FLOAT(oc->beta2), SPK_ARG_FLOAT(oc->eps), SPK_ARG_FLOAT(wd),
                       SPK_ARG_INT(oc->kind == SPK_OPTIM_ADAMW), SPK_ARG_FLOAT(bc1),
                       SPK_ARG_FLOAT(bc2), SPK_ARG_INT(w->clamp), SPK_ARG_FLOAT(w->lo),
-                      SPK_ARG_FLOAT(w->hi));
+                      SPK_ARG_FLOAT(w->hi), SPK_ARG_BUF(&s->loss_t));
     }
     if (!rc)
         rc = charge(s, &t0, &s->opt_s, err);
@@ -723,6 +725,11 @@ void spk_session_set_epoch(spk_session *s, int epoch)
     s->batch_counter = 0;
 }
 
+void spk_session_set_batch_index(spk_session *s, int batch)
+{
+    s->batch_counter = (uint32_t)batch;
+}
+
 int spk_session_readout(spk_session *s, float *out, int n, spk_error *err)
 {
     if (n < 0 || n > s->batch)
@@ -744,6 +751,32 @@ int spk_session_input_size(const spk_session *s)
 float spk_session_input_scale(const spk_session *s)
 {
     return s->m->input_scale;
+}
+
+int spk_session_check_data(const spk_session *s, const spk_dataset *ds, spk_error *err)
+{
+    if (!s || !ds)
+        return spk_error_set(err, SPK_ERR_INVALID, "spk_session_check_data: no session or data");
+    const spk_model *m = s->m;
+    long long have = (long long)ds->channels * ds->height * ds->width;
+    int ok;
+    if (m->in_ndim == 3)
+        ok = m->in_dims[0] == ds->channels && m->in_dims[1] == ds->height &&
+             m->in_dims[2] == ds->width;
+    else if (m->in_ndim == 2)
+        ok = ds->channels == 1 && m->in_dims[0] == ds->height && m->in_dims[1] == ds->width;
+    else
+        ok = m->in_ndim == 1 && have == s->in_size;
+    if (ok)
+        return SPK_OK;
+    char want[96] = "";
+    for (int q = 0, len = 0; q < m->in_ndim && len < (int)sizeof want - 16; q++)
+        len += snprintf(want + len, sizeof want - (size_t)len, "%s%d", q ? "x" : "", m->in_dims[q]);
+    return spk_error_set(err, SPK_ERR_SHAPE,
+                         "the data set's images are %dx%dx%d (channels x height x width) but "
+                         "model '%s' (%s) takes input of shape %s",
+                         ds->channels, ds->height, ds->width, m->name ? m->name : "", m->path,
+                         want);
 }
 
 /* ---- weights by name ---- */
@@ -811,6 +844,44 @@ int spk_session_grad_get(spk_session *s, int i, float *dst, spk_error *err)
     return spk_tensor_download(s->be, &w->grad, dst, err);
 }
 
+int spk_session_check_weights(spk_session *s, double *max_abs, char *max_name, size_t cap,
+                              spk_error *err)
+{
+    double mx = 0;
+    int n = spk_session_weight_count(s), rc = SPK_OK;
+    if (max_name && cap)
+        max_name[0] = '\0';
+    for (int i = 0; !rc && i < n; i++) {
+        const spk_layer *l = NULL;
+        spk_weight *w = weight_at(s, i, &l);
+        float *buf = malloc((w->value.numel ? w->value.numel : 1) * sizeof(float));
+        if (!buf)
+            return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+        for (int g = 0; !rc && g < 2; g++) {
+            if (g && w->frozen)
+                break;
+            rc = spk_tensor_download(s->be, g ? &w->grad : &w->value, buf, err);
+            for (size_t k = 0; !rc && k < w->value.numel; k++) {
+                if (!isfinite(buf[k]))
+                    rc = spk_error_set(err, SPK_ERR_NUMERIC,
+                                       "layer '%s' (%s): the %s of '%s.%s' is not finite (%g at "
+                                       "index %zu)",
+                                       l->name, l->type->name, g ? "gradient" : "value", l->name,
+                                       w->name, (double)buf[k], k);
+                else if (!g && fabs(buf[k]) > mx) {
+                    mx = fabs(buf[k]);
+                    if (max_name && cap)
+                        snprintf(max_name, cap, "%s.%s", l->name, w->name);
+                }
+            }
+        }
+        free(buf);
+    }
+    if (max_abs)
+        *max_abs = mx;
+    return rc;
+}
+
 /* ---- checkpoints ---- */
 
 int spk_session_save(spk_session *s, const char *path, spk_error *err)
@@ -837,6 +908,13 @@ int spk_session_save(spk_session *s, const char *path, spk_error *err)
         for (int d = 0; d < w->shape.ndim; d++)
             t[i].shape[d] = w->shape.dims[d];
         rc = spk_tensor_download(s->be, &w->value, t[i].data, err);
+        /* never replace a good checkpoint with a diverged one */
+        for (size_t k = 0; !rc && k < w->value.numel; k++)
+            if (!isfinite(t[i].data[k]))
+                rc = spk_error_set(err, SPK_ERR_NUMERIC,
+                                   "%s: not written: '%s' holds a non-finite value (%g at index "
+                                   "%zu)",
+                                   path, t[i].name, (double)t[i].data[k], k);
     }
     if (!rc) {
         const char *keys[] = {"format", "model", "spikecl"};
@@ -887,7 +965,17 @@ int spk_session_load(spk_session *s, const char *path, spk_error *err)
                                path, name, numel, w->value.numel);
             break;
         }
-        rc = spk_tensor_upload(s->be, &w->value, t->data, err);
+        /* a diverged run's weights would evaluate to chance without a word */
+        for (size_t k = 0; k < numel; k++)
+            if (!isfinite(t->data[k])) {
+                rc = spk_error_set(err, SPK_ERR_INVALID,
+                                   "%s: tensor '%s' holds a non-finite value (%g at index %zu): "
+                                   "the run that wrote it diverged",
+                                   path, name, (double)t->data[k], k);
+                break;
+            }
+        if (!rc)
+            rc = spk_tensor_upload(s->be, &w->value, t->data, err);
     }
     spk_st_file_free(f);
     return rc;
@@ -906,17 +994,58 @@ static const spk_layer *opt_owner(const spk_session *s, const opt_slot *o)
     return NULL;
 }
 
+/* FNV-1a (64-bit) of every weight's values in model order: the optimizer state records the
+ * digest of the weights it belongs to, so a resume can tell a mismatched pair of files. */
+static int weights_digest(spk_session *s, uint64_t *out, spk_error *err)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    int n = spk_session_weight_count(s);
+    for (int i = 0; i < n; i++) {
+        spk_weight *w = weight_at(s, i, NULL);
+        float *buf = malloc((w->value.numel ? w->value.numel : 1) * sizeof(float));
+        if (!buf)
+            return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+        int rc = spk_tensor_download(s->be, &w->value, buf, err);
+        if (rc) {
+            free(buf);
+            return rc;
+        }
+        const unsigned char *b = (const unsigned char *)buf;
+        for (size_t k = 0; k < w->value.numel * sizeof(float); k++)
+            h = (h ^ b[k]) * 0x100000001b3ull;
+        free(buf);
+    }
+    *out = h;
+    return SPK_OK;
+}
+
 /* Adam's moments (SGD's momentum buffer in .m) of every trained weight, named after the weight
  * with ".m" / ".v", and the step count and finished epochs as one-element tensors (exact in
  * float32 up to 2^24). A separate file, so that model.safetensors stays plain weights. */
 int spk_session_save_state(spk_session *s, const char *path, int epochs_done, spk_error *err)
 {
-    int n = 2 * s->n_opt + 2;
+    return spk_session_save_state_at(s, path, epochs_done, 0, err);
+}
+
+int spk_session_save_state_at(spk_session *s, const char *path, int epochs_done, int batches_done,
+                              spk_error *err)
+{
+    if (epochs_done < 0 || epochs_done > SPK_STATE_MAX || s->step > SPK_STATE_MAX ||
+        batches_done < 0 || batches_done > SPK_STATE_MAX)
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "%s: epoch %d, batch %d or step %ld is beyond what the state file "
+                             "holds exactly (%d)",
+                             path, epochs_done, batches_done, s->step, SPK_STATE_MAX);
+    int n = 2 * s->n_opt + 4;
     spk_st_tensor *t = calloc((size_t)n, sizeof *t);
     if (!t)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
-    float step = (float)s->step, epochs = (float)epochs_done;
-    int rc = SPK_OK;
+    float step = (float)s->step, epochs = (float)epochs_done, batches = (float)batches_done;
+    float digest[4];
+    uint64_t dg = 0;
+    int rc = weights_digest(s, &dg, err);
+    for (int k = 0; k < 4; k++) /* 16 bits a float: exact */
+        digest[k] = (float)((dg >> (16 * k)) & 0xffffu);
     for (int i = 0; !rc && i < s->n_opt; i++) {
         const opt_slot *o = &s->opt[i];
         const spk_layer *owner = opt_owner(s, o);
@@ -937,8 +1066,11 @@ int spk_session_save_state(spk_session *s, const char *path, int epochs_done, sp
     }
     if (!rc) {
         static char step_name[] = "step", epochs_name[] = "epochs_done";
-        t[n - 2] = (spk_st_tensor){.name = step_name, .ndim = 1, .shape = {1}, .data = &step};
-        t[n - 1] = (spk_st_tensor){.name = epochs_name, .ndim = 1, .shape = {1}, .data = &epochs};
+        static char digest_name[] = "weights_digest", batches_name[] = "batches_done";
+        t[n - 4] = (spk_st_tensor){.name = batches_name, .ndim = 1, .shape = {1}, .data = &batches};
+        t[n - 3] = (spk_st_tensor){.name = step_name, .ndim = 1, .shape = {1}, .data = &step};
+        t[n - 2] = (spk_st_tensor){.name = epochs_name, .ndim = 1, .shape = {1}, .data = &epochs};
+        t[n - 1] = (spk_st_tensor){.name = digest_name, .ndim = 1, .shape = {4}, .data = digest};
         const char *keys[] = {"format", "spikecl"};
         const char *vals[] = {"spikecl-optimizer-state", SPIKECL_VERSION};
         rc = spk_safetensors_write(path, n, t, 2, keys, vals, err);
@@ -951,7 +1083,32 @@ int spk_session_save_state(spk_session *s, const char *path, int epochs_done, sp
     return rc;
 }
 
+/* A count in the state file: one finite, whole float in [0, SPK_STATE_MAX]. Anything else
+ * would be undefined behaviour to convert, or a resume that loops for 2^31 epochs. */
+static int state_count(const char *path, const spk_st_tensor *t, double *out, spk_error *err)
+{
+    if (t->ndim != 1 || t->shape[0] != 1)
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "%s: '%s' must hold exactly one value (shape [1]), got %d dims, %lld "
+                             "values",
+                             path, t->name, t->ndim, t->ndim ? (long long)t->shape[0] : 1LL);
+    float v = t->data[0];
+    if (!isfinite(v) || v < 0 || v > SPK_STATE_MAX || v != floorf(v))
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "%s: '%s' must be a whole number in [0, %d], got %g", path, t->name,
+                             SPK_STATE_MAX, (double)v);
+    *out = v;
+    return SPK_OK;
+}
+
 int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, spk_error *err)
+{
+    int batches;
+    return spk_session_load_state_at(s, path, epochs_done, &batches, err);
+}
+
+int spk_session_load_state_at(spk_session *s, const char *path, int *epochs_done, int *batches_done,
+                              spk_error *err)
 {
     spk_st_file *f = NULL;
     int rc = spk_safetensors_read(path, &f, err);
@@ -959,9 +1116,39 @@ int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, s
         return rc;
     const spk_st_tensor *st = spk_st_file_find(f, "step");
     const spk_st_tensor *ep = spk_st_file_find(f, "epochs_done");
+    const spk_st_tensor *dg = spk_st_file_find(f, "weights_digest");
+    const spk_st_tensor *bd = spk_st_file_find(f, "batches_done"); /* absent: 0 */
+    double step = 0, epochs = 0, batches = 0;
     if (!st || !ep)
         rc = spk_error_set(err, SPK_ERR_INVALID,
                            "%s: not a spikecl optimizer state (no 'step' or 'epochs_done')", path);
+    if (!rc)
+        rc = state_count(path, st, &step, err);
+    if (!rc)
+        rc = state_count(path, ep, &epochs, err);
+    if (!rc && bd)
+        rc = state_count(path, bd, &batches, err);
+    if (!rc && (!dg || dg->ndim != 1 || dg->shape[0] != 4))
+        rc = spk_error_set(err, SPK_ERR_INVALID,
+                           "%s: no 'weights_digest' of 4 values (written by an older spikecl?)",
+                           path);
+    uint64_t want = 0, have = 0;
+    for (int k = 0; !rc && k < 4; k++) {
+        float v = dg->data[k];
+        if (!(v >= 0 && v <= 65535) || v != floorf(v))
+            rc = spk_error_set(err, SPK_ERR_INVALID, "%s: 'weights_digest' is damaged", path);
+        else
+            want |= (uint64_t)v << (16 * k);
+    }
+    if (!rc)
+        rc = weights_digest(s, &have, err);
+    if (!rc && have != want)
+        rc = spk_error_set(err, SPK_ERR_INVALID,
+                           "%s (epoch %.0f, step %.0f) belongs to other weights than those "
+                           "loaded: the weights and the optimizer state come from different "
+                           "points of a run (did it stop between writing the two files?); "
+                           "start the run again, or evaluate the weights alone",
+                           path, epochs, step);
     for (int i = 0; !rc && i < s->n_opt; i++) {
         const opt_slot *o = &s->opt[i];
         const spk_layer *owner = opt_owner(s, o);
@@ -969,18 +1156,28 @@ int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, s
             char name[2 * SPK_NAME_MAX + 8];
             snprintf(name, sizeof name, "%s.%s.%s", owner->name, o->w->name, mv ? "v" : "m");
             const spk_st_tensor *t = spk_st_file_find(f, name);
-            if (!t || t->ndim != 1 || (size_t)t->shape[0] != o->w->value.numel)
+            size_t bad = 0;
+            if (!t || t->ndim != 1 || (size_t)t->shape[0] != o->w->value.numel) {
                 rc = spk_error_set(err, SPK_ERR_INVALID,
                                    "%s: no state '%s' of %zu values for this model", path, name,
                                    o->w->value.numel);
+                break;
+            }
+            while (bad < o->w->value.numel && isfinite(t->data[bad]))
+                bad++;
+            if (bad < o->w->value.numel)
+                rc = spk_error_set(err, SPK_ERR_INVALID,
+                                   "%s: state '%s' holds a non-finite value (%g at index %zu)",
+                                   path, name, (double)t->data[bad], bad);
             else
                 rc = spk_tensor_upload(s->be, mv ? (spk_tensor *)&o->v : (spk_tensor *)&o->m,
                                        t->data, err);
         }
     }
     if (!rc) {
-        s->step = (long)st->data[0];
-        *epochs_done = (int)ep->data[0];
+        s->step = (long)step;
+        *epochs_done = (int)epochs;
+        *batches_done = (int)batches;
     }
     spk_st_file_free(f);
     return rc;

@@ -43,9 +43,27 @@ static void bufs_free(batch_bufs *b)
 int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_progress_fn cb,
                     void *user, spk_batch_stats *st, spk_error *err)
 {
+    return spk_train_epoch_part(s, ld, epoch, epochs, 0, NULL, NULL, cb, user, st, err);
+}
+
+int spk_train_epoch_part(spk_session *s, spk_loader *ld, int epoch, int epochs, int first_batch,
+                         const volatile sig_atomic_t *stop, int *batches_done, spk_progress_fn cb,
+                         void *user, spk_batch_stats *st, spk_error *err)
+{
+    if (batches_done)
+        *batches_done = first_batch;
+    if (first_batch < 0 || first_batch > spk_loader_batches(ld))
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "cannot start epoch %d at batch %d: it has %d batches (resume with "
+                             "the same --batch and --limit-train as the stopped run)",
+                             epoch + 1, first_batch, spk_loader_batches(ld));
+    /* a sample of another size would overrun (or half fill) the batch buffer */
+    int rc = spk_session_check_data(s, spk_loader_dataset(ld), err);
+    if (rc)
+        return rc;
     /* two host batches: the loader fills one while the device trains on the other */
     batch_bufs b[2];
-    int rc = bufs_new(s, spk_loader_batch_size(ld), &b[0], err);
+    rc = bufs_new(s, spk_loader_batch_size(ld), &b[0], err);
     if (rc)
         return rc;
     if ((rc = bufs_new(s, spk_loader_batch_size(ld), &b[1], err))) {
@@ -54,10 +72,15 @@ int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_p
     }
     spk_loader_start_epoch(ld, epoch);
     spk_session_set_epoch(s, epoch);
+    /* the same order, ids and batch indices as the run that stopped after first_batch */
+    for (int k = 0; k < first_batch; k++)
+        spk_loader_next(ld, 0.0f, NULL, NULL, NULL);
+    spk_session_set_batch_index(s, first_batch);
     spk_batch_stats acc = {0};
     const spk_optim_config *oc = spk_session_optim(s);
     const float scale = spk_session_input_scale(s);
-    int nb = spk_loader_batches(ld), bi = 0, cur = 0;
+    int nb = spk_loader_batches(ld), bi = first_batch, cur = 0;
+    long skipped = (long)first_batch * spk_loader_batch_size(ld);
     double t0 = now_s();
     int n = spk_loader_next(ld, scale, b[cur].x, b[cur].y, b[cur].ids);
     while (n > 0) {
@@ -74,11 +97,25 @@ int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_p
         n = spk_loader_next(ld, scale, b[cur].x, b[cur].y, b[cur].ids);
         if ((rc = spk_session_train_finish(s, &acc, err)))
             break;
+        /* the step flags non-finite weights or gradients through its loss (no extra transfer) */
+        if (!isfinite(acc.loss_sum)) {
+            spk_error why;
+            spk_error_clear(&why);
+            if (spk_session_check_weights(s, NULL, NULL, 0, &why) == SPK_OK)
+                spk_error_set(&why, SPK_ERR_NUMERIC,
+                              "the loss or the gradient norm is not finite (weights and "
+                              "gradients are)");
+            rc = spk_error_set(err, SPK_ERR_NUMERIC,
+                               "training diverged in epoch %d, batch %d of %d: %s; lower the "
+                               "learning rate (%g) or set clip_norm",
+                               epoch + 1, bi, nb, why.msg, (double)spk_session_optim(s)->lr);
+            break;
+        }
         if (cb) {
             double dt = now_s() - t0;
             spk_progress p = {.epoch = epoch,
                               .epochs = epochs,
-                              .done = acc.n,
+                              .done = (int)(skipped + acc.n),
                               .total = spk_loader_size(ld),
                               .loss = acc.loss_sum / acc.n,
                               .accuracy = (double)acc.correct / acc.n,
@@ -86,6 +123,10 @@ int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_p
             p.eta_s = p.samples_per_s > 0 ? (p.total - p.done) / p.samples_per_s : 0;
             cb(&p, user);
         }
+        if (batches_done)
+            *batches_done = bi;
+        if (stop && *stop)
+            break;
     }
     bufs_free(&b[0]);
     bufs_free(&b[1]);
@@ -97,7 +138,10 @@ int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs, spk_p
 int spk_evaluate(spk_session *s, spk_loader *ld, spk_batch_stats *st, spk_error *err)
 {
     batch_bufs b;
-    int rc = bufs_new(s, spk_loader_batch_size(ld), &b, err);
+    int rc = spk_session_check_data(s, spk_loader_dataset(ld), err);
+    if (rc)
+        return rc;
+    rc = bufs_new(s, spk_loader_batch_size(ld), &b, err);
     if (rc)
         return rc;
     spk_loader_start_epoch(ld, 0);

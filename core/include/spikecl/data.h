@@ -46,6 +46,7 @@ SPK_API int spk_loader_size(const spk_loader *ld); /* samples per epoch (after l
 SPK_API int
 spk_loader_batches(const spk_loader *ld); /* batches per epoch, counting a partial one */
 SPK_API int spk_loader_batch_size(const spk_loader *ld); /* the `batch` it was made with */
+SPK_API const spk_dataset *spk_loader_dataset(const spk_loader *ld); /* the set it iterates */
 SPK_API void spk_loader_start_epoch(spk_loader *ld, int epoch);
 /* Fills x with up to `batch` samples (each channels*height*width floats, pixel * scale), labels
  * with their classes and sample_ids with their indices in the data set; returns the number of

@@ -19,6 +19,7 @@ typedef enum spk_status {
     SPK_ERR_UNSUPPORTED = 7,
     SPK_ERR_PLUGIN = 8,   /* a plugin failed to load or register */
     SPK_ERR_NOTFOUND = 9, /* a named thing (layer type, device, file) does not exist */
+    SPK_ERR_NUMERIC = 10, /* training diverged: a loss, gradient or weight is NaN or infinite */
 } spk_status;
 
 /* Every fallible call takes an spk_error * (which may be NULL) and returns an spk_status.

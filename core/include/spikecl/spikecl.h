@@ -3,6 +3,7 @@
 #ifndef SPIKECL_H
 #define SPIKECL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,13 @@ SPK_API int spk_plugin_load(const char *path, spk_error *err);
  * name a library file), in name order. Keeps going after a failure and reports the first one
  * ("SPIKECL_PLUGIN_PATH: ..."). Unset or empty: nothing to do. */
 SPK_API int spk_plugin_load_path_env(spk_error *err);
+/* spk_plugin_load_path_env once per process, which is what every model load does first: the
+ * first call scans $SPIKECL_PLUGIN_PATH, later calls return its status and message again.
+ * A library on the path that fails (not ELF, truncated, no entry point, ...) is skipped: the
+ * model load goes on without its types, and fails only if a layer names one of them. A
+ * library a model lists under `plugins:` is a hard error instead. Call it to report the
+ * skipped ones (the CLI prints them as a warning for every command). */
+SPK_API int spk_plugin_load_path_env_once(spk_error *err);
 
 /* ---- models (parsed YAML) ---- */
 
@@ -115,6 +123,8 @@ SPK_API int spk_session_train_finish(spk_session *s, spk_batch_stats *st, spk_er
 SPK_API int spk_session_eval_batch(spk_session *s, const float *x, const int32_t *labels, int n,
                                    spk_batch_stats *st, spk_error *err);
 SPK_API void spk_session_set_epoch(spk_session *s, int epoch);
+/* The index of the next batch in the epoch (set_epoch makes it 0), for resuming mid-epoch. */
+SPK_API void spk_session_set_batch_index(spk_session *s, int batch);
 /* The data-set indices of the samples of the next batch (train or eval), which key per-sample
  * random streams. Without them a batch's samples are numbered by position in the session's
  * sequence of batches. */
@@ -128,6 +138,10 @@ SPK_API int spk_session_readout(spk_session *s, float *out, int n, spk_error *er
 SPK_API int spk_session_classes(const spk_session *s);
 SPK_API int spk_session_input_size(const spk_session *s); /* floats per sample */
 SPK_API float spk_session_input_scale(const spk_session *s);
+/* SPK_ERR_SHAPE (both shapes in the message) unless the data set's samples have the model's
+ * input shape: [C, H, W] for a 3-d input, [H, W] with C = 1 for a 2-d one, C*H*W values for a
+ * flat one. spk_train_epoch and spk_evaluate check their loader's set with it. */
+SPK_API int spk_session_check_data(const spk_session *s, const spk_dataset *ds, spk_error *err);
 
 /* Learnable tensors by name, "layer.weight" (for tests and tools). */
 SPK_API int spk_session_weight_count(const spk_session *s);
@@ -156,7 +170,14 @@ SPK_API double spk_session_optimizer_time(const spk_session *s);
  * spike step, so finite differences can check the whole backward pass. */
 SPK_API void spk_session_set_smooth(spk_session *s, int on);
 
-/* Checkpoints: safetensors, written atomically. */
+/* SPK_ERR_NUMERIC naming the first layer (in file order) whose weights or gradients hold a NaN
+ * or an infinity; otherwise SPK_OK with the largest |weight| and the name ("layer.weight") of
+ * its tensor (either pointer may be NULL). Downloads every weight: call it between epochs. */
+SPK_API int spk_session_check_weights(spk_session *s, double *max_abs, char *max_name, size_t cap,
+                                      spk_error *err);
+
+/* Checkpoints: safetensors, written atomically. spk_session_save refuses (SPK_ERR_NUMERIC) to
+ * write weights that are not finite; spk_session_load refuses to read them (SPK_ERR_INVALID). */
 SPK_API int spk_session_save(spk_session *s, const char *path, spk_error *err);
 SPK_API int spk_session_load(spk_session *s, const char *path, spk_error *err);
 /* The optimizer's state (moments, step count) and the number of finished epochs, in a file of
@@ -165,6 +186,12 @@ SPK_API int spk_session_save_state(spk_session *s, const char *path, int epochs_
                                    spk_error *err);
 SPK_API int spk_session_load_state(spk_session *s, const char *path, int *epochs_done,
                                    spk_error *err);
+/* The same with a position inside the next epoch: batches_done batches of epoch epochs_done
+ * (counting from 0) were trained, so a run stopped mid-epoch resumes with the next batch. */
+SPK_API int spk_session_save_state_at(spk_session *s, const char *path, int epochs_done,
+                                      int batches_done, spk_error *err);
+SPK_API int spk_session_load_state_at(spk_session *s, const char *path, int *epochs_done,
+                                      int *batches_done, spk_error *err);
 
 /* ---- training loops (what the CLI runs) ---- */
 
@@ -181,6 +208,14 @@ typedef void (*spk_progress_fn)(const spk_progress *p, void *user);
 
 SPK_API int spk_train_epoch(spk_session *s, spk_loader *ld, int epoch, int epochs,
                             spk_progress_fn cb, void *user, spk_batch_stats *st, spk_error *err);
+/* Part of an epoch: skips its first `first_batch` batches (which a stopped run trained), and
+ * when *stop becomes non-zero (a signal handler sets it) returns SPK_OK after finishing the
+ * batch in progress. *batches_done (may be NULL) gets the batches of the epoch trained so far,
+ * first_batch included: spk_loader_batches(ld) when the epoch is complete. stop may be NULL. */
+SPK_API int spk_train_epoch_part(spk_session *s, spk_loader *ld, int epoch, int epochs,
+                                 int first_batch, const volatile sig_atomic_t *stop,
+                                 int *batches_done, spk_progress_fn cb, void *user,
+                                 spk_batch_stats *st, spk_error *err);
 SPK_API int spk_evaluate(spk_session *s, spk_loader *ld, spk_batch_stats *st, spk_error *err);
 
 #ifdef __cplusplus
