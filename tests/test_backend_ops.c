@@ -243,6 +243,18 @@ static const img_case img_cases[] = {
       0}, {1, 28, 28}},
     {{"synapse.conv2d", "{out: 6, kernel: 2, stride: 3, padding: 1, groups: 6}", 1, {CONST},
       VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0}, {6, 5, 7}},
+    /* pooling: the seed's MP2 on spikes (ties everywhere: max must pick the same cell), odd
+     * sizes that drop the last row, overlapping padded windows, constant images; the kernels
+     * are elementwise gathers, so max is exact and avg within rounding of the same sum */
+    {{"pool.max2d", "{kernel: 2}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_ELEM, 0, EXACT_YES},
+     {12, 24, 24}},
+    {{"pool.max2d", "{kernel: 3, stride: 2, padding: 1}", 1, {STEPS}, VAL_UNIFORM, -1.0f, 1.0f,
+      TOL_ELEM, 0, EXACT_YES}, {3, 9, 8}},
+    {{"pool.max2d", "{kernel: 2, stride: 3}", 1, {CONST}, VAL_UNIFORM, -2.0f, -1.0f, TOL_ELEM, 0,
+      EXACT_YES}, {2, 7, 11}},
+    {{"pool.avg2d", "{kernel: 2}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_ELEM, 0, 0}, {5, 9, 7}},
+    {{"pool.avg2d", "{kernel: 3, stride: 1, padding: 1}", 1, {CONST}, VAL_UNIFORM, -1.0f, 1.0f,
+      TOL_ELEM, 0, 0}, {2, 6, 5}},
 };
 /* clang-format on */
 #define N_CASES     ((int)(sizeof cases / sizeof cases[0]))
