@@ -3,7 +3,9 @@
  * the kernel, floor rounding of the output size. Time folds into the batch, and a constant input
  * gives a constant output computed once per window. Max pooling sends the gradient to the first
  * maximal input in row-major window order (PyTorch's CPU rule on ties); average pooling counts
- * padding cells as zeros (count_include_pad=True, PyTorch's default). */
+ * padding cells as zeros (count_include_pad=True, PyTorch's default). Backward gathers per
+ * input cell over the windows that hold it, or, when windows do not overlap (stride >= kernel,
+ * the usual MP2), scatters per window. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,6 +115,15 @@ static int pool_max_backward_run(spk_layer *l, spk_exec *x)
     const pool_priv *p = l->priv;
     if (!x->grad_in[0])
         return SPK_OK;
+    if (p->stride >= p->k) { /* disjoint windows: a scatter, no gather loops */
+        const int n = pool_planes(l, x) * p->OH * p->OW;
+        int rc = l->host->fill(x, x->grad_in[0], 0.0f);
+        return rc ? rc
+                  : SPK_LAUNCH(l, x, "pool_max_scatter", (size_t)n, SPK_ARG_BUF(x->grad_in[0]),
+                               SPK_ARG_BUF(x->grad_out), SPK_ARG_BUF(&l->state[p->s_arg].t),
+                               SPK_ARG_INT(n), SPK_ARG_INT(p->H * p->W),
+                               SPK_ARG_INT(p->OH * p->OW));
+    }
     const int n = pool_planes(l, x) * p->H * p->W;
     return SPK_LAUNCH(l, x, "pool_max_backward", (size_t)n, SPK_ARG_BUF(x->grad_in[0]),
                       SPK_ARG_BUF(x->grad_out), SPK_ARG_BUF(&l->state[p->s_arg].t), SPK_ARG_INT(n),
@@ -135,6 +146,15 @@ static int pool_avg_backward_run(spk_layer *l, spk_exec *x)
     const pool_priv *p = l->priv;
     if (!x->grad_in[0])
         return SPK_OK;
+    if (p->stride >= p->k) {
+        const int n = pool_planes(l, x) * p->OH * p->OW;
+        int rc = l->host->fill(x, x->grad_in[0], 0.0f);
+        return rc ? rc
+                  : SPK_LAUNCH(l, x, "pool_avg_scatter", (size_t)n, SPK_ARG_BUF(x->grad_in[0]),
+                               SPK_ARG_BUF(x->grad_out), SPK_ARG_INT(n), SPK_ARG_INT(p->H),
+                               SPK_ARG_INT(p->W), SPK_ARG_INT(p->OH), SPK_ARG_INT(p->OW),
+                               SPK_ARG_INT(p->k), SPK_ARG_INT(p->stride), SPK_ARG_INT(p->pad));
+    }
     const int n = pool_planes(l, x) * p->H * p->W;
     return SPK_LAUNCH(l, x, "pool_avg_backward", (size_t)n, SPK_ARG_BUF(x->grad_in[0]),
                       SPK_ARG_BUF(x->grad_out), SPK_ARG_INT(n), SPK_ARG_INT(p->H),
@@ -147,6 +167,8 @@ static const spk_cpu_kernel pool_cpu_kernels[] = {
     SPK_CPU_KERNEL(pool_max_backward),
     SPK_CPU_KERNEL(pool_avg_forward),
     SPK_CPU_KERNEL(pool_avg_backward),
+    SPK_CPU_KERNEL(pool_max_scatter),
+    SPK_CPU_KERNEL(pool_avg_scatter),
     {0},
 };
 

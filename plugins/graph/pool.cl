@@ -113,7 +113,44 @@ SPK_KERNEL void pool_avg_backward(SPK_GLOBAL float *gx, SPK_GLOBAL const float *
     SPK_END_ITEMS
 }
 
+/* Windows that do not overlap (stride >= kernel) need no gather: each output item writes its
+ * window's cells directly (backward fills the input gradient with 0 first, for the cells no
+ * window covers). Max: the winner gets the gradient. */
+SPK_KERNEL void pool_max_scatter(SPK_GLOBAL float *gx, SPK_GLOBAL const float *gy,
+                                 SPK_GLOBAL const float *arg, const int n, const int HW,
+                                 const int OHW)
+{
+    SPK_FOR_ITEMS(i, n) {
+        gx[(i / OHW) * HW + (int)arg[i]] = gy[i];
+    }
+    SPK_END_ITEMS
+}
+
+/* Avg: every real cell of the window gets gy / k^2. */
+SPK_KERNEL void pool_avg_scatter(SPK_GLOBAL float *gx, SPK_GLOBAL const float *gy, const int n,
+                                 const int H, const int W, const int OH, const int OW, const int k,
+                                 const int stride, const int pad)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int ox = i % OW, oy = (i / OW) % OH, plane = i / (OW * OH);
+        const float g = gy[i] / (float)(k * k);
+        for (int a = 0; a < k; a++) {
+            const int iy = oy * stride - pad + a;
+            if (iy < 0 || iy >= H)
+                continue;
+            for (int b = 0; b < k; b++) {
+                const int ix = ox * stride - pad + b;
+                if (ix >= 0 && ix < W)
+                    gx[(plane * H + iy) * W + ix] = g;
+            }
+        }
+    }
+    SPK_END_ITEMS
+}
+
 SPK_CPU_ENTRY(pool_max_forward, B, B, B, I, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(pool_max_backward, B, B, B, I, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(pool_avg_forward, B, B, I, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(pool_avg_backward, B, B, I, I, I, I, I, I, I, I)
+SPK_CPU_ENTRY(pool_max_scatter, B, B, B, I, I, I)
+SPK_CPU_ENTRY(pool_avg_scatter, B, B, I, I, I, I, I, I, I, I)

@@ -1,10 +1,11 @@
 /* synapse.conv2d — a 2-D convolution over [C, H, W] inputs with PyTorch nn.Conv2d's layout
  * (weight [out, in/groups, kh, kw], bias [out]) and default initialisation, so checkpoints load
  * into torch. Time folds into the batch: the T*B (or B, for a constant input) images are one
- * im2col, one GEMM [rows*P, K] x [K, out] and one reorder to NCHW. Backward: the weight gradient
- * is one GEMM of the output gradient with the saved columns, the input gradient one GEMM into
- * columns and a col2im gather. Groups run as one GEMM with a block-diagonal weight (zeros
- * between groups): g times the multiply-adds of a per-group loop, but one call. */
+ * im2col into columns [K, rows*P], one GEMM [out, K] x [K, rows*P] and one reorder to NCHW.
+ * Backward: the weight gradient is one GEMM of the output gradient with the saved columns, the
+ * input gradient one GEMM into columns and a col2im gather. Groups run as one GEMM with a
+ * block-diagonal weight (zeros between groups): g times the multiply-adds of a per-group loop, but
+ * one call. */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -31,8 +32,8 @@ static const spk_param_spec conv2d_params[] = {
 
 typedef struct conv2d_priv {
     int C, H, W, O, OH, OW, k, stride, pad, dil, groups;
-    int w_weight, w_bias;              /* w_bias = -1 without a bias */
-    int s_col, s_dcol, s_pix, s_wfull; /* state indices; s_wfull = -1 when groups == 1 */
+    int w_weight, w_bias;               /* w_bias = -1 without a bias */
+    int s_col, s_dcol, s_ocol, s_wfull; /* state indices; s_wfull = -1 when groups == 1 */
 } conv2d_priv;
 
 static int conv2d_init(spk_layer *l, spk_error *err)
@@ -85,15 +86,15 @@ static int conv2d_init(spk_layer *l, spk_error *err)
             return -p.w_bias;
         l->weights[p.w_bias].decay = 0;
     }
-    /* columns kept from forward for the weight gradient, their gradient, and the pixel-major
-     * GEMM output (the output gradient's reorder in backward); one set per folded row */
+    /* columns kept from forward for the weight gradient, their gradient, and the GEMM's
+     * [O, rows*P] output (the output gradient's reorder in backward); per folded image */
     const int rows_time = in->time == SPK_TIME_STEPS ? SPK_TIME_STEPS : SPK_TIME_NONE;
     if ((p.s_col = h->add_state(l, "col", P * K, rows_time, err)) < 0)
         return -p.s_col;
     if ((p.s_dcol = h->add_state(l, "dcol", P * K, rows_time, err)) < 0)
         return -p.s_dcol;
-    if ((p.s_pix = h->add_state(l, "pix", P * p.O, rows_time, err)) < 0)
-        return -p.s_pix;
+    if ((p.s_ocol = h->add_state(l, "out_cols", P * p.O, rows_time, err)) < 0)
+        return -p.s_ocol;
     p.s_wfull = -1;
     /* groups: the block-diagonal weight [O, K] (backward first puts the full weight gradient
      * there, then rebuilds the weight). A state holds B copies of per_sample (the batch is not
@@ -144,61 +145,62 @@ static int conv2d_forward(spk_layer *l, spk_exec *x)
 {
     const conv2d_priv *p = l->priv;
     const int rows = conv2d_rows(l, x), P = p->OH * p->OW, K = p->C * p->k * p->k;
-    spk_tensor *col = &l->state[p->s_col].t, *pix = &l->state[p->s_pix].t;
+    const size_t M = (size_t)rows * P;
+    spk_tensor *col = &l->state[p->s_col].t, *yo = &l->state[p->s_ocol].t;
     /* the kernels index in int; the columns are the largest buffer */
-    if ((double)rows * P * K > INT_MAX)
+    if ((double)M * K > INT_MAX)
         return l->host->error(x, SPK_ERR_SHAPE,
                               "layer '%s': %d images of %d x %d column values exceed the int "
                               "indexing of the kernels; use a smaller batch",
                               l->name, rows, P, K);
-    int n = rows * P * p->C;
+    int n = K * rows;
     int rc =
         SPK_LAUNCH(l, x, "conv2d_im2col", (size_t)n, SPK_ARG_BUF(col), SPK_ARG_BUF(x->in[0]),
-                   SPK_ARG_INT(n), SPK_ARG_INT(p->C), SPK_ARG_INT(p->H), SPK_ARG_INT(p->W),
-                   SPK_ARG_INT(p->OH), SPK_ARG_INT(p->OW), SPK_ARG_INT(p->k), SPK_ARG_INT(p->k),
+                   SPK_ARG_INT(n), SPK_ARG_INT(rows), SPK_ARG_INT(p->C), SPK_ARG_INT(p->H),
+                   SPK_ARG_INT(p->W), SPK_ARG_INT(p->OH), SPK_ARG_INT(p->OW), SPK_ARG_INT(p->k),
                    SPK_ARG_INT(p->stride), SPK_ARG_INT(p->pad), SPK_ARG_INT(p->dil));
     if (rc)
         return rc;
     const spk_tensor *wm = conv2d_wmat(l, x, &rc);
     if (rc)
         return rc;
-    /* pix[rows*P, O] = col[rows*P, K] * W^T */
-    rc = l->host->gemm(x, 0, 1, (size_t)rows * P, (size_t)p->O, (size_t)K, 1.0f, col, (size_t)K, wm,
-                       (size_t)K, 0.0f, pix, (size_t)p->O);
+    /* yo[O, M] = W[O, K] * col[K, M] */
+    rc = l->host->gemm(x, 0, 0, (size_t)p->O, M, (size_t)K, 1.0f, wm, (size_t)K, col, M, 0.0f, yo,
+                       M);
     if (rc)
         return rc;
     const spk_tensor *bias = p->w_bias >= 0 ? &l->weights[p->w_bias].value : wm;
     n = rows * p->O * P;
-    return SPK_LAUNCH(l, x, "conv2d_to_nchw", (size_t)n, SPK_ARG_BUF(x->out), SPK_ARG_BUF(pix),
-                      SPK_ARG_BUF(bias), SPK_ARG_INT(n), SPK_ARG_INT(p->O), SPK_ARG_INT(P),
-                      SPK_ARG_INT(p->w_bias >= 0));
+    return SPK_LAUNCH(l, x, "conv2d_to_nchw", (size_t)n, SPK_ARG_BUF(x->out), SPK_ARG_BUF(yo),
+                      SPK_ARG_BUF(bias), SPK_ARG_INT(n), SPK_ARG_INT(rows), SPK_ARG_INT(p->O),
+                      SPK_ARG_INT(P), SPK_ARG_INT(p->w_bias >= 0));
 }
 
 static int conv2d_backward(spk_layer *l, spk_exec *x)
 {
     const conv2d_priv *p = l->priv;
     const int rows = conv2d_rows(l, x), P = p->OH * p->OW, kk = p->k * p->k, K = p->C * kk;
-    spk_tensor *col = &l->state[p->s_col].t, *pix = &l->state[p->s_pix].t;
+    const size_t M = (size_t)rows * P;
+    spk_tensor *col = &l->state[p->s_col].t, *go = &l->state[p->s_ocol].t;
     spk_weight *w = &l->weights[p->w_weight];
-    const size_t m = (size_t)rows * P;
     int n = rows * p->O * P;
-    /* pix = the output gradient, pixel-major [rows*P, O] */
+    /* go = the output gradient as [O, M] */
     int rc =
-        SPK_LAUNCH(l, x, "conv2d_from_nchw", (size_t)n, SPK_ARG_BUF(pix), SPK_ARG_BUF(x->grad_out),
-                   SPK_ARG_INT(n), SPK_ARG_INT(p->O), SPK_ARG_INT(P));
+        SPK_LAUNCH(l, x, "conv2d_from_nchw", (size_t)n, SPK_ARG_BUF(go), SPK_ARG_BUF(x->grad_out),
+                   SPK_ARG_INT(n), SPK_ARG_INT(rows), SPK_ARG_INT(p->O), SPK_ARG_INT(P));
     if (rc)
         return rc;
     if (!w->frozen) {
         if (p->s_wfull < 0) {
-            /* grad_W[O, K] += pix^T[O, rows*P] * col[rows*P, K] */
-            rc = l->host->gemm(x, 1, 0, (size_t)p->O, (size_t)K, m, 1.0f, pix, (size_t)p->O, col,
-                               (size_t)K, 1.0f, &w->grad, (size_t)K);
+            /* grad_W[O, K] += go[O, M] * col^T[M, K] */
+            rc = l->host->gemm(x, 0, 1, (size_t)p->O, (size_t)K, M, 1.0f, go, M, col, M, 1.0f,
+                               &w->grad, (size_t)K);
         } else {
             /* the full [O, C*kk] gradient into wfull (the spread weight is rebuilt below
              * before it is used again), then its diagonal blocks into grad_W */
             spk_tensor *wf = &l->state[p->s_wfull].t;
-            rc = l->host->gemm(x, 1, 0, (size_t)p->O, (size_t)K, m, 1.0f, pix, (size_t)p->O, col,
-                               (size_t)K, 0.0f, wf, (size_t)K);
+            rc = l->host->gemm(x, 0, 1, (size_t)p->O, (size_t)K, M, 1.0f, go, M, col, M, 0.0f, wf,
+                               (size_t)K);
             const int ng = p->O * (p->C / p->groups) * kk;
             if (!rc)
                 rc = SPK_LAUNCH(l, x, "conv2d_gather_groups", (size_t)ng, SPK_ARG_BUF(&w->grad),
@@ -209,8 +211,9 @@ static int conv2d_backward(spk_layer *l, spk_exec *x)
             return rc;
     }
     if (p->w_bias >= 0 && !l->weights[p->w_bias].frozen) {
-        /* grad_bias[o] += sum over the rows*P pixels of pix[., o] */
-        rc = l->host->reduce_grad(x, &l->weights[p->w_bias].grad, pix, (int)m, p->O);
+        rc = SPK_LAUNCH(l, x, "conv2d_bias_grad", (size_t)p->O,
+                        SPK_ARG_BUF(&l->weights[p->w_bias].grad), SPK_ARG_BUF(go),
+                        SPK_ARG_INT(p->O), SPK_ARG_INT(M));
         if (rc)
             return rc;
     }
@@ -219,28 +222,25 @@ static int conv2d_backward(spk_layer *l, spk_exec *x)
     const spk_tensor *wm = conv2d_wmat(l, x, &rc);
     if (rc)
         return rc;
-    /* dcol[rows*P, K] = pix[rows*P, O] * W[O, K], then gathered back onto the input */
+    /* dcol[K, M] = W^T[K, O] * go[O, M], then gathered back onto the input */
     spk_tensor *dcol = &l->state[p->s_dcol].t;
-    rc = l->host->gemm(x, 0, 0, m, (size_t)K, (size_t)p->O, 1.0f, pix, (size_t)p->O, wm, (size_t)K,
-                       0.0f, dcol, (size_t)K);
+    rc = l->host->gemm(x, 1, 0, (size_t)K, M, (size_t)p->O, 1.0f, wm, (size_t)K, go, M, 0.0f, dcol,
+                       M);
     if (rc)
         return rc;
-    n = rows * p->C * p->H * p->W;
+    n = rows * p->C;
     return SPK_LAUNCH(l, x, "conv2d_col2im", (size_t)n, SPK_ARG_BUF(x->grad_in[0]),
-                      SPK_ARG_BUF(dcol), SPK_ARG_INT(n), SPK_ARG_INT(p->C), SPK_ARG_INT(p->H),
-                      SPK_ARG_INT(p->W), SPK_ARG_INT(p->OH), SPK_ARG_INT(p->OW), SPK_ARG_INT(p->k),
+                      SPK_ARG_BUF(dcol), SPK_ARG_INT(n), SPK_ARG_INT(rows), SPK_ARG_INT(p->C),
+                      SPK_ARG_INT(p->H), SPK_ARG_INT(p->W), SPK_ARG_INT(p->OH), SPK_ARG_INT(p->OW),
                       SPK_ARG_INT(p->k), SPK_ARG_INT(p->stride), SPK_ARG_INT(p->pad),
                       SPK_ARG_INT(p->dil));
 }
 
 static const spk_cpu_kernel conv2d_cpu_kernels[] = {
-    SPK_CPU_KERNEL(conv2d_im2col),
-    SPK_CPU_KERNEL(conv2d_col2im),
-    SPK_CPU_KERNEL(conv2d_to_nchw),
-    SPK_CPU_KERNEL(conv2d_from_nchw),
-    SPK_CPU_KERNEL(conv2d_expand_groups),
-    SPK_CPU_KERNEL(conv2d_gather_groups),
-    {0},
+    SPK_CPU_KERNEL(conv2d_im2col),        SPK_CPU_KERNEL(conv2d_col2im),
+    SPK_CPU_KERNEL(conv2d_to_nchw),       SPK_CPU_KERNEL(conv2d_from_nchw),
+    SPK_CPU_KERNEL(conv2d_bias_grad),     SPK_CPU_KERNEL(conv2d_expand_groups),
+    SPK_CPU_KERNEL(conv2d_gather_groups), {0},
 };
 
 const spk_layer_type spk_builtin_synapse_conv2d = {

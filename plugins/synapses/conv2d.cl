@@ -1,90 +1,104 @@
-/* synapse.conv2d kernels: im2col, col2im and the layout moves around the one GEMM.
- * Columns are [rows * P, K]: one row per output pixel (P = OH * OW of a sample), holding the
- * K = C * kh * kw input values under the kernel at that pixel, in the order of the weight's
- * [C, kh, kw] (PyTorch's layout). Padding reads as 0. */
+/* synapse.conv2d kernels: im2col, col2im and the layout moves around the GEMMs.
+ * Columns are [K, M]: K = C * kh * kw rows in the order of the weight's [C, kh, kw] (PyTorch's
+ * layout), M = rows * P columns, one per output pixel of every folded image (P = OH * OW).
+ * Pixels next to each other are next to each other in memory, which keeps im2col's writes and
+ * col2im's reads sequential. Padding reads as 0. */
 
-/* One item per (row, output pixel, input channel): writes that channel's kh * kw values. */
+/* One item per (kernel row kc, image r): writes that image's P values of row kc. */
 SPK_KERNEL void conv2d_im2col(SPK_GLOBAL float *col, SPK_GLOBAL const float *x, const int n,
-                              const int C, const int H, const int W, const int OH, const int OW,
-                              const int kh, const int kw, const int stride, const int pad,
+                              const int rows, const int C, const int H, const int W, const int OH,
+                              const int OW, const int k, const int stride, const int pad,
                               const int dil)
 {
     SPK_FOR_ITEMS(i, n) {
-        const int c = i % C;
-        const int rp = i / C; /* row * P + p */
-        const int p = rp % (OH * OW);
-        const int r = rp / (OH * OW);
-        const int oy = p / OW, ox = p % OW;
+        const int r = i % rows, kc = i / rows;
+        const int b = kc % k, a = (kc / k) % k, c = kc / (k * k);
         SPK_GLOBAL const float *src = x + (r * C + c) * H * W;
-        SPK_GLOBAL float *dst = col + rp * (C * kh * kw) + c * kh * kw;
-        for (int a = 0; a < kh; a++) {
+        SPK_GLOBAL float *dst = col + i * OH * OW;
+        for (int oy = 0; oy < OH; oy++) {
             const int y = oy * stride - pad + a * dil;
-            for (int b = 0; b < kw; b++) {
+            if (y < 0 || y >= H) {
+                for (int ox = 0; ox < OW; ox++)
+                    dst[oy * OW + ox] = 0.0f;
+                continue;
+            }
+            for (int ox = 0; ox < OW; ox++) {
                 const int xx = ox * stride - pad + b * dil;
-                dst[a * kw + b] = (y >= 0 && y < H && xx >= 0 && xx < W) ? src[y * W + xx] : 0.0f;
+                dst[oy * OW + ox] = (xx >= 0 && xx < W) ? src[y * W + xx] : 0.0f;
             }
         }
     }
     SPK_END_ITEMS
 }
 
-/* The inverse gather: one item per input value (row, c, y, x) sums the column entries that read
- * it, so no two items write the same place (no atomics, the same order on every backend). */
+/* The inverse, col2im: one item per input plane (r, c) adds every column row of that channel
+ * back onto the plane. Each item reads k*k runs of P contiguous values and writes only its own
+ * plane (no atomics, the same order on every backend). */
 SPK_KERNEL void conv2d_col2im(SPK_GLOBAL float *gx, SPK_GLOBAL const float *dcol, const int n,
-                              const int C, const int H, const int W, const int OH, const int OW,
-                              const int kh, const int kw, const int stride, const int pad,
+                              const int rows, const int C, const int H, const int W, const int OH,
+                              const int OW, const int k, const int stride, const int pad,
                               const int dil)
 {
     SPK_FOR_ITEMS(i, n) {
-        const int xx = i % W;
-        const int y = (i / W) % H;
-        const int c = (i / (W * H)) % C;
-        const int r = i / (W * H * C);
-        const int K = C * kh * kw;
-        float s = 0.0f;
-        for (int a = 0; a < kh; a++) {
-            const int ty = y + pad - a * dil; /* = oy * stride */
-            if (ty < 0 || ty % stride != 0 || ty / stride >= OH)
-                continue;
-            const int oy = ty / stride;
-            for (int b = 0; b < kw; b++) {
-                const int tx = xx + pad - b * dil;
-                if (tx < 0 || tx % stride != 0 || tx / stride >= OW)
-                    continue;
-                const int ox = tx / stride;
-                s += dcol[(r * OH * OW + oy * OW + ox) * K + (c * kh + a) * kw + b];
+        const int r = i % rows, c = i / rows;
+        SPK_GLOBAL float *dst = gx + (r * C + c) * H * W;
+        for (int j = 0; j < H * W; j++)
+            dst[j] = 0.0f;
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b < k; b++) {
+                SPK_GLOBAL const float *src = dcol + (((c * k + a) * k + b) * rows + r) * OH * OW;
+                for (int oy = 0; oy < OH; oy++) {
+                    const int y = oy * stride - pad + a * dil;
+                    if (y < 0 || y >= H)
+                        continue;
+                    for (int ox = 0; ox < OW; ox++) {
+                        const int xx = ox * stride - pad + b * dil;
+                        if (xx >= 0 && xx < W)
+                            dst[y * W + xx] += src[oy * OW + ox];
+                    }
+                }
             }
-        }
-        gx[i] = s;
     }
     SPK_END_ITEMS
 }
 
-/* The GEMM gives [rows * P, O] (pixel-major); the layer's output is [rows, O, P] (channel-major,
- * PyTorch's NCHW). One item per output value; adds the bias when has_bias. */
-SPK_KERNEL void conv2d_to_nchw(SPK_GLOBAL float *y, SPK_GLOBAL const float *yp,
-                               SPK_GLOBAL const float *bias, const int n, const int O, const int P,
-                               const int has_bias)
+/* The GEMM gives [O, rows * P]; the layer's output is [rows, O, P] (PyTorch's NCHW). One item per
+ * output value; adds the bias when has_bias. */
+SPK_KERNEL void conv2d_to_nchw(SPK_GLOBAL float *y, SPK_GLOBAL const float *yo,
+                               SPK_GLOBAL const float *bias, const int n, const int rows,
+                               const int O, const int P, const int has_bias)
 {
     SPK_FOR_ITEMS(i, n) {
         const int p = i % P;
         const int o = (i / P) % O;
         const int r = i / (P * O);
-        y[i] = yp[(r * P + p) * O + o] + (has_bias ? bias[o] : 0.0f);
+        y[i] = yo[(o * rows + r) * P + p] + (has_bias ? bias[o] : 0.0f);
     }
     SPK_END_ITEMS
 }
 
-/* The output gradient [rows, O, P] to pixel-major [rows * P, O], one item per value. */
-SPK_KERNEL void conv2d_from_nchw(SPK_GLOBAL float *gp, SPK_GLOBAL const float *gy, const int n,
-                                 const int O, const int P)
+/* The output gradient [rows, O, P] to [O, rows * P], one item per value. */
+SPK_KERNEL void conv2d_from_nchw(SPK_GLOBAL float *go, SPK_GLOBAL const float *gy, const int n,
+                                 const int rows, const int O, const int P)
 {
     SPK_FOR_ITEMS(i, n) {
-        const int o = i % O;
-        const int rp = i / O;
-        const int p = rp % P;
-        const int r = rp / P;
-        gp[i] = gy[(r * O + o) * P + p];
+        const int p = i % P;
+        const int r = (i / P) % rows;
+        const int o = i / (P * rows);
+        go[i] = gy[(r * O + o) * P + p];
+    }
+    SPK_END_ITEMS
+}
+
+/* The bias gradient: gb[o] += the sum of row o of go [O, M], one item per channel. */
+SPK_KERNEL void conv2d_bias_grad(SPK_GLOBAL float *gb, SPK_GLOBAL const float *go, const int O,
+                                 const int M)
+{
+    SPK_FOR_ITEMS(o, O) {
+        float s = 0.0f;
+        for (int m = 0; m < M; m++)
+            s += go[o * M + m];
+        gb[o] += s;
     }
     SPK_END_ITEMS
 }
@@ -123,7 +137,8 @@ SPK_KERNEL void conv2d_gather_groups(SPK_GLOBAL float *gw, SPK_GLOBAL const floa
 
 SPK_CPU_ENTRY(conv2d_im2col, B, B, I, I, I, I, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_col2im, B, B, I, I, I, I, I, I, I, I, I, I, I)
-SPK_CPU_ENTRY(conv2d_to_nchw, B, B, B, I, I, I, I)
-SPK_CPU_ENTRY(conv2d_from_nchw, B, B, I, I, I)
+SPK_CPU_ENTRY(conv2d_to_nchw, B, B, B, I, I, I, I, I)
+SPK_CPU_ENTRY(conv2d_from_nchw, B, B, I, I, I, I)
+SPK_CPU_ENTRY(conv2d_bias_grad, B, B, I, I)
 SPK_CPU_ENTRY(conv2d_expand_groups, B, B, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_gather_groups, B, B, I, I, I, I, I)
