@@ -277,3 +277,119 @@ Test(conv2d, shape_errors_name_the_layer)
     spk_backend_free(be);
     spk_model_free(m);
 }
+
+/* A convolutional network end to end: conv on the constant image, pooling, a grouped and
+ * strided conv on spikes, a linear layer reading [C, H, W] flattened. */
+static const char *net_yaml =
+    "input: {shape: [2, 9, 9]}\n"
+    "time_steps: 3\n"
+    "seed: 5\n"
+    "layers:\n"
+    "  - {name: enc, type: encoder.direct}\n"
+    "  - {name: c1, type: synapse.conv2d, out: 4, kernel: 3, padding: 1}\n"
+    "  - {name: p1, type: pool.avg2d, kernel: 2, stride: 2, padding: 1}\n"
+    "  - {name: n1, type: neuron.lif, beta: 0.8, threshold: 0.3, detach_reset: false,\n"
+    "     surrogate: {type: fast_sigmoid, slope: 2}}\n"
+    "  - {name: c2, type: synapse.conv2d, out: 6, kernel: 2, stride: 2, groups: 2}\n"
+    "  - {name: n2, type: neuron.lif, beta: 0.7, threshold: 0.3, surrogate: atan,\n"
+    "     detach_reset: false}\n"
+    "  - {name: fc, type: synapse.linear, out: 3}\n"
+    "  - {name: n3, type: neuron.lif, beta: 0.8, threshold: 0.3, detach_reset: false,\n"
+    "     surrogate: {type: fast_sigmoid, slope: 2}}\n"
+    "readout: {type: readout.spike_count}\n"
+    "loss: {type: loss.ce_count}\n"
+    "train: {batch: 4, optimizer: {type: adam, lr: 0.02}}\n";
+
+static double net_loss(spk_session *s, const float *x, const int32_t *y, int n)
+{
+    spk_batch_stats st = {0};
+    spk_error err = {0};
+    cr_assert_eq(spk_session_eval_batch(s, x, y, n, &st, &err), 0, "%s", err.msg);
+    return st.loss_sum / n;
+}
+
+/* Smooth mode makes the network differentiable: every weight's gradient (a sample of entries)
+ * against central differences of the mean loss, with test_graph's bound (float32 truncation
+ * and rounding: 2e-3 absolute + 3% relative); surrogate slopes of 2 keep the gradients of the
+ * first layer well above that (slope 25 leaves them ~1e-4). Average pooling keeps the network
+ * smooth; max pooling's kinks are checked in test_pool. */
+Test(conv2d, network_gradients_match_finite_differences)
+{
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load_string(net_yaml, "net.yaml", &m, &err), 0, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0);
+    spk_session *s;
+    cr_assert_eq(spk_session_new(m, be, 4, &s, &err), 0, "%s", err.msg);
+    spk_session_set_smooth(s, 1);
+    float x[4 * 162];
+    spk_test_fill(x, 4 * 162, 0.0f, 1.5f, 7);
+    int32_t y[4] = {0, 2, 1, 2};
+    spk_batch_stats st = {0};
+    cr_assert_eq(spk_session_forward_backward(s, x, y, 4, &st, &err), 0, "%s", err.msg);
+    int checked = 0;
+    for (int i = 0; i < spk_session_weight_count(s); i++) {
+        const char *name = spk_session_weight_name(s, i);
+        if (strncmp(name, "c1.", 3) && strncmp(name, "c2.", 3) && strncmp(name, "fc.", 3))
+            continue; /* the neurons' constants are frozen here */
+        size_t n = spk_session_weight_numel(s, i);
+        float *w = malloc(n * sizeof *w), *g = malloc(n * sizeof *g);
+        spk_session_weight_get(s, i, w, &err);
+        spk_session_grad_get(s, i, g, &err);
+        double gmax = 0;
+        for (size_t j = 0; j < n; j++)
+            gmax = fmax(gmax, fabs(g[j]));
+        cr_expect_gt(gmax, 1e-3, "%s: backward gives no gradient (max %g)", name, gmax);
+        for (size_t j = 0; j < n; j += 1 + n / 9) {
+            const float eps = 1e-2f, keep = w[j];
+            w[j] = keep + eps;
+            spk_session_weight_set(s, i, w, &err);
+            double lp = net_loss(s, x, y, 4);
+            w[j] = keep - eps;
+            spk_session_weight_set(s, i, w, &err);
+            double lm = net_loss(s, x, y, 4);
+            w[j] = keep;
+            spk_session_weight_set(s, i, w, &err);
+            double fd = (lp - lm) / (2 * eps);
+            cr_expect(fabs(fd - g[j]) <= 2e-3 + 0.03 * fabs(fd),
+                      "%s[%zu]: backward %.6g, finite differences %.6g", name, j, g[j], fd);
+            checked++;
+        }
+        free(w);
+        free(g);
+    }
+    cr_assert_gt(checked, 30);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+}
+
+/* Training steps lower the loss on a fixed batch, with max pooling and spikes. */
+Test(conv2d, network_trains)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, "%s", net_yaml);
+    char *p = strstr(yaml, "pool.avg2d");
+    memcpy(p, "pool.max2d", 10);
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load_string(yaml, "net.yaml", &m, &err), 0, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0);
+    spk_session *s;
+    cr_assert_eq(spk_session_new(m, be, 4, &s, &err), 0, "%s", err.msg);
+    float x[4 * 162];
+    spk_test_fill(x, 4 * 162, 0.0f, 1.5f, 11);
+    int32_t y[4] = {1, 0, 2, 1};
+    double first = net_loss(s, x, y, 4);
+    for (int i = 0; i < 60; i++) {
+        spk_batch_stats st = {0};
+        cr_assert_eq(spk_session_train_batch(s, x, y, 4, &st, &err), 0, "%s", err.msg);
+    }
+    double last = net_loss(s, x, y, 4);
+    cr_expect_lt(last, 0.7 * first, "loss %.4f -> %.4f", first, last);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+}
