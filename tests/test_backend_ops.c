@@ -226,6 +226,11 @@ static const op_case cases[] = {
     {"merge.add", "{}", 2, {CONST, STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0},
     {"merge.add", "{}", 2, {CONST, CONST}, VAL_UNIFORM, -1.0f, 1.0f, TOL_ELEM, 0, 0},
     {"merge.add", "{}", 3, {STEPS, CONST, STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0},
+    /* dropout: Philox masks keyed on the ids and epoch the harness sets, so every value must
+     * agree bit for bit; a shared mask on steps, a mask per step on a constant input */
+    {"dropout", "{p: 0.3}", 1, {STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_ELEM, 0, EXACT_YES},
+    {"dropout", "{p: 0.5, same_mask: false}", 1, {CONST}, VAL_UNIFORM, -1.0f, 1.0f, TOL_ELEM, 0,
+     EXACT_YES},
 };
 /* Layers of images: the input is [C, H, W] (the shapes below give B and T only). Odd sizes,
  * padding, stride, dilation, groups; spikes and constant images (the direct-encoding path). */
