@@ -231,6 +231,9 @@ static const op_case cases[] = {
     {"dropout", "{p: 0.3}", 1, {STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_ELEM, 0, EXACT_YES},
     {"dropout", "{p: 0.5, same_mask: false}", 1, {CONST}, VAL_UNIFORM, -1.0f, 1.0f, TOL_ELEM, 0,
      EXACT_YES},
+    /* batch norm over [C] (BatchNorm1d); per-channel sums of up to T*B*HW values in one
+     * kernel source: TOL_SUM for the normalised values (1/sqrtf may differ by an ulp) */
+    {"norm.batch2d", "{}", 1, {STEPS}, VAL_UNIFORM, -1.0f, 2.0f, TOL_SUM, 0, 0},
 };
 /* Layers of images: the input is [C, H, W] (the shapes below give B and T only). Odd sizes,
  * padding, stride, dilation, groups; spikes and constant images (the direct-encoding path). */
@@ -260,6 +263,10 @@ static const img_case img_cases[] = {
     {{"pool.avg2d", "{kernel: 2}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_ELEM, 0, 0}, {5, 9, 7}},
     {{"pool.avg2d", "{kernel: 3, stride: 1, padding: 1}", 1, {CONST}, VAL_UNIFORM, -1.0f, 1.0f,
       TOL_ELEM, 0, 0}, {2, 6, 5}},
+    /* batch norm over T*B*H*W per channel: spikes, and a constant image (B*H*W) */
+    {{"norm.batch2d", "{momentum: 0.3}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0}, {4, 7, 5}},
+    {{"norm.batch2d", "{eps: 0.001}", 1, {CONST}, VAL_UNIFORM, 0.0f, 1.0f, TOL_SUM, 0, 0},
+     {3, 6, 9}},
 };
 /* clang-format on */
 #define N_CASES     ((int)(sizeof cases / sizeof cases[0]))
