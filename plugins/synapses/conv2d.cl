@@ -4,6 +4,21 @@
  * Pixels next to each other are next to each other in memory, which keeps im2col's writes and
  * col2im's reads sequential. Padding reads as 0. */
 
+/* The output columns [lo, hi) whose tap at input offset o * stride + off lands inside [0, W):
+ * the rest read padding. Splitting the loops this way leaves plain (vectorisable) copies. */
+static inline int conv2d_lo(const int off, const int stride)
+{
+    return off >= 0 ? 0 : (-off + stride - 1) / stride;
+}
+
+static inline int conv2d_hi(const int off, const int stride, const int W, const int OW)
+{
+    if (W - 1 - off < 0)
+        return 0;
+    const int h = (W - 1 - off) / stride + 1;
+    return h < OW ? h : OW;
+}
+
 /* One item per (kernel row kc, image r): writes that image's P values of row kc. */
 SPK_KERNEL void conv2d_im2col(SPK_GLOBAL float *col, SPK_GLOBAL const float *x, const int n,
                               const int rows, const int C, const int H, const int W, const int OH,
@@ -13,19 +28,29 @@ SPK_KERNEL void conv2d_im2col(SPK_GLOBAL float *col, SPK_GLOBAL const float *x, 
     SPK_FOR_ITEMS(i, n) {
         const int r = i % rows, kc = i / rows;
         const int b = kc % k, a = (kc / k) % k, c = kc / (k * k);
+        const int off = b * dil - pad;
+        const int lo = conv2d_lo(off, stride), hi = conv2d_hi(off, stride, W, OW);
         SPK_GLOBAL const float *src = x + (r * C + c) * H * W;
         SPK_GLOBAL float *dst = col + i * OH * OW;
         for (int oy = 0; oy < OH; oy++) {
             const int y = oy * stride - pad + a * dil;
-            if (y < 0 || y >= H) {
+            SPK_GLOBAL float *d = dst + oy * OW;
+            if (y < 0 || y >= H || lo >= hi) {
                 for (int ox = 0; ox < OW; ox++)
-                    dst[oy * OW + ox] = 0.0f;
+                    d[ox] = 0.0f;
                 continue;
             }
-            for (int ox = 0; ox < OW; ox++) {
-                const int xx = ox * stride - pad + b * dil;
-                dst[oy * OW + ox] = (xx >= 0 && xx < W) ? src[y * W + xx] : 0.0f;
-            }
+            const int row = y * W + off; /* + ox * stride: inside the row for ox in [lo, hi) */
+            for (int ox = 0; ox < lo; ox++)
+                d[ox] = 0.0f;
+            if (stride == 1)
+                for (int ox = lo; ox < hi; ox++)
+                    d[ox] = src[row + ox];
+            else
+                for (int ox = lo; ox < hi; ox++)
+                    d[ox] = src[row + ox * stride];
+            for (int ox = hi; ox < OW; ox++)
+                d[ox] = 0.0f;
         }
     }
     SPK_END_ITEMS
@@ -47,15 +72,20 @@ SPK_KERNEL void conv2d_col2im(SPK_GLOBAL float *gx, SPK_GLOBAL const float *dcol
         for (int a = 0; a < k; a++)
             for (int b = 0; b < k; b++) {
                 SPK_GLOBAL const float *src = dcol + (((c * k + a) * k + b) * rows + r) * OH * OW;
+                const int off = b * dil - pad;
+                const int lo = conv2d_lo(off, stride), hi = conv2d_hi(off, stride, W, OW);
                 for (int oy = 0; oy < OH; oy++) {
                     const int y = oy * stride - pad + a * dil;
                     if (y < 0 || y >= H)
                         continue;
-                    for (int ox = 0; ox < OW; ox++) {
-                        const int xx = ox * stride - pad + b * dil;
-                        if (xx >= 0 && xx < W)
-                            dst[y * W + xx] += src[oy * OW + ox];
-                    }
+                    const int row = y * W + off;
+                    SPK_GLOBAL const float *s = src + oy * OW;
+                    if (stride == 1)
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[row + ox] += s[ox];
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[row + ox * stride] += s[ox];
                 }
             }
     }
