@@ -177,3 +177,75 @@ Test(batch_norm, init_errors)
                   SPK_OK);
     lc_free(&t);
 }
+
+/* In a model: the running statistics move in training only, evaluation is deterministic
+ * (dropout off, batch statistics unused), and a checkpoint carries them under torch's names so
+ * another session evaluates identically. */
+Test(batch_norm, session_checkpoint_and_eval)
+{
+    const char *yaml = "input: {shape: [2, 6, 6]}\n"
+                       "time_steps: 3\n"
+                       "seed: 2\n"
+                       "layers:\n"
+                       "  - {name: enc, type: encoder.direct}\n"
+                       "  - {name: c1, type: synapse.conv2d, out: 4, kernel: 3, bias: false}\n"
+                       "  - {name: bn, type: norm.batch2d}\n"
+                       "  - {name: n1, type: neuron.lif, beta: 0.8, threshold: 0.5}\n"
+                       "  - {name: drop, type: dropout, p: 0.3}\n"
+                       "  - {name: fc, type: synapse.linear, out: 3}\n"
+                       "  - {name: n2, type: neuron.lif, beta: 0.8, threshold: 0.5}\n"
+                       "readout: {type: readout.spike_count}\n"
+                       "loss: {type: loss.ce_count}\n"
+                       "train: {batch: 4, optimizer: {type: adam, lr: 0.02}}\n";
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load_string(yaml, "bn.yaml", &m, &err), 0, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0);
+    spk_session *s;
+    cr_assert_eq(spk_session_new(m, be, 4, &s, &err), 0, "%s", err.msg);
+    int wm = -1, wv = -1;
+    for (int i = 0; i < spk_session_weight_count(s); i++) {
+        if (strcmp(spk_session_weight_name(s, i), "bn.running_mean") == 0)
+            wm = i;
+        if (strcmp(spk_session_weight_name(s, i), "bn.running_var") == 0)
+            wv = i;
+    }
+    cr_assert(wm >= 0 && wv >= 0, "bn.running_mean and bn.running_var are session weights");
+    float x[4 * 72];
+    spk_test_fill(x, 4 * 72, 0.0f, 1.0f, 4);
+    int32_t y[4] = {0, 1, 2, 1};
+    spk_batch_stats st = {0};
+    float rm0[4], rm1[4], rm2[4];
+    spk_session_weight_get(s, wm, rm0, &err);
+    cr_assert_eq(spk_session_eval_batch(s, x, y, 4, &st, &err), 0, "%s", err.msg);
+    spk_session_weight_get(s, wm, rm1, &err);
+    cr_expect(memcmp(rm0, rm1, sizeof rm0) == 0, "evaluation moved the running mean");
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(spk_session_train_batch(s, x, y, 4, &st, &err), 0, "%s", err.msg);
+    spk_session_weight_get(s, wm, rm2, &err);
+    cr_expect(rm2[0] != 0.0f && rm2[3] != 0.0f, "training moves the running mean: %g %g", rm2[0],
+              rm2[3]);
+    spk_batch_stats e1 = {0}, e2 = {0};
+    cr_assert_eq(spk_session_eval_batch(s, x, y, 4, &e1, &err), 0, "%s", err.msg);
+    cr_assert_eq(spk_session_eval_batch(s, x, y, 4, &e2, &err), 0, "%s", err.msg);
+    cr_expect_eq(e1.loss_sum, e2.loss_sum, "evaluation is deterministic");
+    char *path = spk_test_write("bn.safetensors", "");
+    cr_assert_eq(spk_session_save(s, path, &err), 0, "%s", err.msg);
+    spk_model_set_seed(m, 77);
+    spk_session *s2;
+    cr_assert_eq(spk_session_new(m, be, 4, &s2, &err), 0, "%s", err.msg);
+    cr_assert_eq(spk_session_load(s2, path, &err), 0, "%s", err.msg);
+    float rv[4], rv2[4];
+    spk_session_weight_get(s, wv, rv, &err);
+    spk_session_weight_get(s2, wv, rv2, &err);
+    cr_expect(memcmp(rv, rv2, sizeof rv) == 0, "the checkpoint restores running_var");
+    spk_batch_stats e3 = {0};
+    cr_assert_eq(spk_session_eval_batch(s2, x, y, 4, &e3, &err), 0, "%s", err.msg);
+    cr_expect_eq(e3.loss_sum, e1.loss_sum, "the reloaded session evaluates identically");
+    free(path);
+    spk_session_free(s2);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+}
