@@ -170,7 +170,7 @@ static int conv2d_forward(spk_layer *l, spk_exec *x)
     if (rc)
         return rc;
     const spk_tensor *bias = p->w_bias >= 0 ? &l->weights[p->w_bias].value : wm;
-    n = rows * p->O * P;
+    n = rows * p->O;
     return SPK_LAUNCH(l, x, "conv2d_to_nchw", (size_t)n, SPK_ARG_BUF(x->out), SPK_ARG_BUF(yo),
                       SPK_ARG_BUF(bias), SPK_ARG_INT(n), SPK_ARG_INT(rows), SPK_ARG_INT(p->O),
                       SPK_ARG_INT(P), SPK_ARG_INT(p->w_bias >= 0));
@@ -183,7 +183,7 @@ static int conv2d_backward(spk_layer *l, spk_exec *x)
     const size_t M = (size_t)rows * P;
     spk_tensor *col = &l->state[p->s_col].t, *go = &l->state[p->s_ocol].t;
     spk_weight *w = &l->weights[p->w_weight];
-    int n = rows * p->O * P;
+    int n = rows * p->O;
     /* go = the output gradient as [O, M] */
     int rc =
         SPK_LAUNCH(l, x, "conv2d_from_nchw", (size_t)n, SPK_ARG_BUF(go), SPK_ARG_BUF(x->grad_out),

@@ -92,30 +92,33 @@ SPK_KERNEL void conv2d_col2im(SPK_GLOBAL float *gx, SPK_GLOBAL const float *dcol
     SPK_END_ITEMS
 }
 
-/* The GEMM gives [O, rows * P]; the layer's output is [rows, O, P] (PyTorch's NCHW). One item per
- * output value; adds the bias when has_bias. */
+/* The GEMM gives [O, rows * P]; the layer's output is [rows, O, P] (PyTorch's NCHW). One item
+ * per (image r, channel o) copies its run of P values, adding the bias when has_bias. */
 SPK_KERNEL void conv2d_to_nchw(SPK_GLOBAL float *y, SPK_GLOBAL const float *yo,
                                SPK_GLOBAL const float *bias, const int n, const int rows,
                                const int O, const int P, const int has_bias)
 {
     SPK_FOR_ITEMS(i, n) {
-        const int p = i % P;
-        const int o = (i / P) % O;
-        const int r = i / (P * O);
-        y[i] = yo[(o * rows + r) * P + p] + (has_bias ? bias[o] : 0.0f);
+        const int o = i % O, r = i / O;
+        const float b = has_bias ? bias[o] : 0.0f;
+        SPK_GLOBAL const float *src = yo + (o * rows + r) * P;
+        SPK_GLOBAL float *dst = y + i * P;
+        for (int p = 0; p < P; p++)
+            dst[p] = src[p] + b;
     }
     SPK_END_ITEMS
 }
 
-/* The output gradient [rows, O, P] to [O, rows * P], one item per value. */
+/* The output gradient [rows, O, P] to [O, rows * P], one item per (image, channel) run. */
 SPK_KERNEL void conv2d_from_nchw(SPK_GLOBAL float *go, SPK_GLOBAL const float *gy, const int n,
                                  const int rows, const int O, const int P)
 {
     SPK_FOR_ITEMS(i, n) {
-        const int p = i % P;
-        const int r = (i / P) % rows;
-        const int o = i / (P * rows);
-        go[i] = gy[(r * O + o) * P + p];
+        const int o = i % O, r = i / O;
+        SPK_GLOBAL const float *src = gy + i * P;
+        SPK_GLOBAL float *dst = go + (o * rows + r) * P;
+        for (int p = 0; p < P; p++)
+            dst[p] = src[p];
     }
     SPK_END_ITEMS
 }
