@@ -393,3 +393,26 @@ Test(conv2d, network_trains)
     spk_backend_free(be);
     spk_model_free(m);
 }
+
+/* The CLI refuses a model with a convolution that does not fit its input: exit 2, with the
+ * file, line and column of the layer. */
+Test(conv2d, cli_refuses_a_kernel_larger_than_its_input)
+{
+    char *path = spk_test_write("bad_conv.yaml", "input: {shape: [1, 6, 6]}\n"
+                                                 "time_steps: 2\n"
+                                                 "layers:\n"
+                                                 "  - {name: enc, type: encoder.direct}\n"
+                                                 "  - {name: c, type: synapse.conv2d, out: 2,\n"
+                                                 "     kernel: 7}\n"
+                                                 "  - {name: n, type: neuron.lif}\n"
+                                                 "readout: {type: readout.spike_count}\n"
+                                                 "loss: {type: loss.ce_count}\n");
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s bench %s --device cpu --batches 1", SPK_CLI, path);
+    int rc = spk_test_run(cmd, &out);
+    cr_expect_eq(rc, 2, "exit %d: %s", rc, out);
+    cr_expect(out && strstr(out, "bad_conv.yaml:5:5: layer 'c' (synapse.conv2d): kernel 7"), "%s",
+              out);
+    free(out);
+    free(path);
+}
