@@ -147,12 +147,13 @@ static int conv2d_forward(spk_layer *l, spk_exec *x)
     const int rows = conv2d_rows(l, x), P = p->OH * p->OW, K = p->C * p->k * p->k;
     const size_t M = (size_t)rows * P;
     spk_tensor *col = &l->state[p->s_col].t, *yo = &l->state[p->s_ocol].t;
-    /* the kernels index in int; the columns are the largest buffer */
-    if ((double)M * K > INT_MAX)
+    /* the kernels index in int: the columns, the output and the input must fit */
+    if ((double)M * K > INT_MAX || (double)M * p->O > INT_MAX ||
+        (double)rows * p->C * p->H * p->W > INT_MAX)
         return l->host->error(x, SPK_ERR_SHAPE,
                               "layer '%s': %d images of %d x %d column values exceed the int "
                               "indexing of the kernels; use a smaller batch",
-                              l->name, rows, P, K);
+                              l->name, rows, P, K > p->O ? K : p->O);
     int n = K * rows;
     int rc =
         SPK_LAUNCH(l, x, "conv2d_im2col", (size_t)n, SPK_ARG_BUF(col), SPK_ARG_BUF(x->in[0]),
