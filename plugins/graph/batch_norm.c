@@ -26,7 +26,7 @@ static const spk_param_spec bn_params[] = {
 
 typedef struct bn_priv {
     int C, HW;
-    int w_gamma, w_beta, w_mean, w_var, s_stats;
+    int w_gamma, w_beta, w_mean, w_var, s_stats, s_part;
 } bn_priv;
 
 static int bn_add(spk_layer *l, const char *name, int C, float v, int frozen, spk_error *err)
@@ -66,10 +66,14 @@ static int bn_init(spk_layer *l, spk_error *err)
         return -p.w_mean;
     if ((p.w_var = bn_add(l, "running_var", p.C, 1.0f, 1, err)) < 0)
         return -p.w_var;
-    /* mean and 1/std per channel of the last forward (a state holds B copies of per_sample;
-     * only the first 2C values are used) */
-    if ((p.s_stats = l->host->add_state(l, "stats", 2 * p.C, SPK_TIME_NONE, err)) < 0)
+    /* per channel: mean and 1/std of the last forward, dbeta and dgamma of the last backward
+     * (a state holds B copies of per_sample; only the first 4C values are used) */
+    if ((p.s_stats = l->host->add_state(l, "stats", 4 * p.C, SPK_TIME_NONE, err)) < 0)
         return -p.s_stats;
+    /* partial sums per (channel, image), two sets for backward */
+    const int t = in->time == SPK_TIME_STEPS ? SPK_TIME_STEPS : SPK_TIME_NONE;
+    if ((p.s_part = l->host->add_state(l, "partial", 2 * p.C, t, err)) < 0)
+        return -p.s_part;
     l->out = *in;
     bn_priv *pp = malloc(sizeof *pp);
     if (!pp)
@@ -90,40 +94,76 @@ static int bn_rows(const spk_layer *l, const spk_exec *x)
     return x->B * (l->in[0].time == SPK_TIME_STEPS ? x->T : 1);
 }
 
+/* Partial sums (what 0: of x, 1: of squared deviations from the mean), then the per-channel
+ * step of bn_stats that uses them. */
+static int bn_stats_step(spk_layer *l, spk_exec *x, int step)
+{
+    const bn_priv *p = l->priv;
+    const int rows = bn_rows(l, x), n = rows * p->C;
+    const double nv = (double)rows * p->HW;
+    spk_tensor *stats = &l->state[p->s_stats].t, *part = &l->state[p->s_part].t;
+    int rc = SPK_OK;
+    if (step < 2)
+        rc = SPK_LAUNCH(l, x, "bn_partial", (size_t)n, SPK_ARG_BUF(part), SPK_ARG_BUF(x->in[0]),
+                        SPK_ARG_BUF(stats), SPK_ARG_INT(n), SPK_ARG_INT(p->C), SPK_ARG_INT(rows),
+                        SPK_ARG_INT(p->HW), SPK_ARG_INT(step));
+    if (rc)
+        return rc;
+    return SPK_LAUNCH(l, x, "bn_stats", (size_t)p->C, SPK_ARG_BUF(stats),
+                      SPK_ARG_BUF(&l->weights[p->w_mean].value),
+                      SPK_ARG_BUF(&l->weights[p->w_var].value), SPK_ARG_BUF(part),
+                      SPK_ARG_INT(p->C), SPK_ARG_INT(rows), SPK_ARG_FLOAT(1.0 / nv),
+                      SPK_ARG_FLOAT(l->host->param_num(l, "momentum")),
+                      SPK_ARG_FLOAT(nv > 1 ? nv / (nv - 1) : 1.0),
+                      SPK_ARG_FLOAT(l->host->param_num(l, "eps")), SPK_ARG_INT(step));
+}
+
 static int bn_forward_run(spk_layer *l, spk_exec *x)
 {
     const bn_priv *p = l->priv;
-    const int rows = bn_rows(l, x);
-    const double n = (double)rows * p->HW;
-    const float momentum = (float)l->host->param_num(l, "momentum");
-    const float eps = (float)l->host->param_num(l, "eps");
-    return SPK_LAUNCH(
-        l, x, "bn_forward", (size_t)p->C, SPK_ARG_BUF(x->out), SPK_ARG_BUF(&l->state[p->s_stats].t),
-        SPK_ARG_BUF(&l->weights[p->w_mean].value), SPK_ARG_BUF(&l->weights[p->w_var].value),
-        SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(&l->weights[p->w_gamma].value),
-        SPK_ARG_BUF(&l->weights[p->w_beta].value), SPK_ARG_INT(p->C), SPK_ARG_INT(rows),
-        SPK_ARG_INT(p->HW), SPK_ARG_FLOAT(1.0 / n), SPK_ARG_FLOAT(momentum),
-        SPK_ARG_FLOAT(n > 1 ? n / (n - 1) : 1.0), SPK_ARG_FLOAT(eps), SPK_ARG_INT(x->training));
+    const int n = bn_rows(l, x) * p->C;
+    /* training: the batch's mean, then its variance; evaluation: the running statistics */
+    int rc = x->training ? bn_stats_step(l, x, 0) : bn_stats_step(l, x, 2);
+    if (!rc && x->training)
+        rc = bn_stats_step(l, x, 1);
+    if (rc)
+        return rc;
+    return SPK_LAUNCH(l, x, "bn_apply", (size_t)n, SPK_ARG_BUF(x->out), SPK_ARG_BUF(x->in[0]),
+                      SPK_ARG_BUF(&l->state[p->s_stats].t),
+                      SPK_ARG_BUF(&l->weights[p->w_gamma].value),
+                      SPK_ARG_BUF(&l->weights[p->w_beta].value), SPK_ARG_INT(n), SPK_ARG_INT(p->C),
+                      SPK_ARG_INT(p->HW));
 }
 
 static int bn_backward_run(spk_layer *l, spk_exec *x)
 {
     const bn_priv *p = l->priv;
-    const int rows = bn_rows(l, x);
-    const double n = (double)rows * p->HW;
-    spk_tensor *gx = x->grad_in[0] ? x->grad_in[0] : (spk_tensor *)x->grad_out;
-    return SPK_LAUNCH(l, x, "bn_backward", (size_t)p->C, SPK_ARG_BUF(gx),
-                      SPK_ARG_BUF(&l->weights[p->w_gamma].grad),
-                      SPK_ARG_BUF(&l->weights[p->w_beta].grad), SPK_ARG_BUF(x->grad_out),
-                      SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(&l->state[p->s_stats].t),
-                      SPK_ARG_BUF(&l->weights[p->w_gamma].value), SPK_ARG_INT(p->C),
-                      SPK_ARG_INT(rows), SPK_ARG_INT(p->HW), SPK_ARG_FLOAT(1.0 / n),
-                      SPK_ARG_INT(x->training), SPK_ARG_INT(x->grad_in[0] != NULL));
+    const int rows = bn_rows(l, x), n = rows * p->C;
+    spk_tensor *stats = &l->state[p->s_stats].t, *part = &l->state[p->s_part].t;
+    int rc = SPK_LAUNCH(l, x, "bn_grad_partial", (size_t)n, SPK_ARG_BUF(part),
+                        SPK_ARG_BUF(x->grad_out), SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(stats),
+                        SPK_ARG_INT(n), SPK_ARG_INT(p->C), SPK_ARG_INT(rows), SPK_ARG_INT(p->HW));
+    if (!rc)
+        rc = SPK_LAUNCH(l, x, "bn_grad_reduce", (size_t)p->C, SPK_ARG_BUF(stats),
+                        SPK_ARG_BUF(&l->weights[p->w_gamma].grad),
+                        SPK_ARG_BUF(&l->weights[p->w_beta].grad), SPK_ARG_BUF(part),
+                        SPK_ARG_INT(p->C), SPK_ARG_INT(rows));
+    if (rc || !x->grad_in[0])
+        return rc;
+    return SPK_LAUNCH(l, x, "bn_grad_input", (size_t)n, SPK_ARG_BUF(x->grad_in[0]),
+                      SPK_ARG_BUF(x->grad_out), SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(stats),
+                      SPK_ARG_BUF(&l->weights[p->w_gamma].value), SPK_ARG_INT(n), SPK_ARG_INT(p->C),
+                      SPK_ARG_INT(p->HW), SPK_ARG_FLOAT(1.0 / ((double)rows * p->HW)),
+                      SPK_ARG_INT(x->training));
 }
 
 static const spk_cpu_kernel bn_cpu_kernels[] = {
-    SPK_CPU_KERNEL(bn_forward),
-    SPK_CPU_KERNEL(bn_backward),
+    SPK_CPU_KERNEL(bn_partial),
+    SPK_CPU_KERNEL(bn_stats),
+    SPK_CPU_KERNEL(bn_apply),
+    SPK_CPU_KERNEL(bn_grad_partial),
+    SPK_CPU_KERNEL(bn_grad_reduce),
+    SPK_CPU_KERNEL(bn_grad_input),
     {0},
 };
 

@@ -1,99 +1,139 @@
-/* norm.batch2d kernels: one item per channel, which sums over its rows * HW values (rows = T*B,
- * or B for a constant input) and then writes them; every channel owns its outputs, its
- * statistics and its parameter gradients, so nothing needs atomics and both backends sum in
- * the same order. Sums go per row first, then over rows, to keep float rounding small. */
+/* norm.batch2d kernels. x is [rows, C, HW] (rows = T*B, or B for a constant input). Sums per
+ * channel go in two steps so that both spread over many work items: one partial sum per
+ * (channel, image) over its HW values, then one item per channel adds its rows' partials in
+ * order. Every item owns what it writes (no atomics), and both backends sum in the same order.
+ * stats holds [mean | 1/std | dbeta | dgamma], C values each. */
 
-/* stats[c] = mean, stats[C + c] = 1 / sqrt(var + eps): the batch's (biased variance) when
- * training, which also moves the running statistics by momentum (running_var takes the
- * unbiased variance, var * unbias, as PyTorch does); the running statistics in evaluation.
- * Then y = gamma (x - mean) / sqrt(var + eps) + beta. */
-SPK_KERNEL void bn_forward(SPK_GLOBAL float *y, SPK_GLOBAL float *stats, SPK_GLOBAL float *rmean,
-                           SPK_GLOBAL float *rvar, SPK_GLOBAL const float *x,
-                           SPK_GLOBAL const float *gamma, SPK_GLOBAL const float *beta,
-                           const int C, const int rows, const int HW, const float inv_n,
-                           const float momentum, const float unbias, const float eps,
-                           const int training)
+/* part[c * rows + r] = sum over the image's HW values of x (what 0) or of (x - mean)^2 (1). */
+SPK_KERNEL void bn_partial(SPK_GLOBAL float *part, SPK_GLOBAL const float *x,
+                           SPK_GLOBAL const float *stats, const int n, const int C, const int rows,
+                           const int HW, const int what)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int c = i / rows, r = i % rows;
+        SPK_GLOBAL const float *xr = x + (r * C + c) * HW;
+        float s = 0.0f;
+        if (what == 0) {
+            for (int p = 0; p < HW; p++)
+                s += xr[p];
+        } else {
+            const float mean = stats[c];
+            for (int p = 0; p < HW; p++) {
+                const float d = xr[p] - mean;
+                s += d * d;
+            }
+        }
+        part[i] = s;
+    }
+    SPK_END_ITEMS
+}
+
+/* One item per channel. step 0: the batch mean. step 1: the biased variance, 1/std, and the
+ * running statistics moved by momentum (running_var takes var * unbias, the unbiased variance,
+ * as PyTorch). step 2 (evaluation): mean and 1/std from the running statistics. */
+SPK_KERNEL void bn_stats(SPK_GLOBAL float *stats, SPK_GLOBAL float *rmean, SPK_GLOBAL float *rvar,
+                         SPK_GLOBAL const float *part, const int C, const int rows,
+                         const float inv_n, const float momentum, const float unbias,
+                         const float eps, const int step)
 {
     SPK_FOR_ITEMS(c, C) {
-        float mean, var;
-        if (training) {
-            float s = 0.0f;
-            for (int r = 0; r < rows; r++) {
-                SPK_GLOBAL const float *xr = x + (r * C + c) * HW;
-                float sr = 0.0f;
-                for (int p = 0; p < HW; p++)
-                    sr += xr[p];
-                s += sr;
-            }
-            mean = s * inv_n;
-            float q = 0.0f;
-            for (int r = 0; r < rows; r++) {
-                SPK_GLOBAL const float *xr = x + (r * C + c) * HW;
-                float qr = 0.0f;
-                for (int p = 0; p < HW; p++) {
-                    const float d = xr[p] - mean;
-                    qr += d * d;
-                }
-                q += qr;
-            }
-            var = q * inv_n;
-            rmean[c] = (1.0f - momentum) * rmean[c] + momentum * mean;
+        float s = 0.0f;
+        for (int r = 0; r < rows && step < 2; r++)
+            s += part[c * rows + r];
+        if (step == 0) {
+            stats[c] = s * inv_n;
+        } else if (step == 1) {
+            const float var = s * inv_n;
+            stats[C + c] = 1.0f / sqrtf(var + eps);
+            rmean[c] = (1.0f - momentum) * rmean[c] + momentum * stats[c];
             rvar[c] = (1.0f - momentum) * rvar[c] + momentum * (var * unbias);
         } else {
-            mean = rmean[c];
-            var = rvar[c];
-        }
-        const float invstd = 1.0f / sqrtf(var + eps);
-        stats[c] = mean;
-        stats[C + c] = invstd;
-        const float g = gamma[c], b = beta[c];
-        for (int r = 0; r < rows; r++) {
-            const int o = (r * C + c) * HW;
-            for (int p = 0; p < HW; p++)
-                y[o + p] = g * ((x[o + p] - mean) * invstd) + b;
+            stats[c] = rmean[c];
+            stats[C + c] = 1.0f / sqrtf(rvar[c] + eps);
         }
     }
     SPK_END_ITEMS
 }
 
-/* With xh = (x - mean) * invstd: dbeta = sum gy, dgamma = sum gy xh (added to the parameters'
- * gradients), and when training dx = gamma invstd (gy - dbeta / n - xh dgamma / n), the mean
- * and variance being functions of x; in evaluation the statistics are constants and
- * dx = gamma invstd gy. has_gx 0: no input gradient wanted (gx is not written). */
-SPK_KERNEL void bn_backward(SPK_GLOBAL float *gx, SPK_GLOBAL float *ggamma,
-                            SPK_GLOBAL float *gbeta, SPK_GLOBAL const float *gy,
-                            SPK_GLOBAL const float *x, SPK_GLOBAL const float *stats,
-                            SPK_GLOBAL const float *gamma, const int C, const int rows,
-                            const int HW, const float inv_n, const int training,
-                            const int has_gx)
+/* y = gamma (x - mean) / std + beta, one item per (image, channel). */
+SPK_KERNEL void bn_apply(SPK_GLOBAL float *y, SPK_GLOBAL const float *x,
+                         SPK_GLOBAL const float *stats, SPK_GLOBAL const float *gamma,
+                         SPK_GLOBAL const float *beta, const int n, const int C, const int HW)
 {
-    SPK_FOR_ITEMS(c, C) {
+    SPK_FOR_ITEMS(i, n) {
+        const int c = i % C;
+        const float mean = stats[c], invstd = stats[C + c], g = gamma[c], b = beta[c];
+        for (int p = 0; p < HW; p++)
+            y[i * HW + p] = g * ((x[i * HW + p] - mean) * invstd) + b;
+    }
+    SPK_END_ITEMS
+}
+
+/* Backward partials per (channel, image): part[i] = sum gy, part[n + i] = sum gy * xh with
+ * xh = (x - mean) / std. */
+SPK_KERNEL void bn_grad_partial(SPK_GLOBAL float *part, SPK_GLOBAL const float *gy,
+                                SPK_GLOBAL const float *x, SPK_GLOBAL const float *stats,
+                                const int n, const int C, const int rows, const int HW)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int c = i / rows, r = i % rows;
+        const int o = (r * C + c) * HW;
         const float mean = stats[c], invstd = stats[C + c];
         float db = 0.0f, dg = 0.0f;
-        for (int r = 0; r < rows; r++) {
-            const int o = (r * C + c) * HW;
-            float dbr = 0.0f, dgr = 0.0f;
-            for (int p = 0; p < HW; p++) {
-                dbr += gy[o + p];
-                dgr += gy[o + p] * ((x[o + p] - mean) * invstd);
-            }
-            db += dbr;
-            dg += dgr;
+        for (int p = 0; p < HW; p++) {
+            db += gy[o + p];
+            dg += gy[o + p] * ((x[o + p] - mean) * invstd);
         }
-        ggamma[c] += dg;
+        part[i] = db;
+        part[n + i] = dg;
+    }
+    SPK_END_ITEMS
+}
+
+/* One item per channel: dbeta and dgamma of the batch, kept in stats for the input gradient and
+ * added to the parameters' gradients. */
+SPK_KERNEL void bn_grad_reduce(SPK_GLOBAL float *stats, SPK_GLOBAL float *ggamma,
+                               SPK_GLOBAL float *gbeta, SPK_GLOBAL const float *part, const int C,
+                               const int rows)
+{
+    SPK_FOR_ITEMS(c, C) {
+        float db = 0.0f, dg = 0.0f;
+        for (int r = 0; r < rows; r++) {
+            db += part[c * rows + r];
+            dg += part[C * rows + c * rows + r];
+        }
+        stats[2 * C + c] = db;
+        stats[3 * C + c] = dg;
         gbeta[c] += db;
-        if (has_gx) {
-            const float k = gamma[c] * invstd;
-            const float mb = training ? db * inv_n : 0.0f, mg = training ? dg * inv_n : 0.0f;
-            for (int r = 0; r < rows; r++) {
-                const int o = (r * C + c) * HW;
-                for (int p = 0; p < HW; p++)
-                    gx[o + p] = k * (gy[o + p] - mb - ((x[o + p] - mean) * invstd) * mg);
-            }
+        ggamma[c] += dg;
+    }
+    SPK_END_ITEMS
+}
+
+/* dx = gamma / std (gy - dbeta / n - xh dgamma / n) when training (the mean and variance are
+ * functions of x); dx = gamma / std gy in evaluation. One item per (image, channel). */
+SPK_KERNEL void bn_grad_input(SPK_GLOBAL float *gx, SPK_GLOBAL const float *gy,
+                              SPK_GLOBAL const float *x, SPK_GLOBAL const float *stats,
+                              SPK_GLOBAL const float *gamma, const int n, const int C,
+                              const int HW, const float inv_n, const int training)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int c = i % C;
+        const float mean = stats[c], invstd = stats[C + c];
+        const float k = gamma[c] * invstd;
+        const float mb = training ? stats[2 * C + c] * inv_n : 0.0f;
+        const float mg = training ? stats[3 * C + c] * inv_n : 0.0f;
+        for (int p = 0; p < HW; p++) {
+            const int j = i * HW + p;
+            gx[j] = k * (gy[j] - mb - ((x[j] - mean) * invstd) * mg);
         }
     }
     SPK_END_ITEMS
 }
 
-SPK_CPU_ENTRY(bn_forward, B, B, B, B, B, B, B, I, I, I, F, F, F, F, I)
-SPK_CPU_ENTRY(bn_backward, B, B, B, B, B, B, B, I, I, I, F, I, I)
+SPK_CPU_ENTRY(bn_partial, B, B, B, I, I, I, I, I)
+SPK_CPU_ENTRY(bn_stats, B, B, B, B, I, I, F, F, F, F, I)
+SPK_CPU_ENTRY(bn_apply, B, B, B, B, B, I, I, I)
+SPK_CPU_ENTRY(bn_grad_partial, B, B, B, B, I, I, I, I)
+SPK_CPU_ENTRY(bn_grad_reduce, B, B, B, B, I, I)
+SPK_CPU_ENTRY(bn_grad_input, B, B, B, B, B, I, I, I, F, I)
