@@ -416,3 +416,29 @@ Test(conv2d, cli_refuses_a_kernel_larger_than_its_input)
     free(out);
     free(path);
 }
+
+/* The shipped model stays loadable and trainable: models/fmnist_conv.yaml builds a session and
+ * takes training steps on a small random batch (no data set needed). */
+Test(conv2d, shipped_model_builds_and_trains)
+{
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load(SPK_SOURCE_DIR "/models/fmnist_conv.yaml", &m, &err), 0, "%s",
+                 err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0);
+    spk_session *s;
+    cr_assert_eq(spk_session_new(m, be, 2, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(spk_session_input_size(s), 784);
+    cr_assert_eq(spk_session_classes(s), 10);
+    float x[2 * 784];
+    spk_test_fill(x, 2 * 784, 0.0f, 255.0f, 3);
+    int32_t y[2] = {3, 7};
+    spk_batch_stats st = {0};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(spk_session_train_batch(s, x, y, 2, &st, &err), 0, "%s", err.msg);
+    cr_expect(isfinite(st.loss_sum), "loss %g", st.loss_sum);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+}
