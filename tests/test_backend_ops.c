@@ -189,9 +189,51 @@ static const op_case cases[] = {
     {"merge.add", "{}", 2, {CONST, STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0},
     {"merge.add", "{}", 2, {CONST, CONST}, VAL_UNIFORM, -1.0f, 1.0f, TOL_ELEM, 0, 0},
     {"merge.add", "{}", 3, {STEPS, CONST, STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0},
+    /* dropout: Philox masks keyed on the ids and epoch the harness sets, so every value must
+     * agree bit for bit; a shared mask on steps, a mask per step on a constant input */
+    {"dropout", "{p: 0.3}", 1, {STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_ELEM, 0, EXACT_YES},
+    {"dropout", "{p: 0.5, same_mask: false}", 1, {CONST}, VAL_UNIFORM, -1.0f, 1.0f, TOL_ELEM, 0,
+     EXACT_YES},
+    /* batch norm over [C] (BatchNorm1d); per-channel sums of up to T*B*HW values in one
+     * kernel source: TOL_SUM for the normalised values (1/sqrtf may differ by an ulp) */
+    {"norm.batch2d", "{}", 1, {STEPS}, VAL_UNIFORM, -1.0f, 2.0f, TOL_SUM, 0, 0},
+};
+/* Layers of images: the input is [C, H, W] (the shapes below give B and T only). Odd sizes,
+ * padding, stride, dilation, groups; spikes and constant images (the direct-encoding path). */
+typedef struct img_case {
+    op_case c;
+    int chw[3];
+} img_case;
+static const img_case img_cases[] = {
+    /* convolutions: the seed's first layer on a constant image, everything at once on spikes */
+    {{"synapse.conv2d", "{out: 5, kernel: 3, padding: 1}", 1, {STEPS}, VAL_UNIFORM, -1.0f, 1.0f,
+      TOL_SUM, 0, 0}, {3, 7, 9}},
+    {{"synapse.conv2d", "{out: 4, kernel: 3, stride: 2, dilation: 2, padding: 2, groups: 2, "
+      "bias: false}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0}, {6, 11, 8}},
+    {{"synapse.conv2d", "{out: 12, kernel: 5}", 1, {CONST}, VAL_UNIFORM, 0.0f, 1.0f, TOL_SUM, 0,
+      0}, {1, 28, 28}},
+    {{"synapse.conv2d", "{out: 6, kernel: 2, stride: 3, padding: 1, groups: 6}", 1, {CONST},
+      VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0}, {6, 5, 7}},
+    /* pooling: the seed's MP2 on spikes (ties everywhere: max must pick the same cell), odd
+     * sizes that drop the last row, overlapping padded windows, constant images; the kernels
+     * are elementwise gathers, so max is exact and avg within rounding of the same sum */
+    {{"pool.max2d", "{kernel: 2}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_ELEM, 0, EXACT_YES},
+     {12, 24, 24}},
+    {{"pool.max2d", "{kernel: 3, stride: 2, padding: 1}", 1, {STEPS}, VAL_UNIFORM, -1.0f, 1.0f,
+      TOL_ELEM, 0, EXACT_YES}, {3, 9, 8}},
+    {{"pool.max2d", "{kernel: 2, stride: 3}", 1, {CONST}, VAL_UNIFORM, -2.0f, -1.0f, TOL_ELEM, 0,
+      EXACT_YES}, {2, 7, 11}},
+    {{"pool.avg2d", "{kernel: 2}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_ELEM, 0, 0}, {5, 9, 7}},
+    {{"pool.avg2d", "{kernel: 3, stride: 1, padding: 1}", 1, {CONST}, VAL_UNIFORM, -1.0f, 1.0f,
+      TOL_ELEM, 0, 0}, {2, 6, 5}},
+    /* batch norm over T*B*H*W per channel: spikes, and a constant image (B*H*W) */
+    {{"norm.batch2d", "{momentum: 0.3}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0}, {4, 7, 5}},
+    {{"norm.batch2d", "{eps: 0.001}", 1, {CONST}, VAL_UNIFORM, 0.0f, 1.0f, TOL_SUM, 0, 0},
+     {3, 6, 9}},
 };
 /* clang-format on */
-#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+#define N_CASES     ((int)(sizeof cases / sizeof cases[0]))
+#define N_IMG_CASES ((int)(sizeof img_cases / sizeof img_cases[0]))
 
 /* B, N (features per sample: inputs of synapses and neurons, classes of readouts and losses), T.
  * Odd sizes catch tails of vectorised or grouped loops; 1x1x1 the degenerate case; 300 x 25 the
@@ -467,21 +509,28 @@ static int is_loss(const spk_layer_type *ty)
     return ty->kind == SPK_KIND_LOSS;
 }
 
-/* Runs one case on one shape on both backends and compares everything. */
-static void run_case(const op_case *c, const op_shape *sh, spk_backend *cpu_be, spk_backend *ocl_be)
+/* Runs one case on one shape on both backends and compares everything. chw: the [C, H, W] of an
+ * image case (NULL: the input is [N]). */
+static void run_case(const op_case *c, const int *chw, const op_shape *sh, spk_backend *cpu_be,
+                     spk_backend *ocl_be)
 {
     const spk_layer_type *ty = spk_registry_find(spk_registry_default(), c->type);
     cr_assert_not_null(ty, "layer type %s is not registered", c->type);
     char ctx[256];
-    snprintf(ctx, sizeof ctx, "%s %s B=%d N=%d T=%d", c->type, c->yaml, sh->B, sh->N, sh->T);
+    if (chw)
+        snprintf(ctx, sizeof ctx, "%s %s B=%d in=[%d, %d, %d] T=%d", c->type, c->yaml, sh->B,
+                 chw[0], chw[1], chw[2], sh->T);
+    else
+        snprintf(ctx, sizeof ctx, "%s %s B=%d N=%d T=%d", c->type, c->yaml, sh->B, sh->N, sh->T);
     spk_error err = {0};
     spk_params params;
     cr_assert_eq(spk_params_from_yaml(ty, c->yaml, &params, &err), SPK_OK, "%s: %s", ctx, err.msg);
     spk_shape in[SPK_MAX_INPUTS];
     for (int i = 0; i < c->n_in; i++) {
         memset(&in[i], 0, sizeof in[i]);
-        in[i].ndim = 1;
-        in[i].dims[0] = sh->N;
+        in[i].ndim = chw ? 3 : 1;
+        for (int d = 0; d < in[i].ndim; d++)
+            in[i].dims[d] = chw ? chw[d] : sh->N;
         in[i].time = c->time[i];
     }
     const uint32_t seed = 11;
@@ -619,6 +668,8 @@ static int case_count(const char *type)
     int n = 0;
     for (int i = 0; i < N_CASES; i++)
         n += strcmp(cases[i].type, type) == 0;
+    for (int i = 0; i < N_IMG_CASES; i++)
+        n += strcmp(img_cases[i].c.type, type) == 0;
     return n;
 }
 
@@ -647,7 +698,14 @@ static void run_types(int (*pick)(const char *type))
             if (strcmp(cases[i].type, ty->name) != 0)
                 continue;
             for (int s = 0; s < N_SHAPES; s++)
-                run_case(&cases[i], &shapes[s], cpu, ocl);
+                run_case(&cases[i], NULL, &shapes[s], cpu, ocl);
+            ran++;
+        }
+        for (int i = 0; i < N_IMG_CASES; i++) {
+            if (strcmp(img_cases[i].c.type, ty->name) != 0)
+                continue;
+            for (int s = 0; s < N_SHAPES; s++)
+                run_case(&img_cases[i].c, img_cases[i].chw, &shapes[s], cpu, ocl);
             ran++;
         }
     }
@@ -706,15 +764,16 @@ Test(backend_ops, every_builtin_type_has_cases)
                      ty->name);
     }
     cr_expect_geq(builtins, 12);
-    for (int i = 0; i < N_CASES; i++) {
-        const spk_layer_type *ty = spk_registry_find(reg, cases[i].type);
-        cr_expect_not_null(ty, "case %d names an unknown type %s", i, cases[i].type);
+    for (int i = 0; i < N_CASES + N_IMG_CASES; i++) {
+        const op_case *c = i < N_CASES ? &cases[i] : &img_cases[i - N_CASES].c;
+        const spk_layer_type *ty = spk_registry_find(reg, c->type);
+        cr_expect_not_null(ty, "case %d names an unknown type %s", i, c->type);
         if (!ty)
             continue;
         spk_params p;
         spk_error err = {0};
-        cr_expect_eq(spk_params_from_yaml(ty, cases[i].yaml, &p, &err), SPK_OK, "%s %s: %s",
-                     cases[i].type, cases[i].yaml, err.msg);
+        cr_expect_eq(spk_params_from_yaml(ty, c->yaml, &p, &err), SPK_OK, "%s %s: %s", c->type,
+                     c->yaml, err.msg);
         spk_params_clear(&p);
     }
 }

@@ -1,0 +1,156 @@
+/* pool.max2d and pool.avg2d kernels over [rows, C, H, W] images, one plane per (row, channel).
+ * Windows are k x k at stride s with p cells of padding on every side (p <= k / 2, as PyTorch
+ * requires, so every window holds at least one real cell). */
+
+/* Max: one item per output value. The index of the winner in its plane (y * W + x) is kept for
+ * backward. Ties go to the first maximal cell in row-major window order (strict >), which is
+ * PyTorch's CPU rule; padding cells never win. On spikes (0/1) this is an OR. */
+SPK_KERNEL void pool_max_forward(SPK_GLOBAL float *y, SPK_GLOBAL float *arg,
+                                 SPK_GLOBAL const float *x, const int n, const int H, const int W,
+                                 const int OH, const int OW, const int k, const int stride,
+                                 const int pad)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int ox = i % OW, oy = (i / OW) % OH, plane = i / (OW * OH);
+        SPK_GLOBAL const float *src = x + plane * H * W;
+        float best = 0.0f;
+        int at = -1;
+        for (int a = 0; a < k; a++) {
+            const int iy = oy * stride - pad + a;
+            if (iy < 0 || iy >= H)
+                continue;
+            for (int b = 0; b < k; b++) {
+                const int ix = ox * stride - pad + b;
+                if (ix < 0 || ix >= W)
+                    continue;
+                const float v = src[iy * W + ix];
+                if (at < 0 || v > best) {
+                    best = v;
+                    at = iy * W + ix;
+                }
+            }
+        }
+        y[i] = best;
+        arg[i] = (float)at; /* exact: planes are checked to hold < 2^24 cells */
+    }
+    SPK_END_ITEMS
+}
+
+/* The output windows that contain input cell (y, x) of a plane: oy * stride = y + pad - a for a
+ * tap a in [0, k). Both backward kernels gather over them, one item per input value, so no two
+ * items write the same place. */
+SPK_KERNEL void pool_max_backward(SPK_GLOBAL float *gx, SPK_GLOBAL const float *gy,
+                                  SPK_GLOBAL const float *arg, const int n, const int H,
+                                  const int W, const int OH, const int OW, const int k,
+                                  const int stride, const int pad)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int xx = i % W, yy = (i / W) % H, plane = i / (W * H);
+        const float me = (float)(yy * W + xx);
+        float s = 0.0f;
+        for (int a = 0; a < k; a++) {
+            const int ty = yy + pad - a;
+            if (ty < 0 || ty % stride != 0 || ty / stride >= OH)
+                continue;
+            for (int b = 0; b < k; b++) {
+                const int tx = xx + pad - b;
+                if (tx < 0 || tx % stride != 0 || tx / stride >= OW)
+                    continue;
+                const int o = (plane * OH + ty / stride) * OW + tx / stride;
+                if (arg[o] == me)
+                    s += gy[o];
+            }
+        }
+        gx[i] = s;
+    }
+    SPK_END_ITEMS
+}
+
+/* Average over the k * k window, padding counted as zeros (PyTorch's count_include_pad=True). */
+SPK_KERNEL void pool_avg_forward(SPK_GLOBAL float *y, SPK_GLOBAL const float *x, const int n,
+                                 const int H, const int W, const int OH, const int OW, const int k,
+                                 const int stride, const int pad)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int ox = i % OW, oy = (i / OW) % OH, plane = i / (OW * OH);
+        SPK_GLOBAL const float *src = x + plane * H * W;
+        float s = 0.0f;
+        for (int a = 0; a < k; a++) {
+            const int iy = oy * stride - pad + a;
+            if (iy < 0 || iy >= H)
+                continue;
+            for (int b = 0; b < k; b++) {
+                const int ix = ox * stride - pad + b;
+                if (ix >= 0 && ix < W)
+                    s += src[iy * W + ix];
+            }
+        }
+        y[i] = s / (float)(k * k);
+    }
+    SPK_END_ITEMS
+}
+
+SPK_KERNEL void pool_avg_backward(SPK_GLOBAL float *gx, SPK_GLOBAL const float *gy, const int n,
+                                  const int H, const int W, const int OH, const int OW,
+                                  const int k, const int stride, const int pad)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int xx = i % W, yy = (i / W) % H, plane = i / (W * H);
+        float s = 0.0f;
+        for (int a = 0; a < k; a++) {
+            const int ty = yy + pad - a;
+            if (ty < 0 || ty % stride != 0 || ty / stride >= OH)
+                continue;
+            for (int b = 0; b < k; b++) {
+                const int tx = xx + pad - b;
+                if (tx < 0 || tx % stride != 0 || tx / stride >= OW)
+                    continue;
+                s += gy[(plane * OH + ty / stride) * OW + tx / stride];
+            }
+        }
+        gx[i] = s / (float)(k * k);
+    }
+    SPK_END_ITEMS
+}
+
+/* Windows that do not overlap (stride >= kernel) need no gather: each output item writes its
+ * window's cells directly (backward fills the input gradient with 0 first, for the cells no
+ * window covers). Max: the winner gets the gradient. */
+SPK_KERNEL void pool_max_scatter(SPK_GLOBAL float *gx, SPK_GLOBAL const float *gy,
+                                 SPK_GLOBAL const float *arg, const int n, const int HW,
+                                 const int OHW)
+{
+    SPK_FOR_ITEMS(i, n) {
+        gx[(i / OHW) * HW + (int)arg[i]] = gy[i];
+    }
+    SPK_END_ITEMS
+}
+
+/* Avg: every real cell of the window gets gy / k^2. */
+SPK_KERNEL void pool_avg_scatter(SPK_GLOBAL float *gx, SPK_GLOBAL const float *gy, const int n,
+                                 const int H, const int W, const int OH, const int OW, const int k,
+                                 const int stride, const int pad)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int ox = i % OW, oy = (i / OW) % OH, plane = i / (OW * OH);
+        const float g = gy[i] / (float)(k * k);
+        for (int a = 0; a < k; a++) {
+            const int iy = oy * stride - pad + a;
+            if (iy < 0 || iy >= H)
+                continue;
+            for (int b = 0; b < k; b++) {
+                const int ix = ox * stride - pad + b;
+                if (ix >= 0 && ix < W)
+                    gx[(plane * H + iy) * W + ix] = g;
+            }
+        }
+    }
+    SPK_END_ITEMS
+}
+
+SPK_CPU_ENTRY(pool_max_forward, B, B, B, I, I, I, I, I, I, I, I)
+SPK_CPU_ENTRY(pool_max_backward, B, B, B, I, I, I, I, I, I, I, I)
+SPK_CPU_ENTRY(pool_avg_forward, B, B, I, I, I, I, I, I, I, I)
+SPK_CPU_ENTRY(pool_avg_backward, B, B, I, I, I, I, I, I, I, I)
+SPK_CPU_ENTRY(pool_max_scatter, B, B, B, I, I, I)
+SPK_CPU_ENTRY(pool_avg_scatter, B, B, I, I, I, I, I, I, I, I)

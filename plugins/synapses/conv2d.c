@@ -1,0 +1,263 @@
+/* synapse.conv2d — a 2-D convolution over [C, H, W] inputs with PyTorch nn.Conv2d's layout
+ * (weight [out, in/groups, kh, kw], bias [out]) and default initialisation, so checkpoints load
+ * into torch. Time folds into the batch: the T*B (or B, for a constant input) images are one
+ * im2col into columns [K, rows*P], one GEMM [out, K] x [K, rows*P] and one reorder to NCHW.
+ * Backward: the weight gradient is one GEMM of the output gradient with the saved columns, the
+ * input gradient one GEMM into columns and a col2im gather. Groups run as one GEMM with a
+ * block-diagonal weight (zeros between groups): g times the multiply-adds of a per-group loop, but
+ * one call. */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builtin.h"
+#include "spikecl/kernel.h"
+#include "spikecl/plugin.h"
+
+#include "conv2d.cl"
+#include "conv2d_cl.h"
+
+static const spk_param_spec conv2d_params[] = {
+    {"out", SPK_PARAM_INT, NULL, 1, 1e9, NULL, "number of output channels"},
+    {"kernel", SPK_PARAM_INT, NULL, 1, 1e6, NULL, "kernel height and width (square)"},
+    {"stride", SPK_PARAM_INT, "1", 1, 1e6, NULL, "step between kernel positions"},
+    {"padding", SPK_PARAM_INT, "0", 0, 1e6, NULL, "zeros added on every side"},
+    {"dilation", SPK_PARAM_INT, "1", 1, 1e6, NULL, "spacing between kernel taps"},
+    {"groups", SPK_PARAM_INT, "1", 1, 1e6, NULL,
+     "channel groups (in and out must be divisible by it)"},
+    {"bias", SPK_PARAM_BOOL, "true", 1, 0, NULL, "add a learnable bias per output channel"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+typedef struct conv2d_priv {
+    int C, H, W, O, OH, OW, k, stride, pad, dil, groups;
+    int w_weight, w_bias;               /* w_bias = -1 without a bias */
+    int s_col, s_dcol, s_ocol, s_wfull; /* state indices; s_wfull = -1 when groups == 1 */
+} conv2d_priv;
+
+static int conv2d_init(spk_layer *l, spk_error *err)
+{
+    const spk_host_api *h = l->host;
+    if (l->n_in != 1)
+        return spk_error_set(err, SPK_ERR_SHAPE, "expected 1 input, got %d", l->n_in);
+    const spk_shape *in = &l->in[0];
+    if (in->ndim != 3)
+        return spk_error_set(err, SPK_ERR_SHAPE,
+                             "expected an input of shape [channels, height, width], got %d "
+                             "dimension%s (input: {shape: [C, H, W]})",
+                             in->ndim, in->ndim == 1 ? "" : "s");
+    conv2d_priv p;
+    p.C = in->dims[0], p.H = in->dims[1], p.W = in->dims[2];
+    p.O = (int)h->param_num(l, "out");
+    p.k = (int)h->param_num(l, "kernel");
+    p.stride = (int)h->param_num(l, "stride");
+    p.pad = (int)h->param_num(l, "padding");
+    p.dil = (int)h->param_num(l, "dilation");
+    p.groups = (int)h->param_num(l, "groups");
+    if (p.C % p.groups || p.O % p.groups)
+        return spk_error_set(err, SPK_ERR_SHAPE,
+                             "groups: %d must divide the input channels (%d) and out (%d)",
+                             p.groups, p.C, p.O);
+    const long extent = (long)p.dil * (p.k - 1) + 1; /* the kernel's reach with dilation */
+    const long ph = (long)p.H + 2L * p.pad, pw = (long)p.W + 2L * p.pad;
+    if (extent > ph || extent > pw)
+        return spk_error_set(err, SPK_ERR_SHAPE,
+                             "kernel %d (dilation %d: extent %ld) is larger than the input "
+                             "%dx%d with padding %d (%ldx%ld)",
+                             p.k, p.dil, extent, p.H, p.W, p.pad, ph, pw);
+    p.OH = (int)((ph - extent) / p.stride + 1);
+    p.OW = (int)((pw - extent) / p.stride + 1);
+    const int kk = p.k * p.k, K = p.C * kk, P = p.OH * p.OW;
+    /* torch.nn.Conv2d.reset_parameters: kaiming_uniform(a=sqrt(5)) reduces to
+     * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in/groups * kh * kw; the bias the same */
+    const float bound = 1.0f / sqrtf((float)(p.C / p.groups * kk));
+    spk_init u = {SPK_INIT_UNIFORM, -bound, bound};
+    spk_shape ws = {.ndim = 4, .dims = {p.O, p.C / p.groups, p.k, p.k}, .time = SPK_TIME_NONE};
+    p.w_weight = h->add_weight(l, "weight", ws, u, err);
+    if (p.w_weight < 0)
+        return -p.w_weight;
+    l->weights[p.w_weight].decay = 1;
+    p.w_bias = -1;
+    if (h->param_num(l, "bias")) {
+        spk_shape bs = {.ndim = 1, .dims = {p.O}, .time = SPK_TIME_NONE};
+        p.w_bias = h->add_weight(l, "bias", bs, u, err);
+        if (p.w_bias < 0)
+            return -p.w_bias;
+        l->weights[p.w_bias].decay = 0;
+    }
+    /* columns kept from forward for the weight gradient, their gradient, and the GEMM's
+     * [O, rows*P] output (the output gradient's reorder in backward); per folded image */
+    const int rows_time = in->time == SPK_TIME_STEPS ? SPK_TIME_STEPS : SPK_TIME_NONE;
+    if ((p.s_col = h->add_state(l, "col", P * K, rows_time, err)) < 0)
+        return -p.s_col;
+    if ((p.s_dcol = h->add_state(l, "dcol", P * K, rows_time, err)) < 0)
+        return -p.s_dcol;
+    if ((p.s_ocol = h->add_state(l, "out_cols", P * p.O, rows_time, err)) < 0)
+        return -p.s_ocol;
+    p.s_wfull = -1;
+    /* groups: the block-diagonal weight [O, K] (backward first puts the full weight gradient
+     * there, then rebuilds the weight). A state holds B copies of per_sample (the batch is not
+     * known here), so this spends B times what it needs. */
+    if (p.groups > 1 && (p.s_wfull = h->add_state(l, "wfull", p.O * K, SPK_TIME_NONE, err)) < 0)
+        return -p.s_wfull;
+    memset(&l->out, 0, sizeof l->out);
+    l->out.ndim = 3;
+    l->out.dims[0] = p.O, l->out.dims[1] = p.OH, l->out.dims[2] = p.OW;
+    l->out.time = in->time;
+    conv2d_priv *pp = malloc(sizeof *pp);
+    if (!pp)
+        return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+    *pp = p;
+    l->priv = pp;
+    return SPK_OK;
+}
+
+static void conv2d_destroy(spk_layer *l)
+{
+    free(l->priv);
+    l->priv = NULL;
+}
+
+/* Images in the folded batch: T*B over time, B when constant or time-free. */
+static int conv2d_rows(const spk_layer *l, const spk_exec *x)
+{
+    return x->B * (l->in[0].time == SPK_TIME_STEPS ? x->T : 1);
+}
+
+/* The [O, K] matrix the GEMMs use: the weight itself, or its block-diagonal spread. */
+static const spk_tensor *conv2d_wmat(spk_layer *l, spk_exec *x, int *rc)
+{
+    const conv2d_priv *p = l->priv;
+    const spk_tensor *w = &l->weights[p->w_weight].value;
+    *rc = SPK_OK;
+    if (p->s_wfull < 0)
+        return w;
+    spk_tensor *wf = &l->state[p->s_wfull].t;
+    const int kk = p->k * p->k, n = p->O * p->C * kk;
+    *rc = SPK_LAUNCH(l, x, "conv2d_expand_groups", (size_t)n, SPK_ARG_BUF(wf), SPK_ARG_BUF(w),
+                     SPK_ARG_INT(n), SPK_ARG_INT(p->O), SPK_ARG_INT(p->C), SPK_ARG_INT(kk),
+                     SPK_ARG_INT(p->groups));
+    return wf;
+}
+
+static int conv2d_forward(spk_layer *l, spk_exec *x)
+{
+    const conv2d_priv *p = l->priv;
+    const int rows = conv2d_rows(l, x), P = p->OH * p->OW, K = p->C * p->k * p->k;
+    const size_t M = (size_t)rows * P;
+    spk_tensor *col = &l->state[p->s_col].t, *yo = &l->state[p->s_ocol].t;
+    /* the kernels index in int: the columns, the output and the input must fit */
+    if ((double)M * K > INT_MAX || (double)M * p->O > INT_MAX ||
+        (double)rows * p->C * p->H * p->W > INT_MAX)
+        return l->host->error(x, SPK_ERR_SHAPE,
+                              "layer '%s': %d images of %d x %d column values exceed the int "
+                              "indexing of the kernels; use a smaller batch",
+                              l->name, rows, P, K > p->O ? K : p->O);
+    int n = K * rows;
+    int rc =
+        SPK_LAUNCH(l, x, "conv2d_im2col", (size_t)n, SPK_ARG_BUF(col), SPK_ARG_BUF(x->in[0]),
+                   SPK_ARG_INT(n), SPK_ARG_INT(rows), SPK_ARG_INT(p->C), SPK_ARG_INT(p->H),
+                   SPK_ARG_INT(p->W), SPK_ARG_INT(p->OH), SPK_ARG_INT(p->OW), SPK_ARG_INT(p->k),
+                   SPK_ARG_INT(p->stride), SPK_ARG_INT(p->pad), SPK_ARG_INT(p->dil));
+    if (rc)
+        return rc;
+    const spk_tensor *wm = conv2d_wmat(l, x, &rc);
+    if (rc)
+        return rc;
+    /* yo[O, M] = W[O, K] * col[K, M] */
+    rc = l->host->gemm(x, 0, 0, (size_t)p->O, M, (size_t)K, 1.0f, wm, (size_t)K, col, M, 0.0f, yo,
+                       M);
+    if (rc)
+        return rc;
+    const spk_tensor *bias = p->w_bias >= 0 ? &l->weights[p->w_bias].value : wm;
+    n = rows * p->O;
+    return SPK_LAUNCH(l, x, "conv2d_to_nchw", (size_t)n, SPK_ARG_BUF(x->out), SPK_ARG_BUF(yo),
+                      SPK_ARG_BUF(bias), SPK_ARG_INT(n), SPK_ARG_INT(rows), SPK_ARG_INT(p->O),
+                      SPK_ARG_INT(P), SPK_ARG_INT(p->w_bias >= 0));
+}
+
+static int conv2d_backward(spk_layer *l, spk_exec *x)
+{
+    const conv2d_priv *p = l->priv;
+    const int rows = conv2d_rows(l, x), P = p->OH * p->OW, kk = p->k * p->k, K = p->C * kk;
+    const size_t M = (size_t)rows * P;
+    spk_tensor *col = &l->state[p->s_col].t, *go = &l->state[p->s_ocol].t;
+    spk_weight *w = &l->weights[p->w_weight];
+    int n = rows * p->O;
+    /* go = the output gradient as [O, M] */
+    int rc =
+        SPK_LAUNCH(l, x, "conv2d_from_nchw", (size_t)n, SPK_ARG_BUF(go), SPK_ARG_BUF(x->grad_out),
+                   SPK_ARG_INT(n), SPK_ARG_INT(rows), SPK_ARG_INT(p->O), SPK_ARG_INT(P));
+    if (rc)
+        return rc;
+    if (!w->frozen) {
+        if (p->s_wfull < 0) {
+            /* grad_W[O, K] += go[O, M] * col^T[M, K] */
+            rc = l->host->gemm(x, 0, 1, (size_t)p->O, (size_t)K, M, 1.0f, go, M, col, M, 1.0f,
+                               &w->grad, (size_t)K);
+        } else {
+            /* the full [O, C*kk] gradient into wfull (the spread weight is rebuilt below
+             * before it is used again), then its diagonal blocks into grad_W */
+            spk_tensor *wf = &l->state[p->s_wfull].t;
+            rc = l->host->gemm(x, 0, 1, (size_t)p->O, (size_t)K, M, 1.0f, go, M, col, M, 0.0f, wf,
+                               (size_t)K);
+            const int ng = p->O * (p->C / p->groups) * kk;
+            if (!rc)
+                rc = SPK_LAUNCH(l, x, "conv2d_gather_groups", (size_t)ng, SPK_ARG_BUF(&w->grad),
+                                SPK_ARG_BUF(wf), SPK_ARG_INT(ng), SPK_ARG_INT(p->O),
+                                SPK_ARG_INT(p->C), SPK_ARG_INT(kk), SPK_ARG_INT(p->groups));
+        }
+        if (rc)
+            return rc;
+    }
+    if (p->w_bias >= 0 && !l->weights[p->w_bias].frozen) {
+        rc = SPK_LAUNCH(l, x, "conv2d_bias_grad", (size_t)p->O,
+                        SPK_ARG_BUF(&l->weights[p->w_bias].grad), SPK_ARG_BUF(go),
+                        SPK_ARG_INT(p->O), SPK_ARG_INT(M));
+        if (rc)
+            return rc;
+    }
+    if (!x->grad_in[0])
+        return SPK_OK;
+    const spk_tensor *wm = conv2d_wmat(l, x, &rc);
+    if (rc)
+        return rc;
+    /* dcol[K, M] = W^T[K, O] * go[O, M], then gathered back onto the input */
+    spk_tensor *dcol = &l->state[p->s_dcol].t;
+    rc = l->host->gemm(x, 1, 0, (size_t)K, M, (size_t)p->O, 1.0f, wm, (size_t)K, go, M, 0.0f, dcol,
+                       M);
+    if (rc)
+        return rc;
+    n = rows * p->C;
+    return SPK_LAUNCH(l, x, "conv2d_col2im", (size_t)n, SPK_ARG_BUF(x->grad_in[0]),
+                      SPK_ARG_BUF(dcol), SPK_ARG_INT(n), SPK_ARG_INT(rows), SPK_ARG_INT(p->C),
+                      SPK_ARG_INT(p->H), SPK_ARG_INT(p->W), SPK_ARG_INT(p->OH), SPK_ARG_INT(p->OW),
+                      SPK_ARG_INT(p->k), SPK_ARG_INT(p->stride), SPK_ARG_INT(p->pad),
+                      SPK_ARG_INT(p->dil));
+}
+
+static const spk_cpu_kernel conv2d_cpu_kernels[] = {
+    SPK_CPU_KERNEL(conv2d_im2col),        SPK_CPU_KERNEL(conv2d_col2im),
+    SPK_CPU_KERNEL(conv2d_to_nchw),       SPK_CPU_KERNEL(conv2d_from_nchw),
+    SPK_CPU_KERNEL(conv2d_bias_grad),     SPK_CPU_KERNEL(conv2d_expand_groups),
+    SPK_CPU_KERNEL(conv2d_gather_groups), {0},
+};
+
+const spk_layer_type spk_builtin_synapse_conv2d = {
+    .abi_major = SPK_ABI_MAJOR,
+    .abi_minor = SPK_ABI_MINOR,
+    .struct_size = sizeof(spk_layer_type),
+    .name = "synapse.conv2d",
+    .kind = SPK_KIND_SYNAPSE,
+    .summary = "2-D convolution over [C, H, W] (torch nn.Conv2d layout and init)",
+    .params = conv2d_params,
+    .init = conv2d_init,
+    .forward = conv2d_forward,
+    .backward = conv2d_backward,
+    .destroy = conv2d_destroy,
+    .kernels = {.owner = "synapse.conv2d",
+                .opencl_source = conv2d_cl_source,
+                .cpu_kernels = conv2d_cpu_kernels},
+};
+SPK_BUILTIN(spk_builtin_synapse_conv2d);
