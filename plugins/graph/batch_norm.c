@@ -34,9 +34,11 @@ static int bn_add(spk_layer *l, const char *name, int C, float v, int frozen, sp
     spk_shape s = {.ndim = 1, .dims = {C}, .time = SPK_TIME_NONE};
     spk_init init = {SPK_INIT_CONSTANT, v, 0.0f};
     int i = l->host->add_weight(l, name, s, init, err);
-    if (i >= 0) {
-        l->weights[i].decay = 0;
-        l->weights[i].frozen = frozen; /* running statistics: kept, not trained */
+    /* running statistics: kept in the checkpoint, not trained */
+    if (i >= 0 && frozen) {
+        int rc = l->host->set_weight(l, i, SPK_WEIGHT_FROZEN, 0.0f, 0.0f, err);
+        if (rc)
+            return -rc;
     }
     return i;
 }
@@ -74,19 +76,18 @@ static int bn_init(spk_layer *l, spk_error *err)
     const int t = in->time == SPK_TIME_STEPS ? SPK_TIME_STEPS : SPK_TIME_NONE;
     if ((p.s_part = l->host->add_state(l, "partial", 2 * p.C, t, err)) < 0)
         return -p.s_part;
-    l->out = *in;
+    l->host->set_output(l, *in);
     bn_priv *pp = malloc(sizeof *pp);
     if (!pp)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     *pp = p;
-    l->priv = pp;
+    l->host->set_priv(l, pp);
     return SPK_OK;
 }
 
 static void bn_destroy(spk_layer *l)
 {
     free(l->priv);
-    l->priv = NULL;
 }
 
 static int bn_rows(const spk_layer *l, const spk_exec *x)

@@ -28,10 +28,11 @@ static int dropout_init(spk_layer *l, spk_error *err)
         return spk_error_set(err, SPK_ERR_SHAPE,
                              "expected an input over time (or constant in time), got one "
                              "without a time axis (a readout's output?)");
-    l->out = l->in[0];
+    spk_shape out = l->in[0];
     /* a constant input stays constant under a shared mask; a mask per step makes it vary */
-    if (l->in[0].time == SPK_TIME_CONST && !l->host->param_num(l, "same_mask"))
-        l->out.time = SPK_TIME_STEPS;
+    if (out.time == SPK_TIME_CONST && !l->host->param_num(l, "same_mask"))
+        out.time = SPK_TIME_STEPS;
+    l->host->set_output(l, out);
     return SPK_OK;
 }
 

@@ -65,15 +65,13 @@ static int pool_init(spk_layer *l, int is_max, spk_error *err)
         if ((p.s_arg = h->add_state(l, "argmax", p.C * p.OH * p.OW, t, err)) < 0)
             return -p.s_arg;
     }
-    memset(&l->out, 0, sizeof l->out);
-    l->out.ndim = 3;
-    l->out.dims[0] = p.C, l->out.dims[1] = p.OH, l->out.dims[2] = p.OW;
-    l->out.time = in->time;
+    spk_shape out = {.ndim = 3, .dims = {p.C, p.OH, p.OW}, .time = in->time};
+    h->set_output(l, out);
     pool_priv *pp = malloc(sizeof *pp);
     if (!pp)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     *pp = p;
-    l->priv = pp;
+    h->set_priv(l, pp);
     return SPK_OK;
 }
 
@@ -90,7 +88,6 @@ static int pool_avg_init(spk_layer *l, spk_error *err)
 static void pool_destroy(spk_layer *l)
 {
     free(l->priv);
-    l->priv = NULL;
 }
 
 /* Planes in the folded batch: (T*B or B) * C. */

@@ -77,14 +77,15 @@ static int conv2d_init(spk_layer *l, spk_error *err)
     p.w_weight = h->add_weight(l, "weight", ws, u, err);
     if (p.w_weight < 0)
         return -p.w_weight;
-    l->weights[p.w_weight].decay = 1;
+    int rc = h->set_weight(l, p.w_weight, SPK_WEIGHT_DECAY, 0.0f, 0.0f, err);
+    if (rc)
+        return rc;
     p.w_bias = -1;
     if (h->param_num(l, "bias")) {
         spk_shape bs = {.ndim = 1, .dims = {p.O}, .time = SPK_TIME_NONE};
         p.w_bias = h->add_weight(l, "bias", bs, u, err);
         if (p.w_bias < 0)
             return -p.w_bias;
-        l->weights[p.w_bias].decay = 0;
     }
     /* columns kept from forward for the weight gradient, their gradient, and the GEMM's
      * [O, rows*P] output (the output gradient's reorder in backward); per folded image */
@@ -101,22 +102,19 @@ static int conv2d_init(spk_layer *l, spk_error *err)
      * known here), so this spends B times what it needs. */
     if (p.groups > 1 && (p.s_wfull = h->add_state(l, "wfull", p.O * K, SPK_TIME_NONE, err)) < 0)
         return -p.s_wfull;
-    memset(&l->out, 0, sizeof l->out);
-    l->out.ndim = 3;
-    l->out.dims[0] = p.O, l->out.dims[1] = p.OH, l->out.dims[2] = p.OW;
-    l->out.time = in->time;
+    spk_shape out = {.ndim = 3, .dims = {p.O, p.OH, p.OW}, .time = in->time};
+    h->set_output(l, out);
     conv2d_priv *pp = malloc(sizeof *pp);
     if (!pp)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     *pp = p;
-    l->priv = pp;
+    h->set_priv(l, pp);
     return SPK_OK;
 }
 
 static void conv2d_destroy(spk_layer *l)
 {
     free(l->priv);
-    l->priv = NULL;
 }
 
 /* Images in the folded batch: T*B over time, B when constant or time-free. */
