@@ -811,3 +811,35 @@ Test(opencl_devices, no_platform_message)
     char gpu[32];
     cr_assert_eq(spk_backend_opencl_first_gpu(gpu, sizeof gpu), 0);
 }
+
+/* OpenCL C 1.2 has no variadic macros, so the backend blanks SPK_CPU_ENTRY(...) itself: every
+ * invocation goes, line numbers stay, and a mention in a comment or string swallows nothing. */
+Test(opencl_program_text, cpu_entries_blanked_lines_kept)
+{
+    static const char src[] = "/* see SPK_CPU_ENTRY( in kernel.h */\n"
+                              "SPK_KERNEL void k(SPK_GLOBAL float *y, const int n)\n"
+                              "{ y[0] = n; }\n"
+                              "SPK_CPU_ENTRY(k, B,\n"
+                              "              I)\n"
+                              "// SPK_CPU_ENTRY(\n"
+                              "#define S \"SPK_CPU_ENTRY(\"\n"
+                              "SPK_KERNEL void k2(SPK_GLOBAL float *y) { y[0] = 1.0f; }\n"
+                              "MY_SPK_CPU_ENTRY(k2)\n";
+    char *text = spk_backend_opencl_program_text("t", src);
+    cr_assert_not_null(text);
+    const char *body = strstr(text, "#line 1 \"t\"\n");
+    cr_assert_not_null(body);
+    body += strlen("#line 1 \"t\"\n");
+    cr_assert_null(strstr(body, "SPK_CPU_ENTRY(k,"), "%s", body);
+    cr_assert_null(strstr(body, "I)"), "%s", body);
+    cr_assert_not_null(strstr(body, "SPK_KERNEL void k2("), "%s", body);
+    cr_assert_not_null(strstr(body, "#define S \"SPK_CPU_ENTRY(\""), "%s", body);
+    cr_assert_not_null(strstr(body, "MY_SPK_CPU_ENTRY(k2)"), "%s", body);
+    int lines = 0;
+    for (const char *p = body; *p; p++)
+        lines += *p == '\n';
+    cr_assert_eq(lines, 9 + 1, "the source's 9 lines plus the final newline: %d", lines);
+    /* the shared headers must not use variadic macros either */
+    cr_assert_null(strstr(text, "...)"), "a variadic macro in the program text");
+    free(text);
+}

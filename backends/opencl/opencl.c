@@ -683,12 +683,14 @@ static const char spk_ocl_builtin_source[] =
     "    } SPK_END_ITEMS\n"
     "}\n";
 
+const spk_kernel_set spk_backend_opencl_builtin_kernels = {"opencl backend", spk_ocl_builtin_source,
+                                                           NULL};
+
 static int spk_ocl_builtin(spk_backend *be, spk_program **out, spk_error *err)
 {
     spk_ocl *o = be->impl;
     if (!o->builtin) {
-        spk_kernel_set set = {"opencl backend", spk_ocl_builtin_source, NULL};
-        int rc = spk_ocl_program_build(be, &set, &o->builtin, err);
+        int rc = spk_ocl_program_build(be, &spk_backend_opencl_builtin_kernels, &o->builtin, err);
         if (rc)
             return rc;
     }

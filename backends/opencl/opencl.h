@@ -33,4 +33,12 @@ int spk_backend_opencl_first_gpu(char *id_out, size_t n);
  * of lines, or -1 when be is not an OpenCL backend or profiling is off. */
 int spk_backend_opencl_profile(spk_backend *be, char *buf, size_t n);
 
+/* The exact program text the backend builds for a kernel set (prelude, shared headers, the
+ * set's source with its SPK_CPU_ENTRY lines blanked), malloc'ed; NULL when out of memory. Needs
+ * no device: the compile check (scripts/cl-compile-check.sh) dumps programs with it. */
+char *spk_backend_opencl_program_text(const char *owner, const char *source);
+
+/* The backend's own helper kernels (built on first use by a k = 0 gemm). */
+extern const spk_kernel_set spk_backend_opencl_builtin_kernels;
+
 #endif

@@ -36,10 +36,65 @@ static char *spk_ocl_strdup(const char *s)
 
 /* ---- source assembly ---- */
 
+static int spk_ocl_ident_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Blanks every `SPK_CPU_ENTRY(...)` in text (newlines kept, so #line numbers stay right).
+ * OpenCL C 1.2 has no variadic macros, so the prelude cannot define it away as a macro; comments
+ * and literals are skipped so that a mention in a comment cannot swallow code. */
+static void spk_ocl_strip_cpu_entries(char *text)
+{
+    static const char word[] = "SPK_CPU_ENTRY";
+    const size_t wn = sizeof word - 1;
+    char *p = text;
+    while (*p) {
+        if (p[0] == '/' && p[1] == '/') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            char *e = strstr(p + 2, "*/");
+            p = e ? e + 2 : p + strlen(p);
+        } else if (*p == '"' || *p == '\'') {
+            const char q = *p++;
+            while (*p && *p != q && *p != '\n')
+                p += (p[0] == '\\' && p[1]) ? 2 : 1;
+            if (*p == q)
+                p++;
+        } else if (spk_ocl_ident_char(*p)) {
+            char *s = p;
+            while (spk_ocl_ident_char(*p))
+                p++;
+            if ((size_t)(p - s) != wn || memcmp(s, word, wn) != 0)
+                continue;
+            char *q = p;
+            while (*q == ' ' || *q == '\t' || *q == '\n')
+                q++;
+            if (*q != '(')
+                continue;
+            int depth = 0;
+            for (; *q; q++) {
+                depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
+                if (depth == 0)
+                    break;
+            }
+            if (!*q)
+                return; /* unbalanced: leave it for the compiler to report */
+            for (char *c = s; c <= q; c++)
+                if (*c != '\n')
+                    *c = ' ';
+            p = q + 1;
+        } else {
+            p++;
+        }
+    }
+}
+
 /* prelude + philox + surrogates + the set's text. Contraction into fma is switched off so that
  * OpenCL rounds like the CPU build (ISO C mode, -ffp-contract=off); #line makes build logs point
  * into the set's own file. */
-static char *spk_ocl_assemble(const char *owner, const char *source)
+char *spk_backend_opencl_program_text(const char *owner, const char *source)
 {
     static const char pragma[] = "#pragma OPENCL FP_CONTRACT OFF\n";
     char line[160];
@@ -55,8 +110,10 @@ static char *spk_ocl_assemble(const char *owner, const char *source)
     char *text = malloc(n);
     if (!text)
         return NULL;
-    snprintf(text, n, "%s%s\n%s\n%s%s%s\n", pragma, prelude_opencl_cl_source, philox_cl_source,
-             surrogate_cl_source, directive, source);
+    int head = snprintf(text, n, "%s%s\n%s\n%s%s", pragma, prelude_opencl_cl_source,
+                        philox_cl_source, surrogate_cl_source, directive);
+    snprintf(text + head, n - (size_t)head, "%s\n", source);
+    spk_ocl_strip_cpu_entries(text + head);
     return text;
 }
 
@@ -448,7 +505,7 @@ int spk_ocl_program_build(spk_backend *be, const spk_kernel_set *set, spk_progra
         *out = p;
         return SPK_OK;
     }
-    char *text = spk_ocl_assemble(owner, set->opencl_source);
+    char *text = spk_backend_opencl_program_text(owner, set->opencl_source);
     if (!text) {
         spk_ocl_program_free(be, p);
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
