@@ -16,7 +16,9 @@
  * be->ops->destroy(be) releases everything, be included.
  * Environment: SPIKECL_PROFILE=1 enables per-kernel profiling (see below);
  * SPIKECL_CACHE_DIR overrides the binary cache folder ($XDG_CACHE_HOME/spikecl or
- * ~/.cache/spikecl); SPIKECL_CACHE_DIR=off disables the cache. */
+ * ~/.cache/spikecl); SPIKECL_CACHE_DIR=off disables the cache; SPIKECL_CL_BUILD_OPTIONS is
+ * appended to the program build options (e.g. -cl-opt-disable; cached apart); SPIKECL_CL_POISON=1
+ * fills every new buffer with NaN (a test mode: GPU memory is not zeroed). */
 int spk_backend_opencl_open(const char *spec, spk_backend **out, spk_error *err);
 
 /* One malloc'ed line per device, each ending in '\n':
