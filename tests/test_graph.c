@@ -325,3 +325,39 @@ Test(graph, timed_readout_with_ce_rate)
     spk_model_free(m);
     spk_backend_free(be);
 }
+
+/* Kernels index with int: a tensor past INT_MAX elements is refused when the session is made,
+ * naming the layer and the tensor, before anything is allocated (lif1's spikes here would be
+ * 100 steps x 256 samples x 100000 = 2.56e9 floats, 10 GiB). */
+Test(graph, tensor_past_int_max_refused_at_session)
+{
+    static const char *big_yaml = "name: big\n"
+                                  "input: {shape: [8]}\n"
+                                  "time_steps: 100\n"
+                                  "layers:\n"
+                                  "  - {name: enc, type: encoder.direct}\n"
+                                  "  - {name: fc1, type: synapse.linear, out: 100000}\n"
+                                  "  - {name: lif1, type: neuron.lif}\n"
+                                  "readout: {type: readout.spike_count}\n"
+                                  "loss: {type: loss.ce_count}\n";
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load_string(big_yaml, "big.yaml", &m, &err), 0, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0);
+    spk_session *s = NULL;
+    int rc = spk_session_new(m, be, 256, &s, &err);
+    cr_assert_eq(rc, SPK_ERR_SHAPE, "rc %d: %s", rc, err.msg);
+    cr_assert_null(s);
+    cr_assert(strstr(err.msg, "big.yaml:7:") && strstr(err.msg, "layer 'lif1'") &&
+                  strstr(err.msg, "output has 2560000000 elements") &&
+                  strstr(err.msg, "2147483647"),
+              "%s", err.msg);
+    cr_assert_eq(be->stats.bytes_peak, 0, "%zu bytes allocated before the refusal",
+                 (size_t)be->stats.bytes_peak);
+    /* a batch that fits is fine */
+    cr_assert_eq(spk_session_new(m, be, 2, &s, &err), 0, "%s", err.msg);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+}

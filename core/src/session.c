@@ -1,7 +1,9 @@
 /* A session: a model's graph placed on a backend for a batch size. Holds every tensor the
  * training step needs, allocated once, so the step itself allocates nothing. */
 #define _POSIX_C_SOURCE 200809L
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +217,70 @@ static int setup_node(spk_session *s, int i, const spk_layer_def *d, int default
     return SPK_OK;
 }
 
+/* Elements of a tensor of shape sh for T steps and B samples, saturating at UINT64_MAX (plugin
+ * shapes are ints whose product may pass any width). */
+static uint64_t numel_u64(const spk_shape *sh, int T, int B)
+{
+    uint64_t n = (uint64_t)(B > 0 ? B : 0);
+    if (sh->time == SPK_TIME_STEPS)
+        n = n * (uint64_t)(T > 0 ? T : 0); /* both below 2^31: no overflow */
+    for (int d = 0; d < sh->ndim; d++) {
+        const uint64_t k = (uint64_t)(sh->dims[d] > 0 ? sh->dims[d] : 0);
+        n = (k && n > UINT64_MAX / k) ? UINT64_MAX : n * k;
+    }
+    return n;
+}
+
+/* Kernels index tensors with int arithmetic (an OpenCL work item is one int index, and the CPU
+ * entries take int counts), which wraps past INT_MAX elements (8 GiB of floats, within reach of
+ * a large GPU). Such a tensor is refused before anything is allocated, naming the layer. */
+static int check_index_range(spk_session *s, spk_error *err)
+{
+    const int T = s->T, B = s->batch;
+    spk_shape in = {.ndim = s->m->in_ndim, .time = SPK_TIME_NONE};
+    for (int q = 0; q < in.ndim; q++)
+        in.dims[q] = s->m->in_dims[q];
+    uint64_t n = numel_u64(&in, T, B);
+    if (n > INT_MAX)
+        return spk_error_set(err, SPK_ERR_SHAPE,
+                             "%s: the input batch has %llu elements (batch %d), more than the "
+                             "%d that kernels can index; use a smaller batch",
+                             s->m->path, (unsigned long long)n, B, INT_MAX);
+    for (int i = 1; i < s->n_nodes; i++) {
+        const spk_layer *l = &s->nodes[i].layer;
+        const char *what = "output";
+        char name[SPK_NAME_MAX + 16];
+        n = numel_u64(&l->out, T, B);
+        for (int w = 0; w < l->n_weights && n <= INT_MAX; w++) {
+            spk_shape sh = l->weights[w].shape;
+            sh.time = SPK_TIME_NONE;
+            n = numel_u64(&sh, T, 1);
+            snprintf(name, sizeof name, "weight '%s'", l->weights[w].name);
+            what = name;
+        }
+        for (int k = 0; k < l->n_state && n <= INT_MAX; k++) {
+            spk_shape sh = {.ndim = 1, .dims = {l->state[k].per_sample}, .time = l->state[k].time};
+            n = numel_u64(&sh, T, B);
+            snprintf(name, sizeof name, "state '%s'", l->state[k].name);
+            what = name;
+        }
+        if (n > INT_MAX) {
+            char count[32];
+            if (n == UINT64_MAX)
+                snprintf(count, sizeof count, "over 2^64");
+            else
+                snprintf(count, sizeof count, "%llu", (unsigned long long)n);
+            return spk_error_set(err, SPK_ERR_SHAPE,
+                                 "%s:%d:%d: layer '%s' (%s): its %s has %s elements (batch %d, "
+                                 "%d time steps), more than the %d that kernels can index; use "
+                                 "a smaller batch or layer",
+                                 l->file ? l->file : s->m->path, l->line, l->col, l->name,
+                                 l->type->name, what, count, B, T, INT_MAX);
+        }
+    }
+    return SPK_OK;
+}
+
 static int alloc_session(spk_session *s, spk_error *err)
 {
     spk_backend *be = s->be;
@@ -350,7 +416,9 @@ int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out,
             if (nd->in_node[k] > 0 && s->nodes[nd->in_node[k]].trainable_upstream)
                 nd->trainable_upstream = 1;
     }
-    rc = alloc_session(s, err);
+    rc = check_index_range(s, err);
+    if (!rc)
+        rc = alloc_session(s, err);
     if (rc) {
         spk_session_free(s);
         return rc;
