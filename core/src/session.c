@@ -15,6 +15,8 @@
 #include "spikecl/safetensors.h"
 
 #define CLIP_CHUNK 4096
+/* partials summed per item at each level of the clipping norm's tree (spk_sum_groups) */
+#define CLIP_GROUP 64
 
 static double now_s(void)
 {
@@ -31,6 +33,7 @@ typedef struct node {
     spk_tensor out;
     spk_tensor grad;                      /* d loss / d out, when trainable_upstream */
     spk_tensor edge_grad[SPK_MAX_INPUTS]; /* own grad_in buffers when the producer fans out */
+    spk_tensor rate_part;                 /* [B, N] per-neuron terms of rate_reg's loss */
     int trainable_upstream;               /* this node or one before it has trainable weights */
     int n_consumers;
     double fwd_s, bwd_s; /* profiling */
@@ -140,6 +143,7 @@ void spk_session_free(spk_session *s)
         spk_tensor_release(be, &nd->grad);
         for (int k = 0; k < SPK_MAX_INPUTS; k++)
             spk_tensor_release(be, &nd->edge_grad[k]);
+        spk_tensor_release(be, &nd->rate_part);
         spk_layer_release(&nd->layer, be);
     }
     free(s->nodes);
@@ -307,6 +311,10 @@ static int alloc_session(spk_session *s, spk_error *err)
             rc = spk_tensor_alloc(be, &nd->out, &nd->layer.out, T, B, err);
         if (!rc && nd->trainable_upstream && i != s->loss)
             rc = spk_tensor_alloc(be, &nd->grad, &nd->layer.out, T, B, err);
+        if (!rc && nd->def && (nd->def->rate_l1 > 0 || nd->def->rate_weight > 0)) {
+            spk_shape per = {.ndim = 1, .dims = {spk_shape_size(&nd->layer.out)}};
+            rc = spk_tensor_alloc(be, &nd->rate_part, &per, T, B, err);
+        }
         for (int k = 0; !rc && k < nd->n_in; k++) {
             int j = nd->in_node[k];
             if (j > 0 && s->nodes[j].trainable_upstream && s->nodes[j].n_consumers > 1)
@@ -342,7 +350,11 @@ static int alloc_session(spk_session *s, spk_error *err)
             if (rc)
                 return rc;
         }
-    spk_shape ps = {.ndim = 1, .dims = {s->n_chunks ? s->n_chunks : 1}, .time = SPK_TIME_NONE};
+    /* the chunks' partial sums, then each level of their tree until CLIP_GROUP remain */
+    int np = s->n_chunks;
+    for (int lv = s->n_chunks; lv > CLIP_GROUP; lv = (lv + CLIP_GROUP - 1) / CLIP_GROUP)
+        np += (lv + CLIP_GROUP - 1) / CLIP_GROUP;
+    spk_shape ps = {.ndim = 1, .dims = {np ? np : 1}, .time = SPK_TIME_NONE};
     rc = spk_tensor_alloc(be, &s->partial, &ps, T, 1, err);
     if (rc)
         return rc;
@@ -523,10 +535,15 @@ static int rate_reg(spk_session *s, node *nd, int n, spk_error *err)
         return spk_error_set(err, SPK_ERR_SHAPE,
                              "layer '%s': rate_reg needs an output over time steps",
                              nd->layer.name);
-    return CORE(s, "spk_rate_reg", (size_t)n, err, SPK_ARG_BUF(&nd->grad), SPK_ARG_BUF(&nd->out),
-                SPK_ARG_BUF(&s->loss_t), SPK_ARG_INT(s->T), SPK_ARG_INT(n),
-                SPK_ARG_INT(spk_shape_size(&nd->layer.out)), SPK_ARG_FLOAT(d->rate_l1),
-                SPK_ARG_FLOAT(d->rate_target), SPK_ARG_FLOAT(d->rate_weight));
+    const int N = spk_shape_size(&nd->layer.out);
+    int rc = CORE(s, "spk_rate_reg", (size_t)n * (size_t)N, err, SPK_ARG_BUF(&nd->grad),
+                  SPK_ARG_BUF(&nd->out), SPK_ARG_BUF(&nd->rate_part), SPK_ARG_INT(s->T),
+                  SPK_ARG_INT(n), SPK_ARG_INT(N), SPK_ARG_FLOAT(d->rate_l1),
+                  SPK_ARG_FLOAT(d->rate_target), SPK_ARG_FLOAT(d->rate_weight));
+    if (!rc)
+        rc = CORE(s, "spk_rate_reg_sum", (size_t)n, err, SPK_ARG_BUF(&s->loss_t),
+                  SPK_ARG_BUF(&nd->rate_part), SPK_ARG_INT(n), SPK_ARG_INT(N));
+    return rc;
 }
 
 static int backward(spk_session *s, int n, spk_error *err)
@@ -599,9 +616,18 @@ static int optimizer_step(spk_session *s, spk_error *err)
                       SPK_ARG_BUF(&o->w->grad), SPK_ARG_INT(o->w->grad.numel),
                       SPK_ARG_INT(CLIP_CHUNK), SPK_ARG_INT(o->chunk_slot), SPK_ARG_INT(nch));
         }
+        int off = 0, n = s->n_chunks;
+        while (!rc && n > CLIP_GROUP) {
+            const int ng = (n + CLIP_GROUP - 1) / CLIP_GROUP;
+            rc = CORE(s, "spk_sum_groups", (size_t)ng, err, SPK_ARG_BUF(&s->partial),
+                      SPK_ARG_INT(off), SPK_ARG_INT(n), SPK_ARG_INT(CLIP_GROUP),
+                      SPK_ARG_INT(off + n), SPK_ARG_INT(ng));
+            off += n;
+            n = ng;
+        }
         if (!rc)
             rc = CORE(s, "spk_clip_scale", 1, err, SPK_ARG_BUF(&s->scale), SPK_ARG_BUF(&s->partial),
-                      SPK_ARG_INT(s->n_chunks), SPK_ARG_FLOAT(oc->clip_norm));
+                      SPK_ARG_INT(off), SPK_ARG_INT(n), SPK_ARG_FLOAT(oc->clip_norm));
     }
     s->step++;
     float bc1 = 1.0f - (float)pow(oc->beta1, (double)s->step);
