@@ -213,8 +213,8 @@ static int hybrid_layer_forward(spk_layer *l, spk_exec *x)
                        pre, no);
     if (rc)
         return rc;
-    rc = SPK_LAUNCH(l, x, "hybrid_gram", (size_t)x->B * p->T * p->T, SPK_ARG_BUF(gram),
-                    SPK_ARG_BUF(x->in[0]), SPK_ARG_INT(x->B), SPK_ARG_INT(p->T),
+    rc = SPK_LAUNCH(l, x, "hybrid_gram", (size_t)x->B * (size_t)(p->T * (p->T - 1) / 2),
+                    SPK_ARG_BUF(gram), SPK_ARG_BUF(x->in[0]), SPK_ARG_INT(x->B), SPK_ARG_INT(p->T),
                     SPK_ARG_INT(p->n_in), SPK_ARG_INT(steps ? x->B * p->n_in : 0));
     if (rc)
         return rc;

@@ -32,22 +32,27 @@ HYB_FN float hyb_surrogate(const float x, const float slope)
     return slope * s * (1.0f - s);
 }
 
-/* G[b, tau, t] = x_tau . x_t for tau < t (0 elsewhere); one item per (b, tau, t). */
+/* G[b, tau, t] = x_tau . x_t for the pairs tau < t only (the rest is never read), one item per
+ * pair: B T (T - 1) / 2 items, none idle, ordered (b, tau, t) with t fastest so that the row
+ * x_tau stays in cache across neighbouring items. */
 SPK_KERNEL void hybrid_gram(SPK_GLOBAL float *G, SPK_GLOBAL const float *x, const int B,
                             const int T, const int nin, const int x_ts)
 {
-    SPK_FOR_ITEMS(j, B * T * T) {
-        const int b = j / (T * T);
-        const int tau = (j / T) % T;
-        const int t = j % T;
-        float s = 0.0f;
-        if (tau < t) {
-            SPK_GLOBAL const float *xa = x + tau * x_ts + b * nin;
-            SPK_GLOBAL const float *xb = x + t * x_ts + b * nin;
-            for (int i = 0; i < nin; i++)
-                s += xa[i] * xb[i];
+    SPK_FOR_ITEMS(j, B * (T * (T - 1) / 2)) {
+        const int pairs = T * (T - 1) / 2;
+        const int b = j / pairs;
+        int q = j - b * pairs, tau = 0;
+        while (q >= T - 1 - tau) {
+            q -= T - 1 - tau;
+            tau++;
         }
-        G[j] = s;
+        const int t = tau + 1 + q;
+        SPK_GLOBAL const float *xa = x + tau * x_ts + b * nin;
+        SPK_GLOBAL const float *xb = x + t * x_ts + b * nin;
+        float s = 0.0f;
+        for (int i = 0; i < nin; i++)
+            s += xa[i] * xb[i];
+        G[(b * T + tau) * T + t] = s;
     }
     SPK_END_ITEMS
 }
