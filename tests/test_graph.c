@@ -325,3 +325,129 @@ Test(graph, timed_readout_with_ce_rate)
     spk_model_free(m);
     spk_backend_free(be);
 }
+
+/* Kernels index with int: a tensor past INT_MAX elements is refused when the session is made,
+ * naming the layer and the tensor, before anything is allocated (lif1's spikes here would be
+ * 100 steps x 256 samples x 100000 = 2.56e9 floats, 10 GiB). */
+Test(graph, tensor_past_int_max_refused_at_session)
+{
+    static const char *big_yaml = "name: big\n"
+                                  "input: {shape: [8]}\n"
+                                  "time_steps: 100\n"
+                                  "layers:\n"
+                                  "  - {name: enc, type: encoder.direct}\n"
+                                  "  - {name: fc1, type: synapse.linear, out: 100000}\n"
+                                  "  - {name: lif1, type: neuron.lif}\n"
+                                  "readout: {type: readout.spike_count}\n"
+                                  "loss: {type: loss.ce_count}\n";
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load_string(big_yaml, "big.yaml", &m, &err), 0, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0);
+    spk_session *s = NULL;
+    int rc = spk_session_new(m, be, 256, &s, &err);
+    cr_assert_eq(rc, SPK_ERR_SHAPE, "rc %d: %s", rc, err.msg);
+    cr_assert_null(s);
+    cr_assert(strstr(err.msg, "big.yaml:7:") && strstr(err.msg, "layer 'lif1'") &&
+                  strstr(err.msg, "output has 2560000000 elements") &&
+                  strstr(err.msg, "2147483647"),
+              "%s", err.msg);
+    cr_assert_eq(be->stats.bytes_peak, 0, "%zu bytes allocated before the refusal",
+                 (size_t)be->stats.bytes_peak);
+    /* a batch that fits is fine */
+    cr_assert_eq(spk_session_new(m, be, 2, &s, &err), 0, "%s", err.msg);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+}
+
+/* Global-norm clipping (torch clip_grad_norm_) with more partial sums than one level of the
+ * tree sums: fc1's 1000 x 300 weights are 74 chunks of 4096, so the norm goes through
+ * spk_sum_groups before spk_clip_scale. One SGD step (lr 1, no momentum) must move every weight
+ * by scale * grad with scale = max_norm / ||g|| from the host's own sum of squares. lif1's
+ * rate_reg runs its two kernels on the way. On the CPU and on OpenCL. */
+static void clip_norm_on(const char *device)
+{
+    static const char *clip_yaml =
+        "name: clip\n"
+        "input: {shape: [1000]}\n"
+        "time_steps: 3\n"
+        "seed: 5\n"
+        "layers:\n"
+        "  - {name: enc, type: encoder.direct}\n"
+        "  - {name: fc1, type: synapse.linear, out: 300}\n"
+        "  - {name: lif1, type: neuron.lif, beta: 0.5, threshold: 0.05,\n"
+        "     rate_reg: {l1: 0.01, target: 0.2, weight: 2.0}}\n"
+        "  - {name: fc2, type: synapse.linear, out: 4}\n"
+        "  - {name: lif2, type: neuron.lif, beta: 0.5, threshold: 0.05}\n"
+        "readout: {type: readout.spike_count}\n"
+        "loss: {type: loss.ce_count}\n"
+        "train: {optimizer: {type: sgd, lr: 1.0, clip_norm: 1.0e-3}}\n";
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load_string(clip_yaml, "clip.yaml", &m, &err), 0, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_open(device, &be, &err), 0, "%s: %s", device, err.msg);
+    spk_session *s;
+    cr_assert_eq(spk_session_new(m, be, 4, &s, &err), 0, "%s", err.msg);
+    spk_session_set_smooth(s, 1); /* every weight gets a gradient */
+    float x[4 * 1000];
+    spk_test_fill(x, 4000, 0.0f, 1.0f, 9);
+    int32_t y[4] = {0, 1, 2, 3};
+    const int nw = spk_session_weight_count(s);
+    float *before[8], *grad[8];
+    double sq = 0.0;
+    spk_batch_stats st = {0};
+    cr_assert_leq(nw, 8);
+    cr_assert_eq(spk_session_forward_backward(s, x, y, 4, &st, &err), 0, "%s", err.msg);
+    for (int i = 0; i < nw; i++) {
+        const size_t n = spk_session_weight_numel(s, i);
+        before[i] = malloc(n * sizeof(float));
+        grad[i] = malloc(n * sizeof(float));
+        cr_assert_eq(spk_session_weight_get(s, i, before[i], &err), 0, "%s", err.msg);
+        cr_assert_eq(spk_session_grad_get(s, i, grad[i], &err), 0, "%s", err.msg);
+        for (size_t j = 0; j < n; j++)
+            sq += (double)grad[i][j] * grad[i][j];
+    }
+    const double scale = 1.0e-3 / (sqrt(sq) + 1e-6);
+    cr_assert_lt(scale, 0.5, "the norm %g must be large enough to clip", sqrt(sq));
+    cr_assert_eq(spk_session_train_batch(s, x, y, 4, &st, &err), 0, "%s", err.msg);
+    double worst = 0.0;
+    for (int i = 0; i < nw; i++) {
+        const size_t n = spk_session_weight_numel(s, i);
+        float *after = malloc(n * sizeof(float));
+        cr_assert_eq(spk_session_weight_get(s, i, after, &err), 0, "%s", err.msg);
+        for (size_t j = 0; j < n; j++) {
+            const double want = before[i][j] - scale * grad[i][j];
+            /* float weights: the step is rounded once more than the double reference */
+            const double e = fabs(after[j] - want) / (fabs(want) + 1e-6);
+            if (e > worst)
+                worst = e;
+        }
+        free(after);
+        free(before[i]);
+        free(grad[i]);
+    }
+    cr_assert_lt(worst, 1e-5, "%s: weights moved by other than the clipped step (rel. error %g)",
+                 device, worst);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+}
+
+Test(graph, clip_norm_through_the_partial_tree)
+{
+    clip_norm_on("cpu");
+    spk_backend *be = NULL;
+    spk_error err = {0};
+    int rc = spk_backend_open("opencl", &be, &err);
+    spk_backend_free(be);
+    if (rc == SPK_ERR_NOTFOUND) {
+        const char *ci = getenv("CI");
+        cr_assert(!ci || strcmp(ci, "true") != 0, "CI=true and no OpenCL device: %s", err.msg);
+        return;
+    }
+    cr_assert_eq(rc, SPK_OK, "%s", err.msg);
+    clip_norm_on("opencl");
+}

@@ -1,5 +1,6 @@
 /* encoder.latency: spike steps against values worked out by hand from snnTorch's formula
  * (snntorch/spikegen.py, latency_code), one spike per value, and a zero input gradient. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "layer_check.h"
 
 /* Runs the encoder on one sample of n values and returns, per value, the step of its spike
@@ -84,6 +85,36 @@ Test(latency, log_code_normalized)
     const float y[4] = {0.5f, 0.15f, 0.11f, 0.05f};
     const int wy[4] = {0, 2, 3, 20};
     expect_steps("{normalize: true, threshold: 0.1}", 21, y, wy, 4);
+}
+
+/* An epsilon too small to move threshold + epsilon off the threshold in float: the saturated
+ * time is infinite, and normalising made it inf / inf = NaN, cast to int as INT_MIN on x86 (no
+ * spike) but 0 on NVIDIA (a spike at step 0). The saturated values land on T - 1 as with any
+ * epsilon; the others (finite / inf) at step 0. The same steps on the CPU and on OpenCL. */
+Test(latency, normalize_tiny_epsilon_no_nan)
+{
+    const float x[6] = {1.0f, 0.02f, 0.0101f, 0.01f, 0.005f, 0.0f};
+    const int want[6] = {0, 0, 0, 4, 4, 4};
+    const int clip[6] = {0, 0, 0, 4, -1, -1};
+    const char *prev = getenv("SPK_TEST_DEVICE");
+    cr_assert(!prev || !prev[0], "this test picks its devices itself");
+    expect_steps("{normalize: true, epsilon: 1e-30}", 5, x, want, 6);
+    expect_steps("{normalize: true, epsilon: 1e-30, clip: true}", 5, x, clip, 6);
+
+    spk_backend *be = NULL;
+    spk_error err = {0};
+    int rc = spk_backend_open("opencl", &be, &err);
+    spk_backend_free(be);
+    if (rc == SPK_ERR_NOTFOUND) {
+        const char *ci = getenv("CI");
+        cr_assert(!ci || strcmp(ci, "true") != 0, "CI=true and no OpenCL device: %s", err.msg);
+        return;
+    }
+    cr_assert_eq(rc, SPK_OK, "%s", err.msg);
+    setenv("SPK_TEST_DEVICE", "opencl", 1);
+    expect_steps("{normalize: true, epsilon: 1e-30}", 5, x, want, 6);
+    expect_steps("{normalize: true, epsilon: 1e-30, clip: true}", 5, x, clip, 6);
+    unsetenv("SPK_TEST_DEVICE");
 }
 
 /* The linear code t = min(tau (1 - x), tau (1 - threshold)), tau = 10, rounded half to even

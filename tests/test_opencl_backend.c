@@ -17,6 +17,9 @@
 #include "testutil.h"
 
 #include "../backends/opencl/opencl.h"
+/* spk_program's fields (from_cache, the kernels' signatures) */
+#define CL_TARGET_OPENCL_VERSION 120
+#include "../backends/opencl/opencl_internal.h"
 
 static const float SENTINEL = -7777.25f;
 
@@ -532,7 +535,7 @@ static int starts_with_magic(const char *path)
         return 0;
     size_t r = fread(m, 1, 8, f);
     fclose(f);
-    return r == 8 && memcmp(m, "SPKOCLB1", 8) == 0;
+    return r == 8 && memcmp(m, "SPKOCLB2", 8) == 0;
 }
 
 Test(opencl_cache, binaries_cached_and_corrupt_files_rebuilt, .timeout = 120)
@@ -598,6 +601,93 @@ Test(opencl_cache, binaries_cached_and_corrupt_files_rebuilt, .timeout = 120)
     cr_assert_not_null(other);
     free(other);
     free(path);
+    spk_backend_free(be);
+}
+
+/* A program from the cache must keep the launch's argument check: OpenCL promises argument info
+ * only for programs built from source, so the backend keeps the signatures with the entry. */
+Test(opencl_cache, cached_program_keeps_argument_check, .timeout = 120)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/kcache-sig", spk_test_tmpdir());
+    setenv("SPIKECL_CACHE_DIR", dir, 1);
+    spk_backend *be = open_dev();
+    spk_program *p = build(be, "test.axpb", axpb_src);
+    cr_assert_not(p->from_cache);
+    be->ops->program_free(be, p);
+    /* the entry ends with the signatures the first build reported */
+    char *path = cache_file(dir);
+    cr_assert_not_null(path);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    static char file[1 << 20];
+    size_t n = fread(file, 1, sizeof file - 1, f);
+    fclose(f);
+    const char want[] = "axpb BBIIFF\nneg BI\n";
+    cr_assert(n > sizeof want && memcmp(file + n - (sizeof want - 1), want, sizeof want - 1) == 0,
+              "no signatures at the end of %s", path);
+    free(path);
+
+    p = build(be, "test.axpb", axpb_src);
+    cr_assert(p->from_cache, "second build did not come from %s", dir);
+    for (size_t i = 0; i < p->nkernels; i++)
+        cr_assert_null(strchr(p->kernels[i].sig, '?'), "kernel %s: signature %s",
+                       p->kernels[i].name, p->kernels[i].sig);
+    spk_buffer *d = alloc_floats(be, 4);
+    spk_error err = {0};
+    spk_karg swapped[2] = {{.type = SPK_KARG_INT, .v.i = 4}, {.type = SPK_KARG_BUF, .v.p = d}};
+    cr_assert_eq(be->ops->launch(be, p, "neg", 4, 2, swapped, &err), SPK_ERR_INVALID);
+    cr_assert(strstr(err.msg, "argument 0 is a buffer, an int was given"), "%s", err.msg);
+    check_axpb(be, p, 70);
+    be->ops->release(be, d);
+    be->ops->program_free(be, p);
+    spk_backend_free(be);
+}
+
+/* Hazard: x / y and sqrt may be 2.5-3 ulp off unless the build asks for correct rounding, which a
+ * device that supports it must get; SPIKECL_CL_BUILD_OPTIONS is appended (the -cl-opt-disable
+ * test mode) and keys the cache apart. */
+Test(opencl_build, options_rounding_and_extra, .timeout = 120)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/kcache-opts", spk_test_tmpdir());
+    setenv("SPIKECL_CACHE_DIR", dir, 1);
+    unsetenv("SPIKECL_CL_BUILD_OPTIONS");
+    spk_backend *be = open_dev();
+    spk_ocl *o = be->impl;
+    const int rounded = (o->fp_config & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0;
+    cr_assert_eq(strstr(o->build_options, "-cl-fp32-correctly-rounded-divide-sqrt") != NULL,
+                 rounded, "device %s rounding; options '%s'", rounded ? "reports" : "lacks",
+                 o->build_options);
+    spk_program *p = build(be, "test.axpb", axpb_src);
+    cr_assert_not(p->from_cache);
+    be->ops->program_free(be, p);
+    spk_backend_free(be);
+
+    setenv("SPIKECL_CL_BUILD_OPTIONS", "-cl-opt-disable", 1);
+    be = open_dev();
+    o = be->impl;
+    cr_assert(strstr(o->build_options, " -cl-opt-disable"), "%s", o->build_options);
+    p = build(be, "test.axpb", axpb_src);
+    cr_assert_not(p->from_cache, "other options must not share the cache entry");
+    check_axpb(be, p, 70);
+    be->ops->program_free(be, p);
+    spk_backend_free(be);
+    unsetenv("SPIKECL_CL_BUILD_OPTIONS");
+}
+
+/* SPIKECL_CL_POISON=1: a new buffer reads back as NaN (GPU memory is not zeroed). */
+Test(opencl_memory, poison_fills_new_buffers_with_nan)
+{
+    setenv("SPIKECL_CL_POISON", "1", 1);
+    spk_backend *be = open_dev();
+    unsetenv("SPIKECL_CL_POISON");
+    float v[37];
+    spk_buffer *b = alloc_floats(be, 37);
+    download(be, b, v, 37);
+    for (int i = 0; i < 37; i++)
+        cr_assert(isnan(v[i]), "v[%d] = %g", i, v[i]);
+    be->ops->release(be, b);
     spk_backend_free(be);
 }
 
@@ -833,4 +923,36 @@ Test(opencl_devices, no_platform_message)
     unsetenv("SPIKECL_DEVICE");
     cr_assert_eq(spk_backend_resolve("auto", gpu, sizeof gpu, &err), SPK_OK, "%s", err.msg);
     cr_assert_str_eq(gpu, "cpu");
+}
+
+/* OpenCL C 1.2 has no variadic macros, so the backend blanks SPK_CPU_ENTRY(...) itself: every
+ * invocation goes, line numbers stay, and a mention in a comment or string swallows nothing. */
+Test(opencl_program_text, cpu_entries_blanked_lines_kept)
+{
+    static const char src[] = "/* see SPK_CPU_ENTRY( in kernel.h */\n"
+                              "SPK_KERNEL void k(SPK_GLOBAL float *y, const int n)\n"
+                              "{ y[0] = n; }\n"
+                              "SPK_CPU_ENTRY(k, B,\n"
+                              "              I)\n"
+                              "// SPK_CPU_ENTRY(\n"
+                              "#define S \"SPK_CPU_ENTRY(\"\n"
+                              "SPK_KERNEL void k2(SPK_GLOBAL float *y) { y[0] = 1.0f; }\n"
+                              "MY_SPK_CPU_ENTRY(k2)\n";
+    char *text = spk_backend_opencl_program_text("t", src);
+    cr_assert_not_null(text);
+    const char *body = strstr(text, "#line 1 \"t\"\n");
+    cr_assert_not_null(body);
+    body += strlen("#line 1 \"t\"\n");
+    cr_assert_null(strstr(body, "SPK_CPU_ENTRY(k,"), "%s", body);
+    cr_assert_null(strstr(body, "I)"), "%s", body);
+    cr_assert_not_null(strstr(body, "SPK_KERNEL void k2("), "%s", body);
+    cr_assert_not_null(strstr(body, "#define S \"SPK_CPU_ENTRY(\""), "%s", body);
+    cr_assert_not_null(strstr(body, "MY_SPK_CPU_ENTRY(k2)"), "%s", body);
+    int lines = 0;
+    for (const char *p = body; *p; p++)
+        lines += *p == '\n';
+    cr_assert_eq(lines, 9 + 1, "the source's 9 lines plus the final newline: %d", lines);
+    /* the shared headers must not use variadic macros either */
+    cr_assert_null(strstr(text, "...)"), "a variadic macro in the program text");
+    free(text);
 }

@@ -137,11 +137,11 @@ Test(optim, clip_scale)
     be->ops->upload(be, g, 0, gv, sizeof gv, &err);
     spk_karg a[] = {ARGB(partial), ARGB(g), ARGI(2), ARGI(1), ARGI(0), ARGI(2)};
     cr_assert_eq(be->ops->launch(be, prog, "spk_sumsq", 2, 6, a, &err), 0, "%s", err.msg);
-    spk_karg c[] = {ARGB(scale), ARGB(partial), ARGI(2), ARGF(1.0f), ARGB(flag)};
-    cr_assert_eq(be->ops->launch(be, prog, "spk_clip_scale", 1, 5, c, &err), 0, "%s", err.msg);
+    spk_karg c[] = {ARGB(scale), ARGB(partial), ARGI(0), ARGI(2), ARGF(1.0f), ARGB(flag)};
+    cr_assert_eq(be->ops->launch(be, prog, "spk_clip_scale", 1, 6, c, &err), 0, "%s", err.msg);
     cr_assert_float_eq(get(scale), 0.2f, 1e-6);
-    spk_karg c2[] = {ARGB(scale), ARGB(partial), ARGI(2), ARGF(10.0f), ARGB(flag)};
-    be->ops->launch(be, prog, "spk_clip_scale", 1, 5, c2, &err);
+    spk_karg c2[] = {ARGB(scale), ARGB(partial), ARGI(0), ARGI(2), ARGF(10.0f), ARGB(flag)};
+    be->ops->launch(be, prog, "spk_clip_scale", 1, 6, c2, &err);
     cr_assert_float_eq(get(scale), 1.0f, 1e-7);
 }
 

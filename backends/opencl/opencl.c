@@ -443,6 +443,9 @@ int spk_backend_opencl_open(const char *spec, spk_backend **out, spk_error *err)
         cr = clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
     if (cr == CL_SUCCESS)
         cr = clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
+    if (cr == CL_SUCCESS)
+        cr = clGetDeviceInfo(dev, CL_DEVICE_SINGLE_FP_CONFIG, sizeof o->fp_config, &o->fp_config,
+                             NULL);
     if (cr != CL_SUCCESS) {
         rc = spk_ocl_fail(err, cr, "cannot query OpenCL device opencl:%u:%u (%s)", p, d,
                           o->dev_name);
@@ -455,6 +458,27 @@ int spk_backend_opencl_open(const char *spec, spk_backend **out, spk_error *err)
         spk_ocl_destroy(be);
         return rc;
     }
+
+    /* Arg info lets launch() check argument kinds before OpenCL sees them. Without the rounding
+     * flag OpenCL allows 2.5 ulp for x / y and 3 ulp for sqrt (AMD turns 1.0f / x into a bare
+     * reciprocal); the CPU rounds both correctly. SPIKECL_CL_BUILD_OPTIONS is appended (tests:
+     * -cl-opt-disable); the options are part of the binary cache's key. */
+    const char *extra = getenv("SPIKECL_CL_BUILD_OPTIONS");
+    int w = snprintf(o->build_options, sizeof o->build_options, "-cl-kernel-arg-info%s%s%s",
+                     (o->fp_config & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT)
+                         ? " -cl-fp32-correctly-rounded-divide-sqrt"
+                         : "",
+                     extra && extra[0] ? " " : "", extra ? extra : "");
+    if (w < 0 || (size_t)w >= sizeof o->build_options) {
+        rc = spk_error_set(err, SPK_ERR_INVALID, "SPIKECL_CL_BUILD_OPTIONS is too long (%zu bytes)",
+                           strlen(extra));
+        spk_ocl_destroy(be);
+        return rc;
+    }
+    /* GPU memory is not zeroed: SPIKECL_CL_POISON=1 fills every new buffer with NaN so that tests
+     * catch kernels that read what nobody wrote. */
+    const char *poison = getenv("SPIKECL_CL_POISON");
+    o->poison = poison && strcmp(poison, "1") == 0;
 
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)plat, 0};
     o->ctx = clCreateContext(props, 1, &dev, NULL, NULL, &cr);
@@ -514,6 +538,20 @@ static int spk_ocl_alloc(spk_backend *be, size_t bytes, spk_buffer **out, spk_er
                             o->dev_name);
     }
     b->bytes = bytes;
+    if (o->poison) {
+        const cl_uint nan_bits = 0x7fc00000u; /* a quiet float NaN */
+        size_t size = bytes ? bytes : sizeof(float);
+        rc = CL_SUCCESS;
+        if (size >= sizeof nan_bits)
+            rc = clEnqueueFillBuffer(o->queue, b->mem, &nan_bits, sizeof nan_bits, 0,
+                                     size / sizeof nan_bits * sizeof nan_bits, 0, NULL, NULL);
+        if (rc != CL_SUCCESS) {
+            clReleaseMemObject(b->mem);
+            free(b);
+            return spk_ocl_fail(err, rc, "cannot fill a new OpenCL buffer with NaN on %s",
+                                o->dev_name);
+        }
+    }
     be->stats.bytes_allocated += bytes;
     if (be->stats.bytes_allocated > be->stats.bytes_peak)
         be->stats.bytes_peak = be->stats.bytes_allocated;
@@ -634,12 +672,14 @@ static const char spk_ocl_builtin_source[] =
     "    } SPK_END_ITEMS\n"
     "}\n";
 
+const spk_kernel_set spk_backend_opencl_builtin_kernels = {"opencl backend", spk_ocl_builtin_source,
+                                                           NULL};
+
 static int spk_ocl_builtin(spk_backend *be, spk_program **out, spk_error *err)
 {
     spk_ocl *o = be->impl;
     if (!o->builtin) {
-        spk_kernel_set set = {"opencl backend", spk_ocl_builtin_source, NULL};
-        int rc = spk_ocl_program_build(be, &set, &o->builtin, err);
+        int rc = spk_ocl_program_build(be, &spk_backend_opencl_builtin_kernels, &o->builtin, err);
         if (rc)
             return rc;
     }

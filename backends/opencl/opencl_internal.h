@@ -20,7 +20,8 @@ typedef struct spk_ocl_kernel {
     cl_kernel k;
     char *name;
     cl_uint nargs;
-    char *sig;      /* per argument 'B', 'I', 'F', or '?' when the device gives no arg info */
+    char *sig;      /* per argument 'B', 'I', 'F', or '?' when the device gives no arg info; for
+                     * programs from the cache, the signature recorded when it was built */
     size_t local;   /* work-group size used for launches */
     size_t prof_id; /* index into spk_ocl.prof when profiling */
 } spk_ocl_kernel;
@@ -52,6 +53,9 @@ typedef struct spk_ocl {
     unsigned pidx, didx;
     char dev_name[256], dev_vendor[256], driver[256], plat_name[256], plat_version[256];
     cl_ulong max_alloc;
+    cl_device_fp_config fp_config; /* CL_DEVICE_SINGLE_FP_CONFIG */
+    char build_options[512];       /* for every program; part of the cache key */
+    int poison;                    /* SPIKECL_CL_POISON=1: new buffers are filled with NaN */
     size_t max_wg;
     spk_program *builtin; /* the backend's own helper kernels, built on first use */
     int profiling;

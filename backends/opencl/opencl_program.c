@@ -17,13 +17,10 @@
 #include "prelude_opencl_cl.h" /* prelude_opencl_cl_source: core/kernels/prelude_opencl.cl */
 #include "surrogate_cl.h"      /* surrogate_cl_source: core/include/spikecl/surrogate.h */
 
-/* Arg info lets launch() check argument kinds before OpenCL sees them. */
-static const char spk_ocl_build_options[] = "-cl-kernel-arg-info";
-
 /* Bumped when the cache file layout or the way sources are assembled changes. */
-static const char spk_ocl_cache_format[] = "spikecl-opencl-cache-1";
+static const char spk_ocl_cache_format[] = "spikecl-opencl-cache-2";
 
-#define SPK_OCL_MAGIC      "SPKOCLB1"
+#define SPK_OCL_MAGIC      "SPKOCLB2"
 #define SPK_OCL_MAX_BINARY ((uint64_t)256 << 20)
 
 static char *spk_ocl_strdup(const char *s)
@@ -37,10 +34,65 @@ static char *spk_ocl_strdup(const char *s)
 
 /* ---- source assembly ---- */
 
+static int spk_ocl_ident_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Blanks every `SPK_CPU_ENTRY(...)` in text (newlines kept, so #line numbers stay right).
+ * OpenCL C 1.2 has no variadic macros, so the prelude cannot define it away as a macro; comments
+ * and literals are skipped so that a mention in a comment cannot swallow code. */
+static void spk_ocl_strip_cpu_entries(char *text)
+{
+    static const char word[] = "SPK_CPU_ENTRY";
+    const size_t wn = sizeof word - 1;
+    char *p = text;
+    while (*p) {
+        if (p[0] == '/' && p[1] == '/') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            char *e = strstr(p + 2, "*/");
+            p = e ? e + 2 : p + strlen(p);
+        } else if (*p == '"' || *p == '\'') {
+            const char q = *p++;
+            while (*p && *p != q && *p != '\n')
+                p += (p[0] == '\\' && p[1]) ? 2 : 1;
+            if (*p == q)
+                p++;
+        } else if (spk_ocl_ident_char(*p)) {
+            char *s = p;
+            while (spk_ocl_ident_char(*p))
+                p++;
+            if ((size_t)(p - s) != wn || memcmp(s, word, wn) != 0)
+                continue;
+            char *q = p;
+            while (*q == ' ' || *q == '\t' || *q == '\n')
+                q++;
+            if (*q != '(')
+                continue;
+            int depth = 0;
+            for (; *q; q++) {
+                depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
+                if (depth == 0)
+                    break;
+            }
+            if (!*q)
+                return; /* unbalanced: leave it for the compiler to report */
+            for (char *c = s; c <= q; c++)
+                if (*c != '\n')
+                    *c = ' ';
+            p = q + 1;
+        } else {
+            p++;
+        }
+    }
+}
+
 /* prelude + philox + surrogates + the set's text. Contraction into fma is switched off so that
  * OpenCL rounds like the CPU build (ISO C mode, -ffp-contract=off); #line makes build logs point
  * into the set's own file. */
-static char *spk_ocl_assemble(const char *owner, const char *source)
+char *spk_backend_opencl_program_text(const char *owner, const char *source)
 {
     static const char pragma[] = "#pragma OPENCL FP_CONTRACT OFF\n";
     char line[160];
@@ -56,8 +108,10 @@ static char *spk_ocl_assemble(const char *owner, const char *source)
     char *text = malloc(n);
     if (!text)
         return NULL;
-    snprintf(text, n, "%s%s\n%s\n%s%s%s\n", pragma, prelude_opencl_cl_source, philox_cl_source,
-             surrogate_cl_source, directive, source);
+    int head = snprintf(text, n, "%s%s\n%s\n%s%s", pragma, prelude_opencl_cl_source,
+                        philox_cl_source, surrogate_cl_source, directive);
+    snprintf(text + head, n - (size_t)head, "%s\n", source);
+    spk_ocl_strip_cpu_entries(text + head);
     return text;
 }
 
@@ -124,10 +178,15 @@ static uint64_t spk_ocl_get_u64(const unsigned char *p)
     return v;
 }
 
-#define SPK_OCL_HEADER 40 /* magic, key a, key b, size, checksum */
+/* magic, key a, key b, binary size, signature size, checksum; then the binary, then the
+ * kernels' signatures as "name BIF\n" lines (OpenCL promises argument info only for programs
+ * built from source, so the cache keeps what the first build reported). */
+#define SPK_OCL_HEADER 48
 
-/* Reads a cached binary for key; NULL (and nothing else) if absent, unreadable or corrupt. */
-static unsigned char *spk_ocl_cache_read(const char *path, spk_ocl_hash key, size_t *size)
+/* Reads a cached binary for key and its signatures (*sigs, NUL-terminated, after the binary in
+ * the same allocation); NULL (and nothing else) if absent, unreadable or corrupt. */
+static unsigned char *spk_ocl_cache_read(const char *path, spk_ocl_hash key, size_t *size,
+                                         const char **sigs)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -137,15 +196,18 @@ static unsigned char *spk_ocl_cache_read(const char *path, spk_ocl_hash key, siz
     if (fread(hdr, 1, sizeof hdr, f) != sizeof hdr || memcmp(hdr, SPK_OCL_MAGIC, 8) != 0 ||
         spk_ocl_get_u64(hdr + 8) != key.a || spk_ocl_get_u64(hdr + 16) != key.b)
         goto fail;
-    uint64_t n = spk_ocl_get_u64(hdr + 24);
-    if (n == 0 || n > SPK_OCL_MAX_BINARY)
+    uint64_t n = spk_ocl_get_u64(hdr + 24), ns = spk_ocl_get_u64(hdr + 32);
+    if (n == 0 || n > SPK_OCL_MAX_BINARY || ns > SPK_OCL_MAX_BINARY)
         goto fail;
-    bin = malloc((size_t)n + 1);
-    if (!bin || fread(bin, 1, (size_t)n, f) != (size_t)n || fgetc(f) != EOF ||
-        spk_ocl_checksum(bin, (size_t)n) != spk_ocl_get_u64(hdr + 32))
+    bin = malloc((size_t)(n + ns) + 1);
+    if (!bin || fread(bin, 1, (size_t)(n + ns), f) != (size_t)(n + ns) || fgetc(f) != EOF ||
+        spk_ocl_checksum(bin, (size_t)(n + ns)) != spk_ocl_get_u64(hdr + 40) ||
+        memchr(bin + n, '\0', (size_t)ns))
         goto fail;
     fclose(f);
+    bin[n + ns] = '\0';
     *size = (size_t)n;
+    *sigs = (const char *)bin + n;
     return bin;
 fail:
     free(bin);
@@ -157,29 +219,35 @@ typedef struct spk_ocl_blob {
     unsigned char hdr[SPK_OCL_HEADER];
     const unsigned char *bin;
     size_t n;
+    const char *sigs;
+    size_t ns;
 } spk_ocl_blob;
 
 static int spk_ocl_blob_fill(FILE *f, void *ctx)
 {
     const spk_ocl_blob *b = ctx;
     return fwrite(b->hdr, 1, sizeof b->hdr, f) == sizeof b->hdr &&
-                   fwrite(b->bin, 1, b->n, f) == b->n
+                   fwrite(b->bin, 1, b->n, f) == b->n && fwrite(b->sigs, 1, b->ns, f) == b->ns
                ? 0
                : -1;
 }
 
 /* Writes the binary atomically (fsutil). Failures are ignored: the cache only saves time. */
 static void spk_ocl_cache_write(const char *dir, const char *path, spk_ocl_hash key,
-                                const unsigned char *bin, size_t n)
+                                const unsigned char *bin, size_t n, const char *sigs)
 {
     if (spk_fs_mkdir_p(dir, 0700) != 0)
         return;
-    spk_ocl_blob b = {.bin = bin, .n = n};
+    spk_ocl_blob b = {.bin = bin, .n = n, .sigs = sigs, .ns = strlen(sigs)};
     memcpy(b.hdr, SPK_OCL_MAGIC, 8);
     spk_ocl_put_u64(b.hdr + 8, key.a);
     spk_ocl_put_u64(b.hdr + 16, key.b);
+    spk_ocl_hash h = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull};
+    spk_ocl_hash_bytes(&h, bin, n);
+    spk_ocl_hash_bytes(&h, sigs, b.ns);
     spk_ocl_put_u64(b.hdr + 24, (uint64_t)n);
-    spk_ocl_put_u64(b.hdr + 32, spk_ocl_checksum(bin, n));
+    spk_ocl_put_u64(b.hdr + 32, (uint64_t)b.ns);
+    spk_ocl_put_u64(b.hdr + 40, h.a ^ (h.b * 0x9e3779b97f4a7c15ull));
     spk_fs_write_atomic(path, 0600, spk_ocl_blob_fill, &b, NULL);
 }
 
@@ -215,7 +283,7 @@ static cl_program spk_ocl_from_binary(spk_ocl *o, const unsigned char *bin, size
             clReleaseProgram(prog);
         return NULL;
     }
-    if (clBuildProgram(prog, 1, &o->device, spk_ocl_build_options, NULL, NULL) != CL_SUCCESS) {
+    if (clBuildProgram(prog, 1, &o->device, o->build_options, NULL, NULL) != CL_SUCCESS) {
         clReleaseProgram(prog);
         return NULL;
     }
@@ -260,7 +328,7 @@ static int spk_ocl_from_source(spk_ocl *o, const char *owner, const char *text, 
     cl_program prog = clCreateProgramWithSource(o->ctx, 1, &text, NULL, &rc);
     if (rc != CL_SUCCESS || !prog)
         return spk_ocl_fail(err, rc, "cannot create the OpenCL program of '%s'", owner);
-    rc = clBuildProgram(prog, 1, &o->device, spk_ocl_build_options, NULL, NULL);
+    rc = clBuildProgram(prog, 1, &o->device, o->build_options, NULL, NULL);
     if (rc != CL_SUCCESS) {
         char *log = spk_ocl_build_log(o, prog);
         /* a kernel that does not compile is the plugin's fault (bad input: CLI exit 2), unless
@@ -301,8 +369,28 @@ static char spk_ocl_arg_kind(cl_kernel k, cl_uint i)
     return '?';
 }
 
+/* The signature recorded for kernel `name` in a cache entry's lines, copied into out (nargs
+ * characters); 0 when the entry has none that fits. */
+static int spk_ocl_stored_sig(const char *sigs, const char *name, cl_uint nargs, char *out)
+{
+    const size_t nl = strlen(name);
+    for (const char *l = sigs; *l;) {
+        const char *end = strchr(l, '\n');
+        if (!end)
+            return 0;
+        if ((size_t)(end - l) == nl + 1 + nargs && memcmp(l, name, nl) == 0 && l[nl] == ' ') {
+            memcpy(out, l + nl + 1, nargs);
+            return 1;
+        }
+        l = end + 1;
+    }
+    return 0;
+}
+
+/* sigs: NULL for a program built from source (argument info is queried), else the signature
+ * lines of its cache entry; a kernel missing from them is SPK_ERR_BACKEND (the caller rebuilds). */
 static int spk_ocl_kernel_init(spk_ocl *o, const char *owner, cl_kernel k, spk_ocl_kernel *sk,
-                               spk_error *err)
+                               const char *sigs, spk_error *err)
 {
     sk->k = k;
     size_t n = 0;
@@ -328,9 +416,16 @@ static int spk_ocl_kernel_init(spk_ocl *o, const char *owner, cl_kernel k, spk_o
     sk->sig = malloc(sk->nargs + 1);
     if (!sk->sig)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
-    for (cl_uint i = 0; i < sk->nargs; i++)
-        sk->sig[i] = spk_ocl_arg_kind(k, i);
     sk->sig[sk->nargs] = '\0';
+    if (sigs) {
+        if (!spk_ocl_stored_sig(sigs, sk->name, sk->nargs, sk->sig))
+            return spk_error_set(err, SPK_ERR_BACKEND,
+                                 "cached program of '%s' has no signature for kernel '%s'", owner,
+                                 sk->name);
+    } else {
+        for (cl_uint i = 0; i < sk->nargs; i++)
+            sk->sig[i] = spk_ocl_arg_kind(k, i);
+    }
 
     /* 64 items per group, rounded up to the kernel's preferred multiple (the warp/wavefront),
      * within the kernel's own limit. */
@@ -353,7 +448,7 @@ static int spk_ocl_kernel_init(spk_ocl *o, const char *owner, cl_kernel k, spk_o
     return SPK_OK;
 }
 
-static int spk_ocl_make_kernels(spk_ocl *o, spk_program *p, spk_error *err)
+static int spk_ocl_make_kernels(spk_ocl *o, spk_program *p, const char *sigs, spk_error *err)
 {
     cl_uint nk = 0;
     cl_int rc = clCreateKernelsInProgram(p->prog, 0, NULL, &nk);
@@ -377,7 +472,7 @@ static int spk_ocl_make_kernels(spk_ocl *o, spk_program *p, spk_error *err)
         /* Every kernel object is owned by p from here, so program_free releases them all. */
         p->nkernels = i + 1;
         if (st == SPK_OK)
-            st = spk_ocl_kernel_init(o, p->owner, ks[i], &p->kernels[i], err);
+            st = spk_ocl_kernel_init(o, p->owner, ks[i], &p->kernels[i], sigs, err);
         else
             p->kernels[i].k = ks[i];
     }
@@ -385,11 +480,9 @@ static int spk_ocl_make_kernels(spk_ocl *o, spk_program *p, spk_error *err)
     return st;
 }
 
-void spk_ocl_program_free(spk_backend *be, spk_program *prog)
+/* Releases the program and kernels of prog, keeping prog itself and its owner. */
+static void spk_ocl_program_clear(spk_program *prog)
 {
-    (void)be;
-    if (!prog)
-        return;
     for (size_t i = 0; i < prog->nkernels; i++) {
         if (prog->kernels[i].k)
             clReleaseKernel(prog->kernels[i].k);
@@ -397,10 +490,38 @@ void spk_ocl_program_free(spk_backend *be, spk_program *prog)
         free(prog->kernels[i].sig);
     }
     free(prog->kernels);
+    prog->kernels = NULL;
+    prog->nkernels = 0;
     if (prog->prog)
         clReleaseProgram(prog->prog);
+    prog->prog = NULL;
+    prog->from_cache = 0;
+}
+
+void spk_ocl_program_free(spk_backend *be, spk_program *prog)
+{
+    (void)be;
+    if (!prog)
+        return;
+    spk_ocl_program_clear(prog);
     free(prog->owner);
     free(prog);
+}
+
+/* "name SIG\n" per kernel of p (malloc'ed), or NULL when out of memory. */
+static char *spk_ocl_sig_lines(const spk_program *p)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < p->nkernels; i++)
+        n += strlen(p->kernels[i].name) + strlen(p->kernels[i].sig) + 2;
+    char *s = malloc(n);
+    if (!s)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < p->nkernels; i++)
+        o += (size_t)snprintf(s + o, n - o, "%s %s\n", p->kernels[i].name, p->kernels[i].sig);
+    s[o] = '\0';
+    return s;
 }
 
 int spk_ocl_program_build(spk_backend *be, const spk_kernel_set *set, spk_program **out,
@@ -424,7 +545,7 @@ int spk_ocl_program_build(spk_backend *be, const spk_kernel_set *set, spk_progra
         *out = p;
         return SPK_OK;
     }
-    char *text = spk_ocl_assemble(owner, set->opencl_source);
+    char *text = spk_backend_opencl_program_text(owner, set->opencl_source);
     if (!text) {
         spk_ocl_program_free(be, p);
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
@@ -436,7 +557,7 @@ int spk_ocl_program_build(spk_backend *be, const spk_kernel_set *set, spk_progra
     spk_ocl_hash_str(&key, o->driver);
     spk_ocl_hash_str(&key, o->plat_version);
     spk_ocl_hash_str(&key, text);
-    spk_ocl_hash_str(&key, spk_ocl_build_options);
+    spk_ocl_hash_str(&key, o->build_options);
     char dir[1024], path[1100];
     int cache = spk_ocl_cache_dir(dir, sizeof dir);
     if (cache) {
@@ -444,29 +565,35 @@ int spk_ocl_program_build(spk_backend *be, const spk_kernel_set *set, spk_progra
                          (unsigned long long)key.a, (unsigned long long)key.b);
         cache = w > 0 && (size_t)w < sizeof path;
     }
+    int rc = SPK_OK;
     if (cache) {
         size_t n = 0;
-        unsigned char *bin = spk_ocl_cache_read(path, key, &n);
+        const char *sigs = NULL;
+        unsigned char *bin = spk_ocl_cache_read(path, key, &n, &sigs);
         if (bin) {
             p->prog = spk_ocl_from_binary(o, bin, n);
             p->from_cache = p->prog != NULL;
+            /* an entry whose signatures do not fit is rebuilt like a corrupt one */
+            if (p->prog && spk_ocl_make_kernels(o, p, sigs, err) != SPK_OK)
+                spk_ocl_program_clear(p);
             free(bin);
         }
     }
-    int rc = SPK_OK;
     if (!p->prog) {
         rc = spk_ocl_from_source(o, owner, text, &p->prog, err);
+        if (rc == SPK_OK)
+            rc = spk_ocl_make_kernels(o, p, NULL, err);
         if (rc == SPK_OK && cache) {
             size_t n = 0;
             unsigned char *bin = spk_ocl_program_binary(p->prog, &n);
-            if (bin)
-                spk_ocl_cache_write(dir, path, key, bin, n);
+            char *sigs = spk_ocl_sig_lines(p);
+            if (bin && sigs)
+                spk_ocl_cache_write(dir, path, key, bin, n, sigs);
             free(bin);
+            free(sigs);
         }
     }
     free(text);
-    if (rc == SPK_OK)
-        rc = spk_ocl_make_kernels(o, p, err);
     if (rc != SPK_OK) {
         spk_ocl_program_free(be, p);
         return rc;

@@ -25,25 +25,43 @@ SPK_KERNEL void spk_sumsq(SPK_GLOBAL float *partial, SPK_GLOBAL const float *g, 
 }
 SPK_CPU_ENTRY(spk_sumsq, B, B, I, I, I, I)
 
-/* scale[0] = min(1, max_norm / (||g|| + 1e-6)) from the partial sums (torch clip_grad_norm_) */
+/* p[out + c] = sum of p[in + c*group .. in + min((c+1)*group, n)), one item per group: a level
+ * of the tree that sums the clipping partials, so that no single item walks them all. */
+SPK_KERNEL void spk_sum_groups(SPK_GLOBAL float *p, const int in, const int n, const int group,
+                               const int out, const int ngroups)
+{
+    SPK_FOR_ITEMS(c, ngroups) {
+        const int lo = c * group;
+        const int hi = lo + group < n ? lo + group : n;
+        float s = 0.0f;
+        for (int j = lo; j < hi; j++)
+            s += p[in + j];
+        p[out + c] = s;
+    } SPK_END_ITEMS
+}
+SPK_CPU_ENTRY(spk_sum_groups, B, I, I, I, I, I)
+
+/* scale[0] = min(1, max_norm / (||g|| + 1e-6)) from the last level of partial sums, partial[off
+ * .. off + n) (torch clip_grad_norm_) */
 /* flag (the update kernels' last argument): flag[0] becomes NaN when the step meets a value
  * that is not finite (gradient norm, gradient, second moment, or new weight before clamping).
  * The flag is the first per-sample loss, which the host reads back after every step anyway, so
  * divergence is caught at the batch where it happens at no extra pass or transfer. */
 SPK_KERNEL void spk_clip_scale(SPK_GLOBAL float *scale, SPK_GLOBAL const float *partial,
-                               const int n, const float max_norm, SPK_GLOBAL float *flag)
+                               const int off, const int n, const float max_norm,
+                               SPK_GLOBAL float *flag)
 {
     SPK_FOR_ITEMS(i, 1) {
         float s = 0.0f;
         for (int j = 0; j < n; j++)
-            s += partial[j];
+            s += partial[off + j];
         if (!isfinite(s))
             flag[0] = NAN;
         float c = max_norm / (sqrtf(s) + 1e-6f);
         scale[i] = c < 1.0f ? c : 1.0f;
     } SPK_END_ITEMS
 }
-SPK_CPU_ENTRY(spk_clip_scale, B, B, I, F, B)
+SPK_CPU_ENTRY(spk_clip_scale, B, B, I, I, F, B)
 
 /* torch.optim.SGD: g += wd*w; buf = momentum*buf + g; g = nesterov ? g + momentum*buf : buf */
 SPK_KERNEL void spk_sgd(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_GLOBAL float *buf,
@@ -111,26 +129,37 @@ SPK_KERNEL void spk_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, c
 }
 SPK_CPU_ENTRY(spk_colsum, B, B, I, I, I)
 
-/* Spike-rate regulariser on a neuron layer's output s [T, B, N], one item per sample b. Per
- * sample: l1 * sum_{t,n} s + weight * mean_n (mean_t s - target)^2, added to the sample's loss;
- * the gradient of the batch mean is added to the layer's output gradient. */
+/* Spike-rate regulariser on a neuron layer's output s [T, B, N], one item per (b, n) of B * N:
+ * part[b, n] = l1 * sum_t s + weight * (mean_t s - target)^2 / N, that neuron's share of the
+ * sample's loss (spk_rate_reg_sum adds them up), and the gradient of the batch mean added to
+ * the layer's output gradient. */
 SPK_KERNEL void spk_rate_reg(SPK_GLOBAL float *grad, SPK_GLOBAL const float *s,
-                             SPK_GLOBAL float *loss, const int T, const int B, const int N,
+                             SPK_GLOBAL float *part, const int T, const int B, const int N,
                              const float l1, const float target, const float weight)
 {
-    SPK_FOR_ITEMS(b, B) {
-        float reg = 0.0f;
-        for (int n = 0; n < N; n++) {
-            float sum = 0.0f;
-            for (int t = 0; t < T; t++)
-                sum += s[(t * B + b) * N + n];
-            const float d = sum / (float)T - target;
-            reg += l1 * sum + weight * d * d / (float)N;
-            const float g = (l1 + weight * 2.0f * d / (float)(N * T)) / (float)B;
-            for (int t = 0; t < T; t++)
-                grad[(t * B + b) * N + n] += g;
-        }
-        loss[b] += reg;
+    SPK_FOR_ITEMS(j, B * N) {
+        const int bn = B * N;
+        float sum = 0.0f;
+        for (int t = 0; t < T; t++)
+            sum += s[t * bn + j];
+        const float d = sum / (float)T - target;
+        part[j] = l1 * sum + weight * d * d / (float)N;
+        const float g = (l1 + weight * 2.0f * d / (float)(N * T)) / (float)B;
+        for (int t = 0; t < T; t++)
+            grad[t * bn + j] += g;
     } SPK_END_ITEMS
 }
 SPK_CPU_ENTRY(spk_rate_reg, B, B, B, I, I, I, F, F, F)
+
+/* loss[b] += sum over n of part[b, n], one item per sample (after spk_rate_reg). */
+SPK_KERNEL void spk_rate_reg_sum(SPK_GLOBAL float *loss, SPK_GLOBAL const float *part,
+                                 const int B, const int N)
+{
+    SPK_FOR_ITEMS(b, B) {
+        float reg = 0.0f;
+        for (int n = 0; n < N; n++)
+            reg += part[b * N + n];
+        loss[b] += reg;
+    } SPK_END_ITEMS
+}
+SPK_CPU_ENTRY(spk_rate_reg_sum, B, B, I, I)

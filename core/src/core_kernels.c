@@ -6,8 +6,9 @@
 
 static const spk_cpu_kernel core_cpu[] = {
     SPK_CPU_KERNEL(spk_add),        SPK_CPU_KERNEL(spk_sumsq),
-    SPK_CPU_KERNEL(spk_clip_scale), SPK_CPU_KERNEL(spk_sgd),
-    SPK_CPU_KERNEL(spk_adam),       SPK_CPU_KERNEL(spk_rate_reg),
+    SPK_CPU_KERNEL(spk_clip_scale), SPK_CPU_KERNEL(spk_sum_groups),
+    SPK_CPU_KERNEL(spk_sgd),        SPK_CPU_KERNEL(spk_adam),
+    SPK_CPU_KERNEL(spk_rate_reg),   SPK_CPU_KERNEL(spk_rate_reg_sum),
     SPK_CPU_KERNEL(spk_colsum),     {0},
 };
 

@@ -1,7 +1,9 @@
 /* A session: a model's graph placed on a backend for a batch size. Holds every tensor the
  * training step needs, allocated once, so the step itself allocates nothing. */
 #define _POSIX_C_SOURCE 200809L
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,8 @@
 
 #define CLIP_CHUNK    4096
 #define SPK_STATE_MAX (1 << 24) /* counts in the state file are floats: exact up to 2^24 */
+/* partials summed per item at each level of the clipping norm's tree (spk_sum_groups) */
+#define CLIP_GROUP 64
 
 static double now_s(void)
 {
@@ -31,6 +35,7 @@ typedef struct node {
     spk_tensor out;
     spk_tensor grad;                      /* d loss / d out, when trainable_upstream */
     spk_tensor edge_grad[SPK_MAX_INPUTS]; /* own grad_in buffers when the producer fans out */
+    spk_tensor rate_part;                 /* [B, N] per-neuron terms of rate_reg's loss */
     int trainable_upstream;               /* this node or one before it has trainable weights */
     int n_consumers;
     double fwd_s, bwd_s; /* profiling */
@@ -140,6 +145,7 @@ void spk_session_free(spk_session *s)
         spk_tensor_release(be, &nd->grad);
         for (int k = 0; k < SPK_MAX_INPUTS; k++)
             spk_tensor_release(be, &nd->edge_grad[k]);
+        spk_tensor_release(be, &nd->rate_part);
         spk_layer_release(&nd->layer, be);
     }
     free(s->nodes);
@@ -217,6 +223,70 @@ static int setup_node(spk_session *s, int i, const spk_layer_def *d, int default
     return SPK_OK;
 }
 
+/* Elements of a tensor of shape sh for T steps and B samples, saturating at UINT64_MAX (plugin
+ * shapes are ints whose product may pass any width). */
+static uint64_t numel_u64(const spk_shape *sh, int T, int B)
+{
+    uint64_t n = (uint64_t)(B > 0 ? B : 0);
+    if (sh->time == SPK_TIME_STEPS)
+        n = n * (uint64_t)(T > 0 ? T : 0); /* both below 2^31: no overflow */
+    for (int d = 0; d < sh->ndim; d++) {
+        const uint64_t k = (uint64_t)(sh->dims[d] > 0 ? sh->dims[d] : 0);
+        n = (k && n > UINT64_MAX / k) ? UINT64_MAX : n * k;
+    }
+    return n;
+}
+
+/* Kernels index tensors with int arithmetic (an OpenCL work item is one int index, and the CPU
+ * entries take int counts), which wraps past INT_MAX elements (8 GiB of floats, within reach of
+ * a large GPU). Such a tensor is refused before anything is allocated, naming the layer. */
+static int check_index_range(spk_session *s, spk_error *err)
+{
+    const int T = s->T, B = s->batch;
+    spk_shape in = {.ndim = s->m->in_ndim, .time = SPK_TIME_NONE};
+    for (int q = 0; q < in.ndim; q++)
+        in.dims[q] = s->m->in_dims[q];
+    uint64_t n = numel_u64(&in, T, B);
+    if (n > INT_MAX)
+        return spk_error_set(err, SPK_ERR_SHAPE,
+                             "%s: the input batch has %llu elements (batch %d), more than the "
+                             "%d that kernels can index; use a smaller batch",
+                             s->m->path, (unsigned long long)n, B, INT_MAX);
+    for (int i = 1; i < s->n_nodes; i++) {
+        const spk_layer *l = &s->nodes[i].layer;
+        const char *what = "output";
+        char name[SPK_NAME_MAX + 16];
+        n = numel_u64(&l->out, T, B);
+        for (int w = 0; w < l->n_weights && n <= INT_MAX; w++) {
+            spk_shape sh = l->weights[w].shape;
+            sh.time = SPK_TIME_NONE;
+            n = numel_u64(&sh, T, 1);
+            snprintf(name, sizeof name, "weight '%s'", l->weights[w].name);
+            what = name;
+        }
+        for (int k = 0; k < l->n_state && n <= INT_MAX; k++) {
+            spk_shape sh = {.ndim = 1, .dims = {l->state[k].per_sample}, .time = l->state[k].time};
+            n = numel_u64(&sh, T, B);
+            snprintf(name, sizeof name, "state '%s'", l->state[k].name);
+            what = name;
+        }
+        if (n > INT_MAX) {
+            char count[32];
+            if (n == UINT64_MAX)
+                snprintf(count, sizeof count, "over 2^64");
+            else
+                snprintf(count, sizeof count, "%llu", (unsigned long long)n);
+            return spk_error_set(err, SPK_ERR_SHAPE,
+                                 "%s:%d:%d: layer '%s' (%s): its %s has %s elements (batch %d, "
+                                 "%d time steps), more than the %d that kernels can index; use "
+                                 "a smaller batch or layer",
+                                 l->file ? l->file : s->m->path, l->line, l->col, l->name,
+                                 l->type->name, what, count, B, T, INT_MAX);
+        }
+    }
+    return SPK_OK;
+}
+
 static int alloc_session(spk_session *s, spk_error *err)
 {
     spk_backend *be = s->be;
@@ -243,6 +313,10 @@ static int alloc_session(spk_session *s, spk_error *err)
             rc = spk_tensor_alloc(be, &nd->out, &nd->layer.out, T, B, err);
         if (!rc && nd->trainable_upstream && i != s->loss)
             rc = spk_tensor_alloc(be, &nd->grad, &nd->layer.out, T, B, err);
+        if (!rc && nd->def && (nd->def->rate_l1 > 0 || nd->def->rate_weight > 0)) {
+            spk_shape per = {.ndim = 1, .dims = {spk_shape_size(&nd->layer.out)}};
+            rc = spk_tensor_alloc(be, &nd->rate_part, &per, T, B, err);
+        }
         for (int k = 0; !rc && k < nd->n_in; k++) {
             int j = nd->in_node[k];
             if (j > 0 && s->nodes[j].trainable_upstream && s->nodes[j].n_consumers > 1)
@@ -278,7 +352,11 @@ static int alloc_session(spk_session *s, spk_error *err)
             if (rc)
                 return rc;
         }
-    spk_shape ps = {.ndim = 1, .dims = {s->n_chunks ? s->n_chunks : 1}, .time = SPK_TIME_NONE};
+    /* the chunks' partial sums, then each level of their tree until CLIP_GROUP remain */
+    int np = s->n_chunks;
+    for (int lv = s->n_chunks; lv > CLIP_GROUP; lv = (lv + CLIP_GROUP - 1) / CLIP_GROUP)
+        np += (lv + CLIP_GROUP - 1) / CLIP_GROUP;
+    spk_shape ps = {.ndim = 1, .dims = {np ? np : 1}, .time = SPK_TIME_NONE};
     rc = spk_tensor_alloc(be, &s->partial, &ps, T, 1, err);
     if (rc)
         return rc;
@@ -352,7 +430,9 @@ int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out,
             if (nd->in_node[k] > 0 && s->nodes[nd->in_node[k]].trainable_upstream)
                 nd->trainable_upstream = 1;
     }
-    rc = alloc_session(s, err);
+    rc = check_index_range(s, err);
+    if (!rc)
+        rc = alloc_session(s, err);
     if (rc) {
         spk_session_free(s);
         return rc;
@@ -457,10 +537,15 @@ static int rate_reg(spk_session *s, node *nd, int n, spk_error *err)
         return spk_error_set(err, SPK_ERR_SHAPE,
                              "layer '%s': rate_reg needs an output over time steps",
                              nd->layer.name);
-    return CORE(s, "spk_rate_reg", (size_t)n, err, SPK_ARG_BUF(&nd->grad), SPK_ARG_BUF(&nd->out),
-                SPK_ARG_BUF(&s->loss_t), SPK_ARG_INT(s->T), SPK_ARG_INT(n),
-                SPK_ARG_INT(spk_shape_size(&nd->layer.out)), SPK_ARG_FLOAT(d->rate_l1),
-                SPK_ARG_FLOAT(d->rate_target), SPK_ARG_FLOAT(d->rate_weight));
+    const int N = spk_shape_size(&nd->layer.out);
+    int rc = CORE(s, "spk_rate_reg", (size_t)n * (size_t)N, err, SPK_ARG_BUF(&nd->grad),
+                  SPK_ARG_BUF(&nd->out), SPK_ARG_BUF(&nd->rate_part), SPK_ARG_INT(s->T),
+                  SPK_ARG_INT(n), SPK_ARG_INT(N), SPK_ARG_FLOAT(d->rate_l1),
+                  SPK_ARG_FLOAT(d->rate_target), SPK_ARG_FLOAT(d->rate_weight));
+    if (!rc)
+        rc = CORE(s, "spk_rate_reg_sum", (size_t)n, err, SPK_ARG_BUF(&s->loss_t),
+                  SPK_ARG_BUF(&nd->rate_part), SPK_ARG_INT(n), SPK_ARG_INT(N));
+    return rc;
 }
 
 static int backward(spk_session *s, int n, spk_error *err)
@@ -533,9 +618,18 @@ static int optimizer_step(spk_session *s, spk_error *err)
                       SPK_ARG_BUF(&o->w->grad), SPK_ARG_INT(o->w->grad.numel),
                       SPK_ARG_INT(CLIP_CHUNK), SPK_ARG_INT(o->chunk_slot), SPK_ARG_INT(nch));
         }
+        int off = 0, n = s->n_chunks;
+        while (!rc && n > CLIP_GROUP) {
+            const int ng = (n + CLIP_GROUP - 1) / CLIP_GROUP;
+            rc = CORE(s, "spk_sum_groups", (size_t)ng, err, SPK_ARG_BUF(&s->partial),
+                      SPK_ARG_INT(off), SPK_ARG_INT(n), SPK_ARG_INT(CLIP_GROUP),
+                      SPK_ARG_INT(off + n), SPK_ARG_INT(ng));
+            off += n;
+            n = ng;
+        }
         if (!rc)
             rc = CORE(s, "spk_clip_scale", 1, err, SPK_ARG_BUF(&s->scale), SPK_ARG_BUF(&s->partial),
-                      SPK_ARG_INT(s->n_chunks), SPK_ARG_FLOAT(oc->clip_norm),
+                      SPK_ARG_INT(off), SPK_ARG_INT(n), SPK_ARG_FLOAT(oc->clip_norm),
                       SPK_ARG_BUF(&s->loss_t));
     }
     s->step++;

@@ -29,13 +29,20 @@ SPK_KERNEL void latency_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in
             st = fmaxf(st, 0.0f); /* inputs above 1 fire at once */
         } else {
             const float xc = fmaxf(x, lo);
-            st = tau * logf(xc / (xc - thr));
-            if (cfg & LAT_NORMALIZE) /* the saturated value, the latest possible, to T - 1 */
-                st = st * (float)(T - 1) / (tau * logf(lo / (lo - thr)));
+            /* normalize: the saturated value, the latest possible, to T - 1. Set directly, as
+             * an epsilon too small to move lo off thr in float would make it inf / inf. */
+            if ((cfg & LAT_NORMALIZE) && xc <= lo) {
+                st = (float)(T - 1);
+            } else {
+                st = tau * logf(xc / (xc - thr));
+                if (cfg & LAT_NORMALIZE)
+                    st = st * (float)(T - 1) / (tau * logf(lo / (lo - thr)));
+            }
         }
         const float k = lat_round_even(st);
-        /* past the window, or clipped below the threshold: no spike */
-        const int step = (k > (float)(T - 1) || ((cfg & LAT_CLIP) && x < thr)) ? -1 : (int)k;
+        /* past the window, clipped below the threshold, or not a number: no spike. NaN is
+         * tested before the cast, which is INT_MIN on x86 but 0 on NVIDIA. */
+        const int step = (!(k <= (float)(T - 1)) || ((cfg & LAT_CLIP) && x < thr)) ? -1 : (int)k;
         for (int t = 0; t < T; t++)
             out[t * n + j] = t == step ? 1.0f : 0.0f;
     }

@@ -24,24 +24,27 @@ SPK_KERNEL void ce_loss(SPK_GLOBAL float *loss, SPK_GLOBAL const float *z,
     SPK_END_ITEMS
 }
 
-/* grad[b, c] = scale * (softmax(z[b, :])_c - [c == label]), scale = 1/B for the batch mean. */
+/* grad[b, c] = scale * (softmax(z[b, :])_c - [c == label]), scale = 1/B for the batch mean.
+ * One item per (b, c), B * C in all, so that a GPU has work for every lane; each item walks
+ * the row for max and sum in the same order, so every item (and the CPU) gets the same
+ * normaliser. */
 SPK_KERNEL void ce_grad(SPK_GLOBAL float *grad, SPK_GLOBAL const float *z,
                         SPK_GLOBAL const float *labels, const int B, const int C,
                         const float scale)
 {
-    SPK_FOR_ITEMS(b, B) {
+    SPK_FOR_ITEMS(j, B * C) {
+        const int b = j / C, c = j - b * C;
         const int label = (int)labels[b];
-        float mx = z[b * C];
-        for (int c = 1; c < C; c++)
-            mx = fmaxf(mx, z[b * C + c]);
+        SPK_GLOBAL const float *zb = z + b * C;
+        float mx = zb[0];
+        for (int q = 1; q < C; q++)
+            mx = fmaxf(mx, zb[q]);
         float s = 0.0f;
-        for (int c = 0; c < C; c++)
-            s += expf(z[b * C + c] - mx);
+        for (int q = 0; q < C; q++)
+            s += expf(zb[q] - mx);
         const float inv = 1.0f / s;
-        for (int c = 0; c < C; c++) {
-            const float p = expf(z[b * C + c] - mx) * inv;
-            grad[b * C + c] = scale * (p - (c == label ? 1.0f : 0.0f));
-        }
+        const float p = expf(zb[c] - mx) * inv;
+        grad[j] = scale * (p - (c == label ? 1.0f : 0.0f));
     }
     SPK_END_ITEMS
 }

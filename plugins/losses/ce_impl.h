@@ -47,7 +47,7 @@ static int ce_backward(spk_layer *l, spk_exec *x)
     if (!x->labels)
         return l->host->error(x, SPK_ERR_INVALID, "%s: no labels", l->type->name);
     const int C = spk_shape_size(&l->in[0]);
-    return SPK_LAUNCH(l, x, "ce_grad", (size_t)x->B, SPK_ARG_BUF(x->grad_in[0]),
+    return SPK_LAUNCH(l, x, "ce_grad", (size_t)x->B * (size_t)C, SPK_ARG_BUF(x->grad_in[0]),
                       SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
                       SPK_ARG_INT(C), SPK_ARG_FLOAT(1.0f / (float)x->B));
 }

@@ -53,11 +53,15 @@ static int maxmem_forward(spk_layer *l, spk_exec *x)
         return l->host->error(x, SPK_ERR_INVALID, "loss.ce_max_membrane: no labels or loss tensor");
     int steps, z_ts;
     ce_time_layout(l, x, &steps, &z_ts);
-    int rc =
-        SPK_LAUNCH(l, x, "ce_maxmem_loss", (size_t)x->B, SPK_ARG_BUF(x->loss),
-                   SPK_ARG_BUF(&l->state[p->s_max].t), SPK_ARG_BUF(x->in[0]),
-                   SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
-                   SPK_ARG_INT(spk_shape_size(&l->in[0])), SPK_ARG_INT(steps), SPK_ARG_INT(z_ts));
+    const int C = spk_shape_size(&l->in[0]);
+    /* the peaks per (b, c) first, so that the walk over time is spread over B * C items */
+    int rc = SPK_LAUNCH(l, x, "ce_maxmem_peak", (size_t)x->B * (size_t)C,
+                        SPK_ARG_BUF(&l->state[p->s_max].t), SPK_ARG_BUF(x->in[0]),
+                        SPK_ARG_INT(x->B * C), SPK_ARG_INT(steps), SPK_ARG_INT(z_ts));
+    if (!rc)
+        rc = SPK_LAUNCH(l, x, "ce_maxmem_loss", (size_t)x->B, SPK_ARG_BUF(x->loss),
+                        SPK_ARG_BUF(&l->state[p->s_max].t), SPK_ARG_BUF(x->labels),
+                        SPK_ARG_INT(x->B), SPK_ARG_INT(C));
     return rc ? rc : ce_time_mirror(l, x);
 }
 
@@ -70,9 +74,10 @@ static int maxmem_backward(spk_layer *l, spk_exec *x)
         return l->host->error(x, SPK_ERR_INVALID, "loss.ce_max_membrane: no labels");
     int steps, z_ts;
     ce_time_layout(l, x, &steps, &z_ts);
-    return SPK_LAUNCH(l, x, "ce_maxmem_grad", (size_t)x->B, SPK_ARG_BUF(x->grad_in[0]),
-                      SPK_ARG_BUF(&l->state[p->s_gmax].t), SPK_ARG_BUF(&l->state[p->s_max].t),
-                      SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
+    return SPK_LAUNCH(l, x, "ce_maxmem_grad", (size_t)x->B * (size_t)spk_shape_size(&l->in[0]),
+                      SPK_ARG_BUF(x->grad_in[0]), SPK_ARG_BUF(&l->state[p->s_gmax].t),
+                      SPK_ARG_BUF(&l->state[p->s_max].t), SPK_ARG_BUF(x->in[0]),
+                      SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
                       SPK_ARG_INT(spk_shape_size(&l->in[0])), SPK_ARG_INT(steps), SPK_ARG_INT(z_ts),
                       SPK_ARG_FLOAT(1.0f / (float)x->B));
 }

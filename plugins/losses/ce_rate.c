@@ -27,7 +27,9 @@ static int ce_rate_init(spk_layer *l, spk_error *err)
                              "identity), got a tensor without a time axis (for spike counts use "
                              "loss.ce_count)");
     l->host->set_output(l, spk_shape_1d(1, SPK_TIME_NONE));
-    return SPK_OK;
+    /* state 0: the cross-entropy of each (t, b), summed per sample by ce_rate_loss */
+    const int st = l->host->add_state(l, "nll", 1, SPK_TIME_STEPS, err);
+    return st < 0 ? -st : SPK_OK;
 }
 
 static int ce_rate_forward(spk_layer *l, spk_exec *x)
@@ -36,10 +38,14 @@ static int ce_rate_forward(spk_layer *l, spk_exec *x)
         return l->host->error(x, SPK_ERR_INVALID, "loss.ce_rate: no labels or loss tensor");
     int steps, z_ts;
     ce_time_layout(l, x, &steps, &z_ts);
+    /* one item per (t, b) for the softmax walks, then the sum over steps per sample */
     int rc =
-        SPK_LAUNCH(l, x, "ce_rate_loss", (size_t)x->B, SPK_ARG_BUF(x->loss), SPK_ARG_BUF(x->in[0]),
-                   SPK_ARG_BUF(x->labels), SPK_ARG_INT(x->B),
-                   SPK_ARG_INT(spk_shape_size(&l->in[0])), SPK_ARG_INT(steps), SPK_ARG_INT(z_ts));
+        SPK_LAUNCH(l, x, "ce_rate_nll", (size_t)steps * (size_t)x->B, SPK_ARG_BUF(&l->state[0].t),
+                   SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(x->labels), SPK_ARG_INT(steps * x->B),
+                   SPK_ARG_INT(x->B), SPK_ARG_INT(spk_shape_size(&l->in[0])), SPK_ARG_INT(z_ts));
+    if (!rc)
+        rc = SPK_LAUNCH(l, x, "ce_rate_loss", (size_t)x->B, SPK_ARG_BUF(x->loss),
+                        SPK_ARG_BUF(&l->state[0].t), SPK_ARG_INT(x->B), SPK_ARG_INT(steps));
     return rc ? rc : ce_time_mirror(l, x);
 }
 
@@ -51,7 +57,7 @@ static int ce_rate_backward(spk_layer *l, spk_exec *x)
         return l->host->error(x, SPK_ERR_INVALID, "loss.ce_rate: no labels");
     int steps, z_ts;
     ce_time_layout(l, x, &steps, &z_ts);
-    const int n = steps * x->B;
+    const int n = steps * x->B * spk_shape_size(&l->in[0]); /* one item per (t, b, c) */
     return SPK_LAUNCH(l, x, "ce_rate_grad", (size_t)n, SPK_ARG_BUF(x->grad_in[0]),
                       SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(x->labels), SPK_ARG_INT(n),
                       SPK_ARG_INT(x->B), SPK_ARG_INT(spk_shape_size(&l->in[0])),

@@ -10,8 +10,10 @@
 #include "ce_time_cl.h"
 
 static const spk_cpu_kernel ce_time_cpu_kernels[] = {
+    SPK_CPU_KERNEL(ce_rate_nll),
     SPK_CPU_KERNEL(ce_rate_loss),
     SPK_CPU_KERNEL(ce_rate_grad),
+    SPK_CPU_KERNEL(ce_maxmem_peak),
     SPK_CPU_KERNEL(ce_maxmem_loss),
     SPK_CPU_KERNEL(ce_maxmem_grad),
     {0},

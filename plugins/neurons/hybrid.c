@@ -210,8 +210,8 @@ static int hybrid_layer_forward(spk_layer *l, spk_exec *x)
                        pre, no);
     if (rc)
         return rc;
-    rc = SPK_LAUNCH(l, x, "hybrid_gram", (size_t)x->B * p->T * p->T, SPK_ARG_BUF(gram),
-                    SPK_ARG_BUF(x->in[0]), SPK_ARG_INT(x->B), SPK_ARG_INT(p->T),
+    rc = SPK_LAUNCH(l, x, "hybrid_gram", (size_t)x->B * (size_t)(p->T * (p->T - 1) / 2),
+                    SPK_ARG_BUF(gram), SPK_ARG_BUF(x->in[0]), SPK_ARG_INT(x->B), SPK_ARG_INT(p->T),
                     SPK_ARG_INT(p->n_in), SPK_ARG_INT(steps ? x->B * p->n_in : 0));
     if (rc)
         return rc;
@@ -252,9 +252,12 @@ static int hybrid_layer_backward(spk_layer *l, spk_exec *x)
         return rc;
     const int want = (!wa->frozen) | (!we->frozen) << 1 | (!wb->frozen) << 2;
     if (want) {
-        rc = SPK_LAUNCH(l, x, "hybrid_reduce", no + 1, SPK_ARG_BUF(&wa->grad),
-                        SPK_ARG_BUF(&we->grad), SPK_ARG_BUF(&wb->grad), SPK_ARG_BUF(part),
-                        SPK_ARG_INT(x->B), SPK_ARG_INT(p->n_out), SPK_ARG_INT(want));
+        rc = SPK_LAUNCH(l, x, "hybrid_reduce", 3 * no, SPK_ARG_BUF(&we->grad),
+                        SPK_ARG_BUF(&wb->grad), SPK_ARG_BUF(part), SPK_ARG_INT(x->B),
+                        SPK_ARG_INT(p->n_out), SPK_ARG_INT(want));
+        if (!rc && (want & 1))
+            rc = SPK_LAUNCH(l, x, "hybrid_reduce_alpha", 1, SPK_ARG_BUF(&wa->grad),
+                            SPK_ARG_BUF(part), SPK_ARG_INT(p->n_out));
         if (rc)
             return rc;
     }
@@ -291,13 +294,10 @@ static int hybrid_layer_backward(spk_layer *l, spk_exec *x)
 }
 
 static const spk_cpu_kernel hybrid_cpu_kernels[] = {
-    SPK_CPU_KERNEL(hybrid_gram),
-    SPK_CPU_KERNEL(hybrid_forward),
-    SPK_CPU_KERNEL(hybrid_backward),
-    SPK_CPU_KERNEL(hybrid_reduce),
-    SPK_CPU_KERNEL(hybrid_gram_grad),
-    SPK_CPU_KERNEL(hybrid_gin),
-    {0},
+    SPK_CPU_KERNEL(hybrid_gram),         SPK_CPU_KERNEL(hybrid_forward),
+    SPK_CPU_KERNEL(hybrid_backward),     SPK_CPU_KERNEL(hybrid_reduce),
+    SPK_CPU_KERNEL(hybrid_reduce_alpha), SPK_CPU_KERNEL(hybrid_gram_grad),
+    SPK_CPU_KERNEL(hybrid_gin),          {0},
 };
 
 const spk_layer_type spk_builtin_neuron_hybrid = {

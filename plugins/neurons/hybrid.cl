@@ -32,22 +32,27 @@ HYB_FN float hyb_surrogate(const float x, const float slope)
     return slope * s * (1.0f - s);
 }
 
-/* G[b, tau, t] = x_tau . x_t for tau < t (0 elsewhere); one item per (b, tau, t). */
+/* G[b, tau, t] = x_tau . x_t for the pairs tau < t only (the rest is never read), one item per
+ * pair: B T (T - 1) / 2 items, none idle, ordered (b, tau, t) with t fastest so that the row
+ * x_tau stays in cache across neighbouring items. */
 SPK_KERNEL void hybrid_gram(SPK_GLOBAL float *G, SPK_GLOBAL const float *x, const int B,
                             const int T, const int nin, const int x_ts)
 {
-    SPK_FOR_ITEMS(j, B * T * T) {
-        const int b = j / (T * T);
-        const int tau = (j / T) % T;
-        const int t = j % T;
-        float s = 0.0f;
-        if (tau < t) {
-            SPK_GLOBAL const float *xa = x + tau * x_ts + b * nin;
-            SPK_GLOBAL const float *xb = x + t * x_ts + b * nin;
-            for (int i = 0; i < nin; i++)
-                s += xa[i] * xb[i];
+    SPK_FOR_ITEMS(j, B * (T * (T - 1) / 2)) {
+        const int pairs = T * (T - 1) / 2;
+        const int b = j / pairs;
+        int q = j - b * pairs, tau = 0;
+        while (q >= T - 1 - tau) {
+            q -= T - 1 - tau;
+            tau++;
         }
-        G[j] = s;
+        const int t = tau + 1 + q;
+        SPK_GLOBAL const float *xa = x + tau * x_ts + b * nin;
+        SPK_GLOBAL const float *xb = x + t * x_ts + b * nin;
+        float s = 0.0f;
+        for (int i = 0; i < nin; i++)
+            s += xa[i] * xb[i];
+        G[(b * T + tau) * T + t] = s;
     }
     SPK_END_ITEMS
 }
@@ -171,31 +176,39 @@ SPK_KERNEL void hybrid_backward(SPK_GLOBAL float *gpre, SPK_GLOBAL float *adj,
     SPK_END_ITEMS
 }
 
-/* Sums the partials of hybrid_backward over b into the weights' grads (accumulating): items
- * o < nout add to eta'[o] and beta'[o], item nout adds everything to alpha'[0]. A frozen
- * weight's flag is 0 and its grad is left alone. */
-SPK_KERNEL void hybrid_reduce(SPK_GLOBAL float *galpha, SPK_GLOBAL float *geta,
-                              SPK_GLOBAL float *gbeta, SPK_GLOBAL const float *part, const int B,
-                              const int nout, const int want)
+/* Sums the partials of hybrid_backward over b, one item per column j of part's 3 * nout:
+ * columns nout..3nout-1 add to eta'[o] and beta'[o]; column o < nout (alpha's share of neuron
+ * o) is left in part[0, o] for hybrid_reduce_alpha (each item reads and writes only its own
+ * column). A frozen weight's flag is 0 and its grad is left alone. */
+SPK_KERNEL void hybrid_reduce(SPK_GLOBAL float *geta, SPK_GLOBAL float *gbeta,
+                              SPK_GLOBAL float *part, const int B, const int nout, const int want)
 {
-    SPK_FOR_ITEMS(o, nout + 1) {
-        if (o < nout) {
-            float se = 0.0f, sb = 0.0f;
-            for (int b = 0; b < B; b++) {
-                se += part[b * 3 * nout + nout + o];
-                sb += part[b * 3 * nout + 2 * nout + o];
-            }
-            if (want & 2)
-                geta[o] += se;
-            if (want & 4)
-                gbeta[o] += sb;
-        } else if (want & 1) {
-            float sa = 0.0f;
+    SPK_FOR_ITEMS(j, 3 * nout) {
+        const int kind = j / nout, o = j - kind * nout;
+        if (want & (1 << kind)) {
+            float sum = 0.0f;
             for (int b = 0; b < B; b++)
-                for (int q = 0; q < nout; q++)
-                    sa += part[b * 3 * nout + q];
-            galpha[0] += sa;
+                sum += part[b * 3 * nout + j];
+            if (kind == 0)
+                part[j] = sum;
+            else if (kind == 1)
+                geta[o] += sum;
+            else
+                gbeta[o] += sum;
         }
+    }
+    SPK_END_ITEMS
+}
+
+/* alpha'[0] += sum over o of part[0, o] (after hybrid_reduce); one item. */
+SPK_KERNEL void hybrid_reduce_alpha(SPK_GLOBAL float *galpha, SPK_GLOBAL const float *part,
+                                    const int nout)
+{
+    SPK_FOR_ITEMS(i, 1) {
+        float sum = 0.0f;
+        for (int o = 0; o < nout; o++)
+            sum += part[o];
+        galpha[i] += sum;
     }
     SPK_END_ITEMS
 }
@@ -262,6 +275,7 @@ SPK_KERNEL void hybrid_gin(SPK_GLOBAL float *gin, SPK_GLOBAL const float *x,
 SPK_CPU_ENTRY(hybrid_gram, B, B, I, I, I, I)
 SPK_CPU_ENTRY(hybrid_forward, B, B, B, B, B, B, B, B, I, I, I, I, I, F, F, F, F)
 SPK_CPU_ENTRY(hybrid_backward, B, B, B, B, B, B, B, B, B, B, B, I, I, I, I, I, F, F, F, F)
-SPK_CPU_ENTRY(hybrid_reduce, B, B, B, B, I, I, I)
+SPK_CPU_ENTRY(hybrid_reduce, B, B, B, I, I, I)
+SPK_CPU_ENTRY(hybrid_reduce_alpha, B, B, I)
 SPK_CPU_ENTRY(hybrid_gram_grad, B, B, B, B, B, B, I, I, I, F)
 SPK_CPU_ENTRY(hybrid_gin, B, B, B, I, I, I, I, I)

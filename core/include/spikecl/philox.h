@@ -4,16 +4,19 @@
 #ifndef SPIKECL_PHILOX_H
 #define SPIKECL_PHILOX_H
 
-#ifndef __OPENCL_VERSION__
+/* Offline OpenCL compilers (clang, SPIR-V pipelines) define only __OPENCL_C_VERSION__, OpenCL 1.1
+ * drivers only __OPENCL_VERSION__. The helpers are static inline in both dialects: a plain
+ * `inline` has no external definition (C99), so a driver that does not inline (-cl-opt-disable)
+ * would leave an undefined call. */
+#if !defined(__OPENCL_C_VERSION__) && !defined(__OPENCL_VERSION__)
 #include <stdint.h>
 typedef uint32_t spk_u32;
 typedef uint64_t spk_u64;
-#define SPK_PHILOX_INLINE static inline
 #else
 typedef uint spk_u32;
 typedef ulong spk_u64;
-#define SPK_PHILOX_INLINE inline
 #endif
+#define SPK_PHILOX_INLINE static inline
 
 typedef struct spk_philox_ctr {
     spk_u32 v[4];

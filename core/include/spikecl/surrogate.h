@@ -5,12 +5,11 @@
 #ifndef SPIKECL_SURROGATE_H
 #define SPIKECL_SURROGATE_H
 
-#ifndef __OPENCL_VERSION__
+/* static inline in both dialects, for the reason given in philox.h */
+#if !defined(__OPENCL_C_VERSION__) && !defined(__OPENCL_VERSION__)
 #include <math.h>
-#define SPK_SG_INLINE static inline
-#else
-#define SPK_SG_INLINE inline
 #endif
+#define SPK_SG_INLINE static inline
 
 /* H(x) = x > 0, or in smooth mode (tests) the function whose derivative is the surrogate, so
  * that finite differences can check a backward pass exactly. */
