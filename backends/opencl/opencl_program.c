@@ -12,6 +12,7 @@
 #include "fsutil.h"
 #include "opencl.h"
 #include "opencl_internal.h"
+#include "strbuf.h"
 
 #include "philox_cl.h"         /* philox_cl_source: core/include/spikecl/philox.h */
 #include "prelude_opencl_cl.h" /* prelude_opencl_cl_source: core/kernels/prelude_opencl.cl */
@@ -101,17 +102,14 @@ char *spk_backend_opencl_program_text(const char *owner, const char *source)
     for (const char *s = owner; *s && o + 1 < 100; s++)
         line[o++] = (*s == '"' || *s == '\\' || *s == '\n') ? '_' : *s;
     line[o] = '\0';
-    char directive[200];
-    snprintf(directive, sizeof directive, "\n#line 1 \"%s\"\n", line);
-    size_t n = strlen(pragma) + strlen(prelude_opencl_cl_source) + 1 + strlen(philox_cl_source) +
-               1 + strlen(surrogate_cl_source) + strlen(directive) + strlen(source) + 2;
-    char *text = malloc(n);
-    if (!text)
-        return NULL;
-    int head = snprintf(text, n, "%s%s\n%s\n%s%s", pragma, prelude_opencl_cl_source,
-                        philox_cl_source, surrogate_cl_source, directive);
-    snprintf(text + head, n - (size_t)head, "%s\n", source);
-    spk_ocl_strip_cpu_entries(text + head);
+    spk_strbuf b = SPK_STRBUF_INIT;
+    spk_strbuf_appendf(&b, "%s%s\n%s\n%s\n#line 1 \"%s\"\n", pragma, prelude_opencl_cl_source,
+                       philox_cl_source, surrogate_cl_source, line);
+    const size_t head = b.len;
+    spk_strbuf_appendf(&b, "%s\n", source);
+    char *text = spk_strbuf_finish(&b);
+    if (text)
+        spk_ocl_strip_cpu_entries(text + head);
     return text;
 }
 
