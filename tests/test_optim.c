@@ -176,8 +176,8 @@ Test(optim, nonfinite_flag)
     set(flag, 0.0f);
     float huge[2] = {3e38f, 3e38f};
     be->ops->upload(be, partial, 0, huge, sizeof huge, &err);
-    spk_karg c[] = {ARGB(scale), ARGB(partial), ARGI(2), ARGF(1.0f), ARGB(flag)};
-    cr_assert_eq(be->ops->launch(be, prog, "spk_clip_scale", 1, 5, c, &err), 0, "%s", err.msg);
+    spk_karg c[] = {ARGB(scale), ARGB(partial), ARGI(0), ARGI(2), ARGF(1.0f), ARGB(flag)};
+    cr_assert_eq(be->ops->launch(be, prog, "spk_clip_scale", 1, 6, c, &err), 0, "%s", err.msg);
     cr_expect(isnan(get(flag)), "clip: infinite gradient norm");
 }
 
