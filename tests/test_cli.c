@@ -150,6 +150,53 @@ Test(cli, options_in_any_order)
     free(out);
 }
 
+/* The last line of bench is the JSON object that scripts read: the keys in a fixed order,
+ * `"key": value` separators (bench/gpu_check.sh and spk_test_json_number rely on them), numbers
+ * rounded as documented. */
+Test(cli, bench_json_line, .timeout = 120)
+{
+    char *out;
+    cr_assert_eq(run("bench models/fmnist_lif_mlp.yaml --device cpu --batches 1 --batch 4 "
+                     "--threads 1 2>/dev/null",
+                     &out),
+                 0, "%s", out);
+    const char *last = strrchr(out, '{');
+    cr_assert(last, "%s", out);
+    const char *keys[] = {"{\"train_samples_per_s\": ", ", \"infer_samples_per_s\": ",
+                          ", \"gemm_fraction\": ",      ", \"peak_rss_mb\": ",
+                          ", \"batch\": 4, ",           "\"batches\": 1, ",
+                          "\"time_steps\": 25, ",       "\"device\": \"cpu\", ",
+                          "\"data\": \"real\"}\n"};
+    const char *at = last;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *k = strstr(at, keys[i]);
+        cr_expect(k, "no %s after %s", keys[i], at);
+        if (k)
+            at = k + strlen(keys[i]);
+    }
+    cr_expect_gt(spk_test_json_number(out, "train_samples_per_s"), 0.0, "%s", out);
+    double g = spk_test_json_number(out, "gemm_fraction");
+    cr_expect(g >= 0 && g <= 1 && fabs(g * 1000 - round(g * 1000)) < 1e-6, "%s", out);
+    free(out);
+}
+
+/* Strings in the JSON line are escaped by jansson; a path that is not UTF-8 keeps its valid
+ * sequences (é) and has each stray byte replaced by U+FFFD. */
+Test(cli, json_line_escapes_paths, .timeout = 120)
+{
+    char cmd[4096], *out;
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s train %s/models/fmnist_lif_mlp.yaml --device cpu --threads 1 "
+             "--limit-train 32 --limit-test 32 --batch 32 --out \"$(printf "
+             "'q\\042\\\\\\\\\\t\\377\\303\\251')\" 2>/dev/null | tail -n 1 | python3 -c "
+             "'import json,sys; d=json.loads(sys.stdin.read()); "
+             "print(d[\"checkpoint\"] == \"q\\\"\\\\\\\\\\t\\ufffd\\xe9/model.safetensors\")'",
+             spk_test_tmpdir(), SPK_CLI, SPK_SOURCE_DIR);
+    cr_expect_eq(spk_test_run(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "True"), "%s", out);
+    free(out);
+}
+
 Test(cli, bad_input_exit_2)
 {
     char *out;

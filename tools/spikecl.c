@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "spikecl/spikecl.h"
 
 #define EXIT_USAGE 2
@@ -424,46 +426,66 @@ static int open_device(const opts *o, spk_backend **be, spk_error *err)
     return rc;
 }
 
-/* Prints s as a JSON string: quotes, backslashes and control characters escaped, and bytes
- * that are not valid UTF-8 replaced by U+FFFD, so that the result line always parses. */
-static void json_str(FILE *f, const char *s)
+/* s as a JSON string. jansson escapes it and takes UTF-8 only; a name or path that is not
+ * (a folder name in Latin-1, say) keeps its valid sequences and has each other byte replaced by
+ * U+FFFD, so that the line still parses. NULL when out of memory. */
+static json_t *json_text(const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    fputc('"', f);
-    while (*p) {
-        unsigned c = *p;
-        if (c == '"' || c == '\\') {
-            fprintf(f, "\\%c", c);
-            p++;
-        } else if (c < 0x20 || c == 0x7f) {
-            fprintf(f, "\\u%04x", c);
-            p++;
-        } else if (c < 0x80) {
-            fputc((int)c, f);
-            p++;
-        } else {
-            /* length of a well-formed sequence (RFC 3629), 0 if it is not one */
-            int len = c >= 0xc2 && c <= 0xdf   ? 2
-                      : c >= 0xe0 && c <= 0xef ? 3
-                      : c >= 0xf0 && c <= 0xf4 ? 4
-                                               : 0;
-            for (int k = 1; k < len; k++)
-                if ((p[k] & 0xc0) != 0x80)
-                    len = 0;
-            if (len == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)))
-                len = 0; /* overlong, or a surrogate */
-            if (len == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f)))
-                len = 0;
-            if (len) {
-                fwrite(p, 1, (size_t)len, f);
-                p += len;
-            } else {
-                fputs("\\ufffd", f);
-                p++;
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s), len = 0;
+    char *fixed = malloc(3 * n + 1); /* each byte becomes at most the 3 bytes of U+FFFD */
+    if (!fixed)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t k = 1;
+        if ((unsigned char)s[i] >= 0x80) /* jansson decides which sequence is valid */
+            for (k = 2; k <= 4 && i + k <= n; k++) {
+                json_t *t = json_stringn(s + i, k);
+                json_decref(t);
+                if (t)
+                    break;
             }
+        if (k > 4 || i + k > n) {
+            memcpy(fixed + len, "\xef\xbf\xbd", 3);
+            len += 3;
+            i++;
+        } else {
+            memcpy(fixed + len, s + i, k);
+            len += k;
+            i += k;
         }
     }
-    fputc('"', f);
+    j = json_stringn(fixed, len);
+    free(fixed);
+    return j;
+}
+
+/* x rounded to `decimals` places; printed with JSON_REAL_PRECISION(15) that is the shortest
+ * form (0.8339, not 0.83389999999999997). null when not finite, which JSON cannot hold. */
+static json_t *json_fixed(double x, int decimals)
+{
+    if (!isfinite(x))
+        return json_null();
+    double scale = pow(10, decimals);
+    return json_real(round(x * scale) / scale);
+}
+
+/* The last line of train, eval and bench: one JSON object, keys in the order packed, with
+ * jansson's ", " and ": " separators (scripts and the tests look for `"key": value`). Takes
+ * line (NULL when packing it failed). */
+static int print_json_line(json_t *line)
+{
+    char *text = line ? json_dumps(line, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
+    json_decref(line);
+    if (!text) {
+        fprintf(stderr, "spikecl: error: out of memory writing the result line\n");
+        return 1;
+    }
+    printf("%s\n", text);
+    free(text);
+    return 0;
 }
 
 static double now_s(void)
@@ -763,16 +785,14 @@ static int cmd_train(const opts *o)
             fprintf(stderr, "spikecl: nothing written for the diverged epoch; %s is as it was\n",
                     ckpt);
     } else {
-        printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"train_loss\": %.5f, "
-               "\"train_accuracy\": %.4f, \"epochs\": %d, \"samples_per_s\": %.1f, "
-               "\"seconds\": %.2f, \"device\": ",
-               (double)ev.correct / ev.n, ev.loss_sum / ev.n, st.loss_sum / st.n,
-               (double)st.correct / st.n, tc->epochs, train_s > 0 ? trained / train_s : 0.0,
-               now_s() - t0);
-        json_str(stdout, be->ops->name);
-        printf(", \"checkpoint\": ");
-        json_str(stdout, ckpt);
-        printf("}\n");
+        code = print_json_line(json_pack(
+            "{s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o}", "test_accuracy",
+            json_fixed((double)ev.correct / ev.n, 4), "test_loss",
+            json_fixed(ev.loss_sum / ev.n, 5), "train_loss", json_fixed(st.loss_sum / st.n, 5),
+            "train_accuracy", json_fixed((double)st.correct / st.n, 4), "epochs", tc->epochs,
+            "samples_per_s", json_fixed(train_s > 0 ? trained / train_s : 0.0, 1), "seconds",
+            json_fixed(now_s() - t0, 2), "device", json_text(be->ops->name), "checkpoint",
+            json_text(ckpt)));
     }
     spk_session_free(s);
     spk_backend_free(be);
@@ -812,12 +832,11 @@ static int cmd_eval(const opts *o)
     int code = 0;
     if (rc)
         code = fail(&err);
-    else {
-        printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"samples\": %d, \"device\": ",
-               (double)ev.correct / ev.n, ev.loss_sum / ev.n, ev.n);
-        json_str(stdout, be->ops->name);
-        printf("}\n");
-    }
+    else
+        code = print_json_line(json_pack("{s:o, s:o, s:i, s:o}", "test_accuracy",
+                                         json_fixed((double)ev.correct / ev.n, 4), "test_loss",
+                                         json_fixed(ev.loss_sum / ev.n, 5), "samples", ev.n,
+                                         "device", json_text(be->ops->name)));
     spk_session_free(s);
     spk_backend_free(be);
     spk_loader_free(lte);
@@ -859,6 +878,7 @@ static int cmd_bench(const opts *o)
     if (!rc && (!x || !y || !ids))
         rc = spk_error_set(&err, SPK_ERR_NOMEM, "out of memory");
     double train_s = 0, infer_s = 0, gemm_frac = 0;
+    int json_code = 0;
     if (!rc) {
         int n = batch;
         if (synthetic) {
@@ -933,26 +953,22 @@ static int cmd_bench(const opts *o)
         }
         /* GEMM time is measured on the host around each call: right for the CPU, where the
          * call does the work, meaningless for a device queue (it would count enqueueing only) */
-        char frac[32] = "null";
-        if (strcmp(be->ops->name, "cpu") == 0)
-            snprintf(frac, sizeof frac, "%.3f", gemm_frac);
-        else
+        if (strcmp(be->ops->name, "cpu") != 0)
             fprintf(stderr,
                     "gemm_fraction: not measured on %s (GEMM runs asynchronously); the "
                     "synapse layers' share above is its upper bound\n",
                     be->ops->name);
         if (!rc)
-            printf("{\"train_samples_per_s\": %.1f, \"infer_samples_per_s\": %.1f, "
-                   "\"gemm_fraction\": %s, \"peak_rss_mb\": %.1f, \"batch\": %d, "
-                   "\"batches\": %d, \"time_steps\": %d, \"device\": ",
-                   (double)n * o->batches / train_s, (double)n * o->batches / infer_s, frac,
-                   peak_rss_mb(), n, o->batches, spk_model_time_steps(m));
-        if (!rc) {
-            json_str(stdout, be->ops->name);
-            printf(", \"data\": \"%s\"}\n", synthetic ? "synthetic" : "real");
-        }
+            json_code = print_json_line(json_pack(
+                "{s:o, s:o, s:o, s:o, s:i, s:i, s:i, s:o, s:s}", "train_samples_per_s",
+                json_fixed((double)n * o->batches / train_s, 1), "infer_samples_per_s",
+                json_fixed((double)n * o->batches / infer_s, 1), "gemm_fraction",
+                strcmp(be->ops->name, "cpu") == 0 ? json_fixed(gemm_frac, 3) : json_null(),
+                "peak_rss_mb", json_fixed(peak_rss_mb(), 1), "batch", n, "batches", o->batches,
+                "time_steps", spk_model_time_steps(m), "device", json_text(be->ops->name), "data",
+                synthetic ? "synthetic" : "real"));
     }
-    int code = rc ? fail(&err) : 0;
+    int code = rc ? fail(&err) : json_code;
     free(x);
     free(y);
     free(ids);
