@@ -197,6 +197,28 @@ Test(cli, json_line_escapes_paths, .timeout = 120)
     free(out);
 }
 
+/* --out is made with the library's mkdir -p (fsutil), which insists on a folder: a file in the
+ * way stops the run before it trains (it used to train the whole epoch, then fail to write). */
+Test(cli, out_is_a_file_refused_before_training, .timeout = 120)
+{
+    char *file = spk_test_write("not-a-folder", "x"), args[2048], *out;
+    cr_assert(file);
+    const char *outs[2] = {"", "/sub"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args,
+                 "train models/fmnist_lif_mlp.yaml --device cpu --threads 1 --limit-train 32 "
+                 "--limit-test 32 --batch 32 --out %s%s",
+                 file, outs[k]);
+        cr_expect_eq(run(args, &out), 1, "%s", out);
+        cr_expect(strstr(out, "cannot create folder") && strstr(out, "not-a-folder") &&
+                      strstr(out, "Not a directory"),
+                  "%s", out);
+        cr_expect(!strstr(out, "epoch 1/1"), "trained before failing:\n%s", out);
+        free(out);
+    }
+    free(file);
+}
+
 Test(cli, bad_input_exit_2)
 {
     char *out;

@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "fsutil.h" /* core/src: compiled into the CLI too (CMakeLists.txt) */
 #include "spikecl/spikecl.h"
 
 #define EXIT_USAGE 2
@@ -502,25 +502,6 @@ static double peak_rss_mb(void)
     return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path, spk_error *err)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return spk_error_set(err, SPK_ERR_IO, "cannot create folder %s: %s", buf,
-                                 strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return spk_error_set(err, SPK_ERR_IO, "cannot create folder %s: %s", buf, strerror(errno));
-    return SPK_OK;
-}
-
 /* Paths of a split: from --data DIR when given, else from the model's train: section. */
 static int split_paths(const opts *o, spk_train_config *tc, int train, char **img, char **lbl,
                        spk_error *err)
@@ -699,8 +680,11 @@ static int cmd_train(const opts *o)
     if (!rc && (rc = spk_session_check_data(s, te, &err)))
         spk_error_prefix(&err, rc, "test set");
     int write_failed = 0; /* I/O errors on output are not bad input: exit 1 */
-    if (!rc && (rc = make_dirs(outdir, &err)))
+    if (!rc && spk_fs_mkdir_p(outdir, 0777) != 0) {
+        rc =
+            spk_error_set(&err, SPK_ERR_IO, "cannot create folder %s: %s", outdir, strerror(errno));
         write_failed = 1;
+    }
     int first = 0;       /* epochs already done by the run being resumed */
     int first_batch = 0; /* and batches of the next one, when it was stopped mid-epoch */
     if (!rc && o->resume) {
