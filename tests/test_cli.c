@@ -1,6 +1,7 @@
 /* The spikecl program: exit codes, messages on bad input, and the integration run that trains
  * the default model on 6,000 Fashion-MNIST images. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,174 @@ Test(cli, usage_errors_exit_2)
     cr_expect_eq(run("eval models/fmnist_lif_mlp.yaml", &out), 2);
     cr_expect(strstr(out, "eval needs --weights"), "%s", out);
     free(out);
+}
+
+/* `spikecl CMD --help` (and -h, and `spikecl help CMD`) prints that command's usage and its
+ * options to stdout and exits 0; `spikecl --help` and `spikecl help` the overview. */
+Test(cli, help_of_every_command_exits_0)
+{
+    const struct {
+        const char *cmd, *synopsis, *option;
+    } cases[] = {
+        {"train", "spikecl train MODEL.yaml", "--limit-train N"},
+        {"eval", "spikecl eval  MODEL.yaml --weights FILE", "--weights FILE"},
+        {"bench", "spikecl bench MODEL.yaml", "--batches N"},
+        {"devices", "spikecl devices", "--help"},
+        {"plugins", "spikecl plugins", "--help"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *forms[] = {"%s --help", "%s -h", "help %s",
+                               "%s models/fmnist_lif_mlp.yaml --help"};
+        for (size_t k = 0; k < 4; k++) {
+            if (k == 3 && i >= 3)
+                continue; /* devices and plugins take no model */
+            char args[256], *out;
+            snprintf(args, sizeof args, forms[k], cases[i].cmd);
+            strcat(args, " 2>/dev/null"); /* the help goes to stdout */
+            cr_expect_eq(run(args, &out), 0, "spikecl %s: %s", args, out);
+            cr_expect(strstr(out, "usage:") && strstr(out, cases[i].synopsis) &&
+                          strstr(out, cases[i].option),
+                      "spikecl %s: %s", args, out);
+            /* that command's usage only */
+            for (size_t j = 0; j < sizeof cases / sizeof cases[0]; j++)
+                if (j != i) {
+                    char other[64];
+                    snprintf(other, sizeof other, "spikecl %s ", cases[j].cmd);
+                    cr_expect(!strstr(out, other), "spikecl %s shows %s: %s", args, other, out);
+                }
+            free(out);
+        }
+    }
+    const char *overview[] = {"--help 2>/dev/null", "-h 2>/dev/null", "help 2>/dev/null"};
+    for (size_t k = 0; k < 3; k++) {
+        char *out;
+        cr_expect_eq(run(overview[k], &out), 0, "spikecl %s: %s", overview[k], out);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            cr_expect(strstr(out, cases[i].synopsis), "spikecl %s lacks %s: %s", overview[k],
+                      cases[i].synopsis, out);
+        free(out);
+    }
+    char *out;
+    cr_expect_eq(run("help fly", &out), 2);
+    cr_expect(strstr(out, "unknown command 'fly'"), "%s", out);
+    free(out);
+}
+
+/* Options getopt_long does not take, or that belong to another command, and values that are
+ * missing: exit 2 with a message naming the option. */
+Test(cli, unknown_and_misplaced_options_exit_2)
+{
+    const struct {
+        const char *args, *msg;
+    } cases[] = {
+        {"eval models/fmnist_lif_mlp.yaml --weights x --wings 2",
+         "unknown option '--wings' for 'eval'"},
+        {"bench models/fmnist_lif_mlp.yaml --wings=2", "unknown option '--wings' for 'bench'"},
+        {"train models/fmnist_lif_mlp.yaml -x", "unknown option '-x' for 'train'"},
+        {"devices --wings", "unknown option '--wings' for 'devices'"},
+        {"train models/fmnist_lif_mlp.yaml --limit 5", "option '--limit' is ambiguous"},
+        {"eval models/fmnist_lif_mlp.yaml --weights x --epochs 3", "--epochs applies to train"},
+        {"bench models/fmnist_lif_mlp.yaml --limit-test 3",
+         "--limit-test applies to train and eval"},
+        {"train models/fmnist_lif_mlp.yaml --weights x", "--weights applies to eval"},
+        {"train models/fmnist_lif_mlp.yaml --resume=yes", "--resume takes no value"},
+        {"train models/fmnist_lif_mlp.yaml --device", "--device needs a value"},
+        {"train models/fmnist_lif_mlp.yaml --epochs", "--epochs needs a value"},
+        {"train models/fmnist_lif_mlp.yaml models/fmnist_poisson_mlp.yaml",
+         "unexpected argument 'models/fmnist_poisson_mlp.yaml' for 'train'"},
+        {"plugins extra", "unexpected argument 'extra' for 'plugins'"},
+        {"--wings", "unknown command '--wings'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out;
+        cr_expect_eq(run(cases[i].args, &out), 2, "spikecl %s: %s", cases[i].args, out);
+        cr_expect(strstr(out, cases[i].msg) && strstr(out, "usage:"), "spikecl %s: %s",
+                  cases[i].args, out);
+        free(out);
+    }
+}
+
+/* Options go before or after the model, with "--opt value" or "--opt=value": here the
+ * options are all read (--limit-test=-1 is refused, so it was seen after the model). */
+Test(cli, options_in_any_order)
+{
+    char *out;
+    cr_expect_eq(run("train --epochs 2 models/fmnist_lif_mlp.yaml --limit-test=-1", &out), 2);
+    cr_expect(strstr(out, "--limit-test expects an integer in [1, 1073741824], got '-1'"), "%s",
+              out);
+    free(out);
+    cr_expect_eq(run("train --epochs=0 models/fmnist_lif_mlp.yaml", &out), 2);
+    cr_expect(strstr(out, "--epochs expects an integer in [1, 100000], got '0'"), "%s", out);
+    free(out);
+}
+
+/* The last line of bench is the JSON object that scripts read: the keys in a fixed order,
+ * `"key": value` separators (bench/gpu_check.sh and spk_test_json_number rely on them), numbers
+ * rounded as documented. */
+Test(cli, bench_json_line, .timeout = 120)
+{
+    char *out;
+    cr_assert_eq(run("bench models/fmnist_lif_mlp.yaml --device cpu --batches 1 --batch 4 "
+                     "--threads 1 2>/dev/null",
+                     &out),
+                 0, "%s", out);
+    const char *last = strrchr(out, '{');
+    cr_assert(last, "%s", out);
+    const char *keys[] = {"{\"train_samples_per_s\": ", ", \"infer_samples_per_s\": ",
+                          ", \"gemm_fraction\": ",      ", \"peak_rss_mb\": ",
+                          ", \"batch\": 4, ",           "\"batches\": 1, ",
+                          "\"time_steps\": 25, ",       "\"device\": \"cpu\", ",
+                          "\"data\": \"real\"}\n"};
+    const char *at = last;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *k = strstr(at, keys[i]);
+        cr_expect(k, "no %s after %s", keys[i], at);
+        if (k)
+            at = k + strlen(keys[i]);
+    }
+    cr_expect_gt(spk_test_json_number(out, "train_samples_per_s"), 0.0, "%s", out);
+    double g = spk_test_json_number(out, "gemm_fraction");
+    cr_expect(g >= 0 && g <= 1 && fabs(g * 1000 - round(g * 1000)) < 1e-6, "%s", out);
+    free(out);
+}
+
+/* Strings in the JSON line are escaped by jansson; a path that is not UTF-8 keeps its valid
+ * sequences (é) and has each stray byte replaced by U+FFFD. */
+Test(cli, json_line_escapes_paths, .timeout = 120)
+{
+    char cmd[4096], *out;
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s train %s/models/fmnist_lif_mlp.yaml --device cpu --threads 1 "
+             "--limit-train 32 --limit-test 32 --batch 32 --out \"$(printf "
+             "'q\\042\\\\\\\\\\t\\377\\303\\251')\" 2>/dev/null | tail -n 1 | python3 -c "
+             "'import json,sys; d=json.loads(sys.stdin.read()); "
+             "print(d[\"checkpoint\"] == \"q\\\"\\\\\\\\\\t\\ufffd\\xe9/model.safetensors\")'",
+             spk_test_tmpdir(), SPK_CLI, SPK_SOURCE_DIR);
+    cr_expect_eq(spk_test_run(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "True"), "%s", out);
+    free(out);
+}
+
+/* --out is made with the library's mkdir -p (fsutil), which insists on a folder: a file in the
+ * way stops the run before it trains (it used to train the whole epoch, then fail to write). */
+Test(cli, out_is_a_file_refused_before_training, .timeout = 120)
+{
+    char *file = spk_test_write("not-a-folder", "x"), args[2048], *out;
+    cr_assert(file);
+    const char *outs[2] = {"", "/sub"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args,
+                 "train models/fmnist_lif_mlp.yaml --device cpu --threads 1 --limit-train 32 "
+                 "--limit-test 32 --batch 32 --out %s%s",
+                 file, outs[k]);
+        cr_expect_eq(run(args, &out), 1, "%s", out);
+        cr_expect(strstr(out, "cannot create folder") && strstr(out, "not-a-folder") &&
+                      strstr(out, "Not a directory"),
+                  "%s", out);
+        cr_expect(!strstr(out, "epoch 1/1"), "trained before failing:\n%s", out);
+        free(out);
+    }
+    free(file);
 }
 
 Test(cli, bad_input_exit_2)

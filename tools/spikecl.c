@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <float.h>
+#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "fsutil.h" /* core/src: compiled into the CLI too (CMakeLists.txt) */
 #include "spikecl/spikecl.h"
 
 #define EXIT_USAGE 2
@@ -22,27 +25,175 @@
  * nets keep their weights within a few units; 1e4 leaves wide room). */
 #define SPK_CLI_WARN_WEIGHT 1e4
 
-static const char *usage_text =
-    "usage:\n"
-    "  spikecl train MODEL.yaml [--device ID] [--epochs N] [--batch N] [--lr X] [--seed N]\n"
-    "                           [--out DIR] [--data DIR] [--limit-train N] [--limit-test N]\n"
-    "                           [--threads N] [--resume]\n"
-    "  spikecl eval  MODEL.yaml --weights FILE [--device ID] [--data DIR] [--limit-test N]\n"
-    "                           [--batch N] [--threads N]\n"
-    "  spikecl bench MODEL.yaml [--device ID] [--batches N] [--batch N] [--threads N]\n"
-    "  spikecl devices\n"
-    "  spikecl plugins\n"
-    "Devices: cpu, opencl, opencl:P:D, opencl:NAME (default: $SPIKECL_DEVICE, else the first\n"
-    "OpenCL GPU, else cpu).\n";
+/* The options, in the order --help lists them; getopt_long returns OPT_VAL0 + the index. */
+enum {
+    OPT_WEIGHTS,
+    OPT_DEVICE,
+    OPT_EPOCHS,
+    OPT_BATCH,
+    OPT_BATCHES,
+    OPT_LR,
+    OPT_SEED,
+    OPT_OUT,
+    OPT_DATA,
+    OPT_LIMIT_TRAIN,
+    OPT_LIMIT_TEST,
+    OPT_THREADS,
+    OPT_RESUME,
+    OPT_COUNT
+};
+#define OPT_VAL0   256
+#define OPT_BIT(i) (1u << (i))
+
+static const struct option long_opts[] = {
+    {"weights", required_argument, NULL, OPT_VAL0 + OPT_WEIGHTS},
+    {"device", required_argument, NULL, OPT_VAL0 + OPT_DEVICE},
+    {"epochs", required_argument, NULL, OPT_VAL0 + OPT_EPOCHS},
+    {"batch", required_argument, NULL, OPT_VAL0 + OPT_BATCH},
+    {"batches", required_argument, NULL, OPT_VAL0 + OPT_BATCHES},
+    {"lr", required_argument, NULL, OPT_VAL0 + OPT_LR},
+    {"seed", required_argument, NULL, OPT_VAL0 + OPT_SEED},
+    {"out", required_argument, NULL, OPT_VAL0 + OPT_OUT},
+    {"data", required_argument, NULL, OPT_VAL0 + OPT_DATA},
+    {"limit-train", required_argument, NULL, OPT_VAL0 + OPT_LIMIT_TRAIN},
+    {"limit-test", required_argument, NULL, OPT_VAL0 + OPT_LIMIT_TEST},
+    {"threads", required_argument, NULL, OPT_VAL0 + OPT_THREADS},
+    {"resume", no_argument, NULL, OPT_VAL0 + OPT_RESUME},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* What --help says of each option (a '\n' continues the text on the next line). */
+static const char *const opt_help[OPT_COUNT] = {
+    [OPT_WEIGHTS] = "FILE  the checkpoint to evaluate (a train run's model.safetensors)",
+    [OPT_DEVICE] = "ID  cpu, opencl, opencl:P:D or opencl:NAME (default: $SPIKECL_DEVICE,\n"
+                   "else the first OpenCL GPU, else cpu; `spikecl devices` lists them)",
+    [OPT_EPOCHS] = "N  epochs to train in all (default: the model's train: epochs)",
+    [OPT_BATCH] = "N  samples per batch (default: the model's train: batch)",
+    [OPT_BATCHES] = "N  batches per timed pass (default: 20)",
+    [OPT_LR] = "X  learning rate (default: the model's optimizer: lr)",
+    [OPT_SEED] = "N  seed of initialisation, shuffling and Poisson spikes\n"
+                 "(default: the model's seed:)",
+    [OPT_OUT] = "DIR  folder for model.safetensors and optimizer.safetensors\n"
+                "(default: runs/NAME, NAME being the model's name:)",
+    [OPT_DATA] = "DIR  a folder with the standard IDX files (train-images-idx3-ubyte,\n"
+                 "t10k-images-idx3-ubyte, ... each optionally .gz) instead of the\n"
+                 "model's train: paths",
+    [OPT_LIMIT_TRAIN] = "N  only the first N training images",
+    [OPT_LIMIT_TEST] = "N  only the first N test images",
+    [OPT_THREADS] = "N  CPU threads (default: OpenMP's, i.e. $OMP_NUM_THREADS or all cores)",
+    [OPT_RESUME] = "continue the run in the --out folder from its last checkpoint pair\n"
+                   "(give the same --epochs)",
+};
+
+struct opts;
+typedef struct command {
+    const char *name;
+    int (*run)(const struct opts *o);
+    int needs_model;
+    unsigned options; /* OPT_BIT set of the options that apply */
+    const char *synopsis;
+    const char *about;
+} command;
 
 typedef struct opts {
     int argc;
     char **argv;
-    const char *cmd, *model, *device, *out, *data, *weights;
+    const command *cmd; /* NULL with help: the overview */
+    int help;
+    const char *model, *device, *out, *data, *weights;
     int epochs, batch, seed_set, limit_train, limit_test, threads, batches, resume;
     double lr;
     unsigned long long seed;
 } opts;
+
+static int cmd_train(const opts *o);
+static int cmd_eval(const opts *o);
+static int cmd_bench(const opts *o);
+static int cmd_devices(const opts *o);
+static int cmd_plugins(const opts *o);
+
+static const command commands[] = {
+    {"train", cmd_train, 1,
+     OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_EPOCHS) | OPT_BIT(OPT_BATCH) | OPT_BIT(OPT_LR) |
+         OPT_BIT(OPT_SEED) | OPT_BIT(OPT_OUT) | OPT_BIT(OPT_DATA) | OPT_BIT(OPT_LIMIT_TRAIN) |
+         OPT_BIT(OPT_LIMIT_TEST) | OPT_BIT(OPT_THREADS) | OPT_BIT(OPT_RESUME),
+     "  spikecl train MODEL.yaml [--device ID] [--epochs N] [--batch N] [--lr X] [--seed N]\n"
+     "                           [--out DIR] [--data DIR] [--limit-train N] [--limit-test N]\n"
+     "                           [--threads N] [--resume]\n",
+     "Trains the model, evaluates it on the test split after every epoch and writes the\n"
+     "checkpoint pair (model.safetensors, optimizer.safetensors) to the --out folder. The\n"
+     "last line of stdout is a JSON object with the figures.\n"},
+    {"eval", cmd_eval, 1,
+     OPT_BIT(OPT_WEIGHTS) | OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_DATA) | OPT_BIT(OPT_LIMIT_TEST) |
+         OPT_BIT(OPT_BATCH) | OPT_BIT(OPT_THREADS),
+     "  spikecl eval  MODEL.yaml --weights FILE [--device ID] [--data DIR] [--limit-test N]\n"
+     "                           [--batch N] [--threads N]\n",
+     "Evaluates a checkpoint of the model on the test split. The last line of stdout is a\n"
+     "JSON object with the figures.\n"},
+    {"bench", cmd_bench, 1,
+     OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_BATCHES) | OPT_BIT(OPT_BATCH) | OPT_BIT(OPT_THREADS) |
+         OPT_BIT(OPT_DATA),
+     "  spikecl bench MODEL.yaml [--device ID] [--batches N] [--batch N] [--threads N]\n"
+     "                           [--data DIR]\n",
+     "Times training and inference on one batch, repeated (on the model's data, else on\n"
+     "uniform noise); the time per layer goes to stderr, the figures to the last line of\n"
+     "stdout as a JSON object. SPIKECL_PROFILE=1 adds each OpenCL kernel's device time.\n"},
+    {"devices", cmd_devices, 0, 0, "  spikecl devices\n",
+     "Lists the CPU and every OpenCL device with its id for --device.\n"},
+    {"plugins", cmd_plugins, 0, 0, "  spikecl plugins\n",
+     "Lists the layer types (built-in and from $SPIKECL_PLUGIN_PATH) with their parameters.\n"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const char *devices_note =
+    "Devices: cpu, opencl, opencl:P:D, opencl:NAME (default: $SPIKECL_DEVICE, else the first\n"
+    "OpenCL GPU, else cpu).\n";
+
+/* The command a usage error is about (its synopsis follows the message), NULL before one is
+ * known. */
+static const command *usage_cmd;
+
+static void print_synopsis(FILE *f, const command *c)
+{
+    fprintf(f, "usage:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!c || c == &commands[i])
+            fputs(commands[i].synopsis, f);
+    if (!c)
+        fprintf(f, "%s'spikecl COMMAND --help' describes a command and its options.\n",
+                devices_note);
+    else
+        fprintf(f, "'spikecl %s --help' describes the options.\n", c->name);
+}
+
+/* `spikecl CMD --help`: the synopsis, what the command does and each of its options. */
+static void print_help(const command *c)
+{
+    if (!c) {
+        print_synopsis(stdout, NULL);
+        return;
+    }
+    printf("usage:\n%s\n%s\noptions:\n", c->synopsis, c->about);
+    for (int i = 0; i < OPT_COUNT; i++) {
+        if (!(c->options & OPT_BIT(i)))
+            continue;
+        /* "ARG  text": the argument joins the option's name */
+        const char *h = opt_help[i], *sp = strstr(h, "  ");
+        int has_arg = long_opts[i].has_arg == required_argument;
+        char head[48];
+        snprintf(head, sizeof head, "--%s%s%.*s", long_opts[i].name, has_arg ? " " : "",
+                 has_arg ? (int)(sp - h) : 0, h);
+        printf("  %-18s ", head);
+        for (const char *p = has_arg ? sp + 2 : h; *p; p++)
+            if (*p == '\n')
+                printf("\n%21s", "");
+            else
+                putchar(*p);
+        putchar('\n');
+    }
+    printf("  %-18s this text\n", "-h, --help");
+}
 
 static int usage_error(const char *fmt, ...)
 {
@@ -50,9 +201,18 @@ static int usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     fprintf(stderr, "spikecl: ");
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n%s", usage_text);
+    fprintf(stderr, "\n");
     va_end(ap);
+    print_synopsis(stderr, usage_cmd);
     return EXIT_USAGE;
+}
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
 }
 
 /* Status codes that mean the user's input was wrong map to exit code 2. */
@@ -73,14 +233,119 @@ static int parse_int(const char *flag, const char *v, long lo, long hi, int *out
 {
     char *end;
     errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || *end || end == v || x < lo || x > hi)
-        return usage_error("%s expects an integer in [%ld, %ld], got '%s'", flag, lo, hi,
-                           v ? v : "(nothing)");
+    long x = strtol(v, &end, 10);
+    if (errno || *end || end == v || x < lo || x > hi)
+        return usage_error("%s expects an integer in [%ld, %ld], got '%s'", flag, lo, hi, v);
     *out = (int)x;
     return 0;
 }
 
+/* An option getopt_long did not take: unknown, or a prefix of several (it accepts a unique
+ * prefix, --epoch for --epochs). arg is the word as given, "--name" or "--name=value". */
+static int bad_option(const char *arg, int short_opt)
+{
+    if (short_opt)
+        return usage_error("unknown option '-%c' for '%s'", short_opt, usage_cmd->name);
+    size_t n = strcspn(arg, "=");
+    char matches[256] = "";
+    int count = 0;
+    for (const struct option *lo = long_opts; n > 2 && lo->name; lo++)
+        if (strncmp(lo->name, arg + 2, n - 2) == 0) {
+            size_t used = strlen(matches);
+            snprintf(matches + used, sizeof matches - used, "%s--%s", count ? ", " : "", lo->name);
+            count++;
+        }
+    if (count > 1)
+        return usage_error("option '%.*s' is ambiguous: %s", (int)n, arg, matches);
+    return usage_error("unknown option '%.*s' for '%s'", (int)n, arg, usage_cmd->name);
+}
+
+/* "--x applies to train, eval and bench": the commands that take option i. */
+static int option_elsewhere(int i)
+{
+    char list[128] = "";
+    int count = 0, total = 0;
+    for (size_t k = 0; k < N_COMMANDS; k++)
+        total += !!(commands[k].options & OPT_BIT(i));
+    for (size_t k = 0; k < N_COMMANDS; k++) {
+        if (!(commands[k].options & OPT_BIT(i)))
+            continue;
+        size_t used = strlen(list);
+        count++;
+        snprintf(list + used, sizeof list - used, "%s%s",
+                 count == 1       ? ""
+                 : count == total ? " and "
+                                  : ", ",
+                 commands[k].name);
+    }
+    return usage_error("--%s applies to %s", long_opts[i].name, list);
+}
+
+static int take_positional(opts *o, const char *arg)
+{
+    if (o->cmd->needs_model && !o->model) {
+        o->model = arg;
+        return 0;
+    }
+    return usage_error("unexpected argument '%s' for '%s'", arg, o->cmd->name);
+}
+
+static int take_option(opts *o, int i, const char *v)
+{
+    char flag[32];
+    snprintf(flag, sizeof flag, "--%s", long_opts[i].name);
+    switch (i) {
+    case OPT_WEIGHTS:
+        o->weights = v;
+        return 0;
+    case OPT_DEVICE:
+        o->device = v;
+        return 0;
+    case OPT_OUT:
+        o->out = v;
+        return 0;
+    case OPT_DATA:
+        o->data = v;
+        return 0;
+    case OPT_RESUME:
+        o->resume = 1;
+        return 0;
+    case OPT_EPOCHS:
+        return parse_int(flag, v, 1, 100000, &o->epochs);
+    case OPT_BATCH:
+        return parse_int(flag, v, 1, 1 << 20, &o->batch);
+    case OPT_BATCHES:
+        return parse_int(flag, v, 1, 1 << 20, &o->batches);
+    case OPT_LIMIT_TRAIN:
+        return parse_int(flag, v, 1, 1 << 30, &o->limit_train);
+    case OPT_LIMIT_TEST:
+        return parse_int(flag, v, 1, 1 << 30, &o->limit_test);
+    case OPT_THREADS:
+        return parse_int(flag, v, 1, 1024, &o->threads);
+    case OPT_SEED: {
+        char *end;
+        errno = 0;
+        o->seed = strtoull(v, &end, 10);
+        if (errno || *end || end == v || v[0] == '-')
+            return usage_error("--seed expects a non-negative integer, got '%s'", v);
+        o->seed_set = 1;
+        return 0;
+    }
+    case OPT_LR: {
+        char *end;
+        errno = 0;
+        o->lr = strtod(v, &end);
+        /* inf, nan and anything a float cannot hold (1e400, 1e39) would train to NaN */
+        if (*end || end == v || errno || !isfinite(o->lr) || !(o->lr > 0) || o->lr > FLT_MAX)
+            return usage_error("--lr expects a finite number in (0, %g], got '%s'", (double)FLT_MAX,
+                               v);
+        return 0;
+    }
+    }
+    return 0;
+}
+
+/* spikecl COMMAND [MODEL] [options], the options in any order around the model. */
 static int parse_args(int argc, char **argv, opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -91,71 +356,57 @@ static int parse_args(int argc, char **argv, opts *o)
     o->lr = -1;
     if (argc < 2)
         return usage_error("no command given");
-    o->cmd = argv[1];
-    int i = 2;
-    if (strcmp(o->cmd, "train") == 0 || strcmp(o->cmd, "eval") == 0 ||
-        strcmp(o->cmd, "bench") == 0) {
-        if (argc < 3 || argv[2][0] == '-')
-            return usage_error("'%s' needs a model file", o->cmd);
-        o->model = argv[2];
-        i = 3;
-    } else if (strcmp(o->cmd, "devices") && strcmp(o->cmd, "plugins") && strcmp(o->cmd, "--help") &&
-               strcmp(o->cmd, "help") && strcmp(o->cmd, "-h")) {
-        return usage_error("unknown command '%s'", o->cmd);
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        /* spikecl help [COMMAND] */
+        o->help = 1;
+        if (argc > 2 && !(o->cmd = find_command(argv[2])))
+            return usage_error("unknown command '%s'", argv[2]);
+        if (argc > 3)
+            return usage_error("unexpected argument '%s'", argv[3]);
+        return 0;
     }
-    for (; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int rc = 0;
-        if (strcmp(f, "--device") == 0 && v)
-            o->device = v;
-        else if (strcmp(f, "--out") == 0 && v)
-            o->out = v;
-        else if (strcmp(f, "--data") == 0 && v)
-            o->data = v;
-        else if (strcmp(f, "--weights") == 0 && v)
-            o->weights = v;
-        else if (strcmp(f, "--resume") == 0) {
-            o->resume = 1;
-            continue;
-        } else if (strcmp(f, "--epochs") == 0)
-            rc = parse_int(f, v, 1, 100000, &o->epochs);
-        else if (strcmp(f, "--batch") == 0)
-            rc = parse_int(f, v, 1, 1 << 20, &o->batch);
-        else if (strcmp(f, "--limit-train") == 0)
-            rc = parse_int(f, v, 1, 1 << 30, &o->limit_train);
-        else if (strcmp(f, "--limit-test") == 0)
-            rc = parse_int(f, v, 1, 1 << 30, &o->limit_test);
-        else if (strcmp(f, "--threads") == 0)
-            rc = parse_int(f, v, 1, 1024, &o->threads);
-        else if (strcmp(f, "--batches") == 0)
-            rc = parse_int(f, v, 1, 1 << 20, &o->batches);
-        else if (strcmp(f, "--seed") == 0) {
-            char *end;
-            errno = 0;
-            o->seed = v ? strtoull(v, &end, 10) : 0;
-            if (!v || errno || *end || v[0] == '-')
-                return usage_error("--seed expects a non-negative integer, got '%s'",
-                                   v ? v : "(nothing)");
-            o->seed_set = 1;
-        } else if (strcmp(f, "--lr") == 0) {
-            char *end;
-            errno = 0;
-            o->lr = v ? strtod(v, &end) : -1;
-            /* inf, nan and anything a float cannot hold (1e400, 1e39) would train to NaN */
-            if (!v || *end || end == v || errno || !isfinite(o->lr) || !(o->lr > 0) ||
-                o->lr > FLT_MAX)
-                return usage_error("--lr expects a finite number in (0, %g], got '%s'",
-                                   (double)FLT_MAX, v ? v : "(nothing)");
-        } else if (f[0] == '-' && f[1] == '-' && !v && strcmp(f, "--help"))
-            return usage_error("%s needs a value", f);
-        else
-            return usage_error("unknown option '%s' for '%s'", f, o->cmd);
-        if (rc)
-            return rc;
-        i++;
+    if (!(o->cmd = find_command(name)))
+        return usage_error("unknown command '%s'", name);
+    usage_cmd = o->cmd;
+    /* the command's words only, as if it were its own program; "-" first: positional words
+     * come back in place (code 1), so the order is kept whatever POSIXLY_CORRECT says, and ":"
+     * reports a missing value as ':' instead of printing getopt's own message */
+    int sub_argc = argc - 1;
+    char **sub_argv = argv + 1;
+    opterr = 0;
+    optind = 1;
+    int c, rc = 0;
+    while (!rc) {
+        int at = optind; /* the word getopt_long is about to read */
+        c = getopt_long(sub_argc, sub_argv, "-:h", long_opts, NULL);
+        if (c == -1)
+            break;
+        if (c == 'h') {
+            o->help = 1;
+            return 0;
+        } else if (c == 1) {
+            rc = take_positional(o, optarg);
+        } else if (c == ':') {
+            const char *f = optopt >= OPT_VAL0 ? long_opts[optopt - OPT_VAL0].name : "";
+            rc = usage_error("--%s needs a value", f);
+        } else if (c == '?' && optopt >= OPT_VAL0) { /* --resume=x */
+            rc = usage_error("--%s takes no value", long_opts[optopt - OPT_VAL0].name);
+        } else if (c == '?') {
+            rc = bad_option(at < sub_argc ? sub_argv[at] : "", optopt < OPT_VAL0 ? optopt : 0);
+        } else if (c >= OPT_VAL0 && c < OPT_VAL0 + OPT_COUNT) {
+            int i = c - OPT_VAL0;
+            rc = o->cmd->options & OPT_BIT(i) ? take_option(o, i, optarg) : option_elsewhere(i);
+        }
     }
-    if (o->resume && strcmp(o->cmd, "train") != 0)
-        return usage_error("--resume applies to train");
+    for (int i = optind; !rc && i < sub_argc; i++) /* the words after "--" */
+        rc = take_positional(o, sub_argv[i]);
+    if (rc)
+        return rc;
+    if (o->cmd->needs_model && !o->model)
+        return usage_error("'%s' needs a model file", o->cmd->name);
+    if (o->cmd->run == cmd_eval && !o->weights)
+        return usage_error("eval needs --weights FILE");
     return 0;
 }
 
@@ -175,46 +426,66 @@ static int open_device(const opts *o, spk_backend **be, spk_error *err)
     return rc;
 }
 
-/* Prints s as a JSON string: quotes, backslashes and control characters escaped, and bytes
- * that are not valid UTF-8 replaced by U+FFFD, so that the result line always parses. */
-static void json_str(FILE *f, const char *s)
+/* s as a JSON string. jansson escapes it and takes UTF-8 only; a name or path that is not
+ * (a folder name in Latin-1, say) keeps its valid sequences and has each other byte replaced by
+ * U+FFFD, so that the line still parses. NULL when out of memory. */
+static json_t *json_text(const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    fputc('"', f);
-    while (*p) {
-        unsigned c = *p;
-        if (c == '"' || c == '\\') {
-            fprintf(f, "\\%c", c);
-            p++;
-        } else if (c < 0x20 || c == 0x7f) {
-            fprintf(f, "\\u%04x", c);
-            p++;
-        } else if (c < 0x80) {
-            fputc((int)c, f);
-            p++;
-        } else {
-            /* length of a well-formed sequence (RFC 3629), 0 if it is not one */
-            int len = c >= 0xc2 && c <= 0xdf   ? 2
-                      : c >= 0xe0 && c <= 0xef ? 3
-                      : c >= 0xf0 && c <= 0xf4 ? 4
-                                               : 0;
-            for (int k = 1; k < len; k++)
-                if ((p[k] & 0xc0) != 0x80)
-                    len = 0;
-            if (len == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)))
-                len = 0; /* overlong, or a surrogate */
-            if (len == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f)))
-                len = 0;
-            if (len) {
-                fwrite(p, 1, (size_t)len, f);
-                p += len;
-            } else {
-                fputs("\\ufffd", f);
-                p++;
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s), len = 0;
+    char *fixed = malloc(3 * n + 1); /* each byte becomes at most the 3 bytes of U+FFFD */
+    if (!fixed)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t k = 1;
+        if ((unsigned char)s[i] >= 0x80) /* jansson decides which sequence is valid */
+            for (k = 2; k <= 4 && i + k <= n; k++) {
+                json_t *t = json_stringn(s + i, k);
+                json_decref(t);
+                if (t)
+                    break;
             }
+        if (k > 4 || i + k > n) {
+            memcpy(fixed + len, "\xef\xbf\xbd", 3);
+            len += 3;
+            i++;
+        } else {
+            memcpy(fixed + len, s + i, k);
+            len += k;
+            i += k;
         }
     }
-    fputc('"', f);
+    j = json_stringn(fixed, len);
+    free(fixed);
+    return j;
+}
+
+/* x rounded to `decimals` places; printed with JSON_REAL_PRECISION(15) that is the shortest
+ * form (0.8339, not 0.83389999999999997). null when not finite, which JSON cannot hold. */
+static json_t *json_fixed(double x, int decimals)
+{
+    if (!isfinite(x))
+        return json_null();
+    double scale = pow(10, decimals);
+    return json_real(round(x * scale) / scale);
+}
+
+/* The last line of train, eval and bench: one JSON object, keys in the order packed, with
+ * jansson's ", " and ": " separators (scripts and the tests look for `"key": value`). Takes
+ * line (NULL when packing it failed). */
+static int print_json_line(json_t *line)
+{
+    char *text = line ? json_dumps(line, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
+    json_decref(line);
+    if (!text) {
+        fprintf(stderr, "spikecl: error: out of memory writing the result line\n");
+        return 1;
+    }
+    printf("%s\n", text);
+    free(text);
+    return 0;
 }
 
 static double now_s(void)
@@ -229,25 +500,6 @@ static double peak_rss_mb(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path, spk_error *err)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return spk_error_set(err, SPK_ERR_IO, "cannot create folder %s: %s", buf,
-                                 strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return spk_error_set(err, SPK_ERR_IO, "cannot create folder %s: %s", buf, strerror(errno));
-    return SPK_OK;
 }
 
 /* Paths of a split: from --data DIR when given, else from the model's train: section. */
@@ -428,8 +680,11 @@ static int cmd_train(const opts *o)
     if (!rc && (rc = spk_session_check_data(s, te, &err)))
         spk_error_prefix(&err, rc, "test set");
     int write_failed = 0; /* I/O errors on output are not bad input: exit 1 */
-    if (!rc && (rc = make_dirs(outdir, &err)))
+    if (!rc && spk_fs_mkdir_p(outdir, 0777) != 0) {
+        rc =
+            spk_error_set(&err, SPK_ERR_IO, "cannot create folder %s: %s", outdir, strerror(errno));
         write_failed = 1;
+    }
     int first = 0;       /* epochs already done by the run being resumed */
     int first_batch = 0; /* and batches of the next one, when it was stopped mid-epoch */
     if (!rc && o->resume) {
@@ -514,16 +769,14 @@ static int cmd_train(const opts *o)
             fprintf(stderr, "spikecl: nothing written for the diverged epoch; %s is as it was\n",
                     ckpt);
     } else {
-        printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"train_loss\": %.5f, "
-               "\"train_accuracy\": %.4f, \"epochs\": %d, \"samples_per_s\": %.1f, "
-               "\"seconds\": %.2f, \"device\": ",
-               (double)ev.correct / ev.n, ev.loss_sum / ev.n, st.loss_sum / st.n,
-               (double)st.correct / st.n, tc->epochs, train_s > 0 ? trained / train_s : 0.0,
-               now_s() - t0);
-        json_str(stdout, be->ops->name);
-        printf(", \"checkpoint\": ");
-        json_str(stdout, ckpt);
-        printf("}\n");
+        code = print_json_line(json_pack(
+            "{s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o}", "test_accuracy",
+            json_fixed((double)ev.correct / ev.n, 4), "test_loss",
+            json_fixed(ev.loss_sum / ev.n, 5), "train_loss", json_fixed(st.loss_sum / st.n, 5),
+            "train_accuracy", json_fixed((double)st.correct / st.n, 4), "epochs", tc->epochs,
+            "samples_per_s", json_fixed(train_s > 0 ? trained / train_s : 0.0, 1), "seconds",
+            json_fixed(now_s() - t0, 2), "device", json_text(be->ops->name), "checkpoint",
+            json_text(ckpt)));
     }
     spk_session_free(s);
     spk_backend_free(be);
@@ -537,8 +790,6 @@ static int cmd_train(const opts *o)
 
 static int cmd_eval(const opts *o)
 {
-    if (!o->weights)
-        return usage_error("eval needs --weights FILE");
     spk_error err = {0};
     spk_model *m = NULL;
     spk_backend *be = NULL;
@@ -565,12 +816,11 @@ static int cmd_eval(const opts *o)
     int code = 0;
     if (rc)
         code = fail(&err);
-    else {
-        printf("{\"test_accuracy\": %.4f, \"test_loss\": %.5f, \"samples\": %d, \"device\": ",
-               (double)ev.correct / ev.n, ev.loss_sum / ev.n, ev.n);
-        json_str(stdout, be->ops->name);
-        printf("}\n");
-    }
+    else
+        code = print_json_line(json_pack("{s:o, s:o, s:i, s:o}", "test_accuracy",
+                                         json_fixed((double)ev.correct / ev.n, 4), "test_loss",
+                                         json_fixed(ev.loss_sum / ev.n, 5), "samples", ev.n,
+                                         "device", json_text(be->ops->name)));
     spk_session_free(s);
     spk_backend_free(be);
     spk_loader_free(lte);
@@ -612,6 +862,7 @@ static int cmd_bench(const opts *o)
     if (!rc && (!x || !y || !ids))
         rc = spk_error_set(&err, SPK_ERR_NOMEM, "out of memory");
     double train_s = 0, infer_s = 0, gemm_frac = 0;
+    int json_code = 0;
     if (!rc) {
         int n = batch;
         if (synthetic) {
@@ -686,26 +937,22 @@ static int cmd_bench(const opts *o)
         }
         /* GEMM time is measured on the host around each call: right for the CPU, where the
          * call does the work, meaningless for a device queue (it would count enqueueing only) */
-        char frac[32] = "null";
-        if (strcmp(be->ops->name, "cpu") == 0)
-            snprintf(frac, sizeof frac, "%.3f", gemm_frac);
-        else
+        if (strcmp(be->ops->name, "cpu") != 0)
             fprintf(stderr,
                     "gemm_fraction: not measured on %s (GEMM runs asynchronously); the "
                     "synapse layers' share above is its upper bound\n",
                     be->ops->name);
         if (!rc)
-            printf("{\"train_samples_per_s\": %.1f, \"infer_samples_per_s\": %.1f, "
-                   "\"gemm_fraction\": %s, \"peak_rss_mb\": %.1f, \"batch\": %d, "
-                   "\"batches\": %d, \"time_steps\": %d, \"device\": ",
-                   (double)n * o->batches / train_s, (double)n * o->batches / infer_s, frac,
-                   peak_rss_mb(), n, o->batches, spk_model_time_steps(m));
-        if (!rc) {
-            json_str(stdout, be->ops->name);
-            printf(", \"data\": \"%s\"}\n", synthetic ? "synthetic" : "real");
-        }
+            json_code = print_json_line(json_pack(
+                "{s:o, s:o, s:o, s:o, s:i, s:i, s:i, s:o, s:s}", "train_samples_per_s",
+                json_fixed((double)n * o->batches / train_s, 1), "infer_samples_per_s",
+                json_fixed((double)n * o->batches / infer_s, 1), "gemm_fraction",
+                strcmp(be->ops->name, "cpu") == 0 ? json_fixed(gemm_frac, 3) : json_null(),
+                "peak_rss_mb", json_fixed(peak_rss_mb(), 1), "batch", n, "batches", o->batches,
+                "time_steps", spk_model_time_steps(m), "device", json_text(be->ops->name), "data",
+                synthetic ? "synthetic" : "real"));
     }
-    int code = rc ? fail(&err) : 0;
+    int code = rc ? fail(&err) : json_code;
     free(x);
     free(y);
     free(ids);
@@ -717,8 +964,9 @@ static int cmd_bench(const opts *o)
     return code;
 }
 
-static int cmd_devices(void)
+static int cmd_devices(const opts *o)
 {
+    (void)o;
     spk_error err = {0};
     spk_device_info *list = NULL;
     int n = 0;
@@ -743,8 +991,9 @@ static int cmd_devices(void)
     return 0;
 }
 
-static int cmd_plugins(void)
+static int cmd_plugins(const opts *o)
 {
+    (void)o;
     spk_registry *reg = spk_registry_default();
     static const char *kinds[] = {"encoder", "synapse", "neuron", "readout", "loss", "other"};
     static const char *types[] = {"float", "int", "bool", "choice", "string", "init", "surrogate"};
@@ -769,23 +1018,16 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc;
+    if (o.help) {
+        print_help(o.cmd);
+        return 0;
+    }
     /* one rule for every command: a library on the search path that does not load is skipped
      * with a warning; a model that needs one of its types fails at that layer */
-    if (strcmp(o.cmd, "devices") != 0) {
+    if (o.cmd->run != cmd_devices) {
         spk_error perr = {0};
         if (spk_plugin_load_path_env_once(&perr))
             fprintf(stderr, "spikecl: warning: %s; skipped\n", perr.msg);
     }
-    if (strcmp(o.cmd, "train") == 0)
-        return cmd_train(&o);
-    if (strcmp(o.cmd, "eval") == 0)
-        return cmd_eval(&o);
-    if (strcmp(o.cmd, "bench") == 0)
-        return cmd_bench(&o);
-    if (strcmp(o.cmd, "devices") == 0)
-        return cmd_devices();
-    if (strcmp(o.cmd, "plugins") == 0)
-        return cmd_plugins();
-    printf("%s", usage_text);
-    return 0;
+    return o.cmd->run(&o);
 }
