@@ -376,8 +376,9 @@ Test(alif_plugin, opencl_matches_cpu)
 
 static spk_dataset *test_images(void)
 {
+    /* Fashion-MNIST from Debian (scripts/setup-debian.sh), else the tests' own MNIST subset */
     static const char *const dirs[] = {"/usr/share/datasets/fashion-mnist",
-                                       SPK_SHARED_DIR "/data/mnist"};
+                                       SPK_SOURCE_DIR "/tests/data/mnist"};
     spk_error err = {0};
     for (int i = 0; i < 2; i++) {
         char *im = NULL, *lb = NULL;
