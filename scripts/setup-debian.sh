@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libyaml-dev libopenblas-dev zlib1g-dev
           libcriterion-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
           clinfo dataset-fashion-mnist)
+# CI also fuzzes (clang; libclang-rt-14-dev ships clang 14's libFuzzer, libomp-dev its OpenMP)
+# and runs valgrind (.ci/run).
+if [ "${CI:-}" = true ]; then
+    packages+=(clang libclang-rt-14-dev libomp-dev valgrind)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
