@@ -950,6 +950,26 @@ int spk_session_save_state(spk_session *s, const char *path, int epochs_done, sp
     return rc;
 }
 
+/* A count saved by spk_session_save_state: one element holding an integer in [0, 2^24] (exact
+ * in float32). Anything else would be read out of bounds or converted to an integer with
+ * undefined behaviour. */
+static int state_count(const spk_st_tensor *t, const char *path, long *out, spk_error *err)
+{
+    size_t numel = 1;
+    for (int d = 0; d < t->ndim; d++)
+        numel *= (size_t)t->shape[d];
+    if (numel != 1)
+        return spk_error_set(err, SPK_ERR_INVALID, "%s: '%s' must hold one value, got %zu", path,
+                             t->name, numel);
+    float v = t->data[0];
+    if (!(v >= 0.0f && v <= 16777216.0f) || v != floorf(v))
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "%s: '%s' must be a whole number in [0, 2^24], got %g", path, t->name,
+                             (double)v);
+    *out = (long)v;
+    return SPK_OK;
+}
+
 int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, spk_error *err)
 {
     spk_st_file *f = NULL;
@@ -977,9 +997,11 @@ int spk_session_load_state(spk_session *s, const char *path, int *epochs_done, s
                                        t->data, err);
         }
     }
-    if (!rc) {
-        s->step = (long)st->data[0];
-        *epochs_done = (int)ep->data[0];
+    long step = 0, epochs = 0;
+    if (!rc && !(rc = state_count(st, path, &step, err)) &&
+        !(rc = state_count(ep, path, &epochs, err))) {
+        s->step = step;
+        *epochs_done = (int)epochs;
     }
     spk_st_file_free(f);
     return rc;
