@@ -6,8 +6,13 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libyaml-dev libjansson-dev libopenblas-dev zlib1g-dev
           libcriterion-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
-          clinfo dataset-fashion-mnist abigail-tools
-          clang-15) # clang-15: scripts/cl-compile-check.sh (nvptx64, amdgcn and spir64 targets)
+          clinfo dataset-fashion-mnist)
+# CI also fuzzes (clang; libclang-rt-14-dev ships clang 14's libFuzzer, libomp-dev its OpenMP),
+# runs valgrind, compares the public ABI with its baseline (abigail-tools) and compiles every
+# OpenCL program for nvptx64, amdgcn and spir64 (clang-15) (.ci/run).
+if [ "${CI:-}" = true ]; then
+    packages+=(clang libclang-rt-14-dev libomp-dev valgrind abigail-tools clang-15)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

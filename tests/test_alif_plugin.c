@@ -19,6 +19,11 @@
 #define STAGE  WORK "/stage"
 #define SRC    WORK "/src"
 #define PLUGIN SRC "/build/libspikecl_alif.so"
+/* A program linking a sanitized libspikecl (SPIKECL_SANITIZE) must load the sanitizer runtime
+ * first, so it is built with the same -fsanitize flags. */
+#ifndef SPK_SANITIZE_FLAGS
+#define SPK_SANITIZE_FLAGS ""
+#endif
 
 static void run_ok(const char *what, const char *cmd)
 {
@@ -75,7 +80,7 @@ Test(alif_plugin, builds_out_of_tree_and_loads)
     run_ok("compile with pkg-config",
            "printf '%s\\n' '#include <spikecl/spikecl.h>' 'int main(void) { return "
            "spk_registry_count(spk_registry_default()) > 0 ? 0 : 1; }' > '" WORK "/pc.c' && "
-           "cc -std=c11 -Wall -Werror -o '" WORK "/pc' '" WORK "/pc.c' "
+           "cc " SPK_SANITIZE_FLAGS " -std=c11 -Wall -Werror -o '" WORK "/pc' '" WORK "/pc.c' "
            "$(PKG_CONFIG_PATH='" STAGE "/lib/pkgconfig' pkg-config --cflags --libs spikecl) && "
            "LD_LIBRARY_PATH='" STAGE "/lib' '" WORK "/pc'");
 }
@@ -376,8 +381,9 @@ Test(alif_plugin, opencl_matches_cpu)
 
 static spk_dataset *test_images(void)
 {
+    /* Fashion-MNIST from Debian (scripts/setup-debian.sh), else the tests' own MNIST subset */
     static const char *const dirs[] = {"/usr/share/datasets/fashion-mnist",
-                                       SPK_SHARED_DIR "/data/mnist"};
+                                       SPK_SOURCE_DIR "/tests/data/mnist"};
     spk_error err = {0};
     for (int i = 0; i < 2; i++) {
         char *im = NULL, *lb = NULL;
