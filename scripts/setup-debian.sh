@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libyaml-dev libjansson-dev libopenblas-dev zlib1g-dev
           libcriterion-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
-          clinfo dataset-fashion-mnist abigail-tools)
+          clinfo dataset-fashion-mnist abigail-tools unzip zip)
 
 missing=()
 for p in "${packages[@]}"; do
