@@ -225,7 +225,8 @@ static spk_dataset *one_split(const char *tag, const gen_ev *a, int na, const ge
     return ds;
 }
 
-#define PX(x_, T_, t, b, p, yy, xx) (x_)[((((size_t)(t) * 2 + (b)) * 2 + (p)) * 34 + (yy)) * 34 + (xx)]
+#define PX(x_, T_, t, b, p, yy, xx)                                                                \
+    (x_)[((((size_t)(t)*2 + (b)) * 2 + (p)) * 34 + (yy)) * 34 + (xx)]
 
 Test(events, time_window_frames_through_the_loader)
 {
@@ -284,7 +285,7 @@ Test(events, bins_over_the_recording_and_downsampling)
     spk_dataset_event_frames(ds, 0, 0, 1, 1.0f, x);
     /* (0,0) and (1,0) share the downsampled pixel (0,0) in frame 0 */
     cr_expect_float_eq(x[0], 2.0f, 1e-6);
-    cr_expect_float_eq(x[(1 * 2 + 0) * plane + 1], 1.0f, 1e-6);     /* (2,0) -> (1,0), frame 1 */
+    cr_expect_float_eq(x[(1 * 2 + 0) * plane + 1], 1.0f, 1e-6); /* (2,0) -> (1,0), frame 1 */
     cr_expect_float_eq(x[(3 * 2 + 1) * plane + 16 * 17 + 16], 1.0f, 1e-6); /* (33,32) -> (16,16) */
     double sum = 0;
     for (size_t k = 0; k < total; k++)
@@ -386,8 +387,7 @@ static void write_two_class_set(const char *tag, int per_class)
                                      .t = (uint32_t)(f * 1000 + 2 * i)};
             for (int split = 0; split < 2; split++) {
                 char rel[160];
-                snprintf(rel, sizeof rel, "%s/%s/%d/%05d.bin", tag, split ? "Test" : "Train", c,
-                         s);
+                snprintf(rel, sizeof rel, "%s/%s/%d/%05d.bin", tag, split ? "Test" : "Train", c, s);
                 free(write_events(rel, ev, N, 0));
             }
         }
@@ -486,7 +486,15 @@ Test(events, nmnist_conv_trains_end_to_end_through_the_cli, .timeout = 300)
     free(out);
     char *ck = tmp_path("cli-run/model.safetensors");
     struct stat st;
-    cr_expect_eq(stat(ck, &st), 0, "no checkpoint at %s", ck);
+    cr_assert_eq(stat(ck, &st), 0, "no checkpoint at %s", ck);
+    /* eval reads the same folder's Test split with the checkpoint */
+    snprintf(args, sizeof args,
+             "eval models/nmnist_conv.yaml --weights %s --data %s/cli --batch 2 --device cpu", ck,
+             spk_test_tmpdir());
+    rc = spk_test_cli(args, &out);
+    cr_expect_eq(rc, 0, "exit %d\n%s", rc, out);
+    cr_expect_float_eq(spk_test_json_number(out, "test_loss"), loss, 1e-4 * loss, "%s", out);
+    free(out);
     free(ck);
 }
 
@@ -559,4 +567,88 @@ Test(events, get_nmnist_checks_and_extracts_local_archives, .timeout = 120)
     cr_expect_null(strstr(out, "Train\n"), "a split was extracted from a bad archive:\n%s", out);
     free(out);
     free(got);
+}
+
+/* ---- the time-varying input on OpenCL ---- */
+
+/* One training step of a small event model on a device; the loss and conv1's weight after it. */
+static double event_step(spk_backend *be, const char *dir, int batch, float *w, size_t nw)
+{
+    static const char *yaml =
+        "input: {shape: [2, 34, 34]}\n"
+        "time_steps: 12\n"
+        "seed: 3\n"
+        "layers:\n"
+        "  - {name: conv1, type: synapse.conv2d, out: 4, kernel: 5, stride: 2}\n"
+        "  - {name: lif1, type: neuron.lif, beta: 0.5, surrogate: atan}\n"
+        "  - {name: fc, type: synapse.linear, out: 2}\n"
+        "  - {name: lif2, type: neuron.lif, beta: 0.5, surrogate: atan}\n"
+        "readout: {type: readout.spike_count}\n"
+        "loss: {type: loss.mse_count, correct_rate: 0.8, incorrect_rate: 0.2}\n"
+        "train:\n"
+        "  data: {format: nmnist, path: x, time_window: 1000}\n"
+        "  optimizer: {type: adam, lr: 2.0e-2}\n";
+    spk_model *m = NULL;
+    spk_error err;
+    cr_assert_eq(spk_model_load_string(yaml, "par.yaml", &m, &err), SPK_OK, "%s", err.msg);
+    spk_dataset *ds = NULL;
+    cr_assert_eq(spk_dataset_load_nmnist(dir, 1, &spk_model_train_config(m)->frames, &ds, &err),
+                 SPK_OK, "%s", err.msg);
+    spk_session *s = NULL;
+    cr_assert_eq(spk_session_new(m, be, batch, &s, &err), SPK_OK, "%s", err.msg);
+    spk_loader *ld = NULL;
+    cr_assert_eq(spk_loader_new(ds, 3, 0, 0, 0, &ld, &err), SPK_OK, "%s", err.msg);
+    float *x = malloc((size_t)3 * spk_session_input_size(s) * sizeof *x);
+    cr_assert_not_null(x);
+    int32_t y[3];
+    uint32_t ids[3];
+    cr_assert_eq(spk_loader_next(ld, 1.0f, x, y, ids), 3); /* 3 samples, batch >= 3 */
+    spk_batch_stats st = {0};
+    cr_assert_eq(spk_session_train_batch(s, x, y, 3, &st, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(spk_session_weight_numel(s, 0), nw);
+    cr_assert_eq(spk_session_weight_get(s, 0, w, &err), SPK_OK, "%s", err.msg);
+    free(x);
+    spk_loader_free(ld);
+    spk_session_free(s);
+    spk_dataset_free(ds);
+    spk_model_free(m);
+    return st.loss_sum;
+}
+
+Test(events, a_partial_batch_of_frames_equals_a_full_one)
+{
+    /* n = 3 samples in a session of 8 against a session of exactly 3: the same step */
+    write_two_class_set("part", 2);
+    char *dir = tmp_path("part");
+    spk_backend *cpu = NULL;
+    spk_error err;
+    cr_assert_eq(spk_backend_open("cpu", &cpu, &err), SPK_OK, "%s", err.msg);
+    enum { NW = 4 * 2 * 5 * 5 };
+    float w3[NW], w8[NW];
+    double l3 = event_step(cpu, dir, 3, w3, NW), l8 = event_step(cpu, dir, 8, w8, NW);
+    cr_expect(fabs(l3 - l8) <= 1e-5 * fabs(l3), "loss %g (batch 3) vs %g (3 of 8)", l3, l8);
+    double e = spk_test_nerr(w8, w3, NW);
+    cr_expect_leq(e, 1e-6, "conv1.weight: normalised error %g", e);
+    spk_backend_free(cpu);
+    free(dir);
+}
+
+Test(events, cpu_and_opencl_agree_on_event_input, .timeout = 300)
+{
+    write_two_class_set("par", 2);
+    char *dir = tmp_path("par");
+    spk_backend *ocl = spk_test_opencl_device(NULL, 0);
+    spk_backend *cpu = NULL;
+    spk_error err;
+    cr_assert_eq(spk_backend_open("cpu", &cpu, &err), SPK_OK, "%s", err.msg);
+    enum { NW = 4 * 2 * 5 * 5 };
+    float wc[NW], wo[NW];
+    /* a partial batch: 3 samples in a session of 4 */
+    double lc = event_step(cpu, dir, 4, wc, NW), lo = event_step(ocl, dir, 4, wo, NW);
+    cr_expect(fabs(lc - lo) <= 1e-4 * fabs(lc), "loss cpu %g, opencl %g", lc, lo);
+    double e = spk_test_nerr(wo, wc, NW);
+    cr_expect_leq(e, 1e-5, "conv1.weight after one step: normalised error %g", e);
+    spk_backend_free(ocl);
+    spk_backend_free(cpu);
+    free(dir);
 }

@@ -87,8 +87,7 @@ static int read_recording(const char *path, int h, int w, const spk_frames *fr, 
     size_t n = size / SPK_EVENT_BYTES;
     unsigned char *raw = malloc(size);
     int rc = raw ? ev_reserve(b, n, err)
-                 : spk_error_set(err, SPK_ERR_NOMEM, "%s: out of memory for %zu bytes", path,
-                                 size);
+                 : spk_error_set(err, SPK_ERR_NOMEM, "%s: out of memory for %zu bytes", path, size);
     if (rc) {
         free(raw);
         fclose(f);
@@ -99,8 +98,8 @@ static int read_recording(const char *path, int h, int w, const spk_frames *fr, 
     fclose(f);
     if (got != size) {
         free(raw);
-        return spk_error_set(err, rerr ? SPK_ERR_IO : SPK_ERR_PARSE,
-                             "%s: read %zu of %zu bytes%s", path, got, size,
+        return spk_error_set(err, rerr ? SPK_ERR_IO : SPK_ERR_PARSE, "%s: read %zu of %zu bytes%s",
+                             path, got, size,
                              rerr ? " (read error)" : " (the file shrank while reading)");
     }
     spk_event *dst = b->ev + b->n;
@@ -215,8 +214,8 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Names in dir that pass keep(), sorted; *names is malloc'ed, as is each name. */
-static int list_dir(const char *dir, int (*keep)(const char *dir, const char *name),
-                    char ***names, int *count, spk_error *err)
+static int list_dir(const char *dir, int (*keep)(const char *dir, const char *name), char ***names,
+                    int *count, spk_error *err)
 {
     *names = NULL;
     *count = 0;

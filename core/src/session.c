@@ -420,14 +420,10 @@ static int upload_batch(spk_session *s, const float *x, const int32_t *labels, i
             s->h_ids[b] =
                 (float)((s->batch_counter * (uint32_t)s->batch + (uint32_t)b) & 0xffffffu);
     s->ids_set = 0;
-    /* frames come as [T, n, ...] and go to [T, B, ...] */
-    const size_t row = (size_t)n * (size_t)s->in_size * sizeof(float);
-    const int steps = input_time(s->m) == SPK_TIME_STEPS ? s->T : 1;
-    int rc = SPK_OK;
-    for (int t = 0; t < steps && !rc; t++)
-        rc = s->be->ops->upload(s->be, s->input.buf,
-                                (size_t)t * (size_t)s->batch * (size_t)s->in_size * sizeof(float),
-                                (const char *)x + (size_t)t * row, row, err);
+    /* frames come as [T, n, ...]: layers run at B = n, so that is the packed layout they read */
+    const size_t steps = input_time(s->m) == SPK_TIME_STEPS ? (size_t)s->T : 1;
+    int rc = s->be->ops->upload(s->be, s->input.buf, 0, x,
+                                steps * (size_t)n * (size_t)s->in_size * sizeof(float), err);
     if (!rc)
         rc = s->be->ops->upload(s->be, s->labels.buf, 0, s->h_labels, (size_t)n * sizeof(float),
                                 err);
