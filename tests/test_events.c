@@ -366,6 +366,14 @@ Test(events, model_keys)
     rc = spk_model_load_string(bad, "ev.yaml", &m, &err);
     cr_expect_eq(rc, SPK_ERR_INVALID);
     cr_expect_not_null(strstr(err.msg, "ev.yaml:6:"), "%s", err.msg);
+    /* an input shape the frames do not have */
+    const char *shape = "input: {shape: [2, 34, 34]}\ntime_steps: 8\nlayers:\n"
+                        "  - {name: fc, type: synapse.linear, out: 4}\n"
+                        "train:\n  data: {format: nmnist, path: /nm, downsample: 2}\n";
+    rc = spk_model_load_string(shape, "ev.yaml", &m, &err);
+    cr_expect_eq(rc, SPK_ERR_INVALID);
+    cr_expect_not_null(strstr(err.msg, "ev.yaml:6:9"), "%s", err.msg);
+    cr_expect_not_null(strstr(err.msg, "[2, 17, 17]"), "%s", err.msg);
     free(y);
 }
 

@@ -1370,6 +1370,13 @@ static int spk_ld_dataset(spk_ld *ld, spk_model *m, yaml_node_t *n, const char *
                 return rc;
             fr->downsample = (int)v;
         }
+        /* the frames are [2, ceil(34/d), ceil(34/d)]: say so here rather than at the first batch */
+        int side = (34 + fr->downsample - 1) / fr->downsample;
+        if (m->in_ndim != 3 || m->in_dims[0] != 2 || m->in_dims[1] != side || m->in_dims[2] != side)
+            return spk_ld_fail(ld, n, SPK_ERR_INVALID,
+                               "format nmnist makes frames of shape [2, %d, %d] (polarity, 34x34 "
+                               "sensor / downsample %d); 'input.shape' must be that",
+                               side, side, fr->downsample);
         if ((rc = spk_ld_path(ld, pn, "path", &tc->train_images)))
             return rc;
         /* the Test split of the same folder unless test: names another */
