@@ -836,7 +836,7 @@ Test(model_load, err_inline_cases)
          SPK_ERR_INVALID, "'nesterov' needs a 'momentum' > 0"},
         {"layers: [{name: a, type: test.neuron}]\ntrain: {data: {format: csv, images: a, labels: "
          "b}}\n",
-         SPK_ERR_INVALID, "train.data: 'format' must be one of idx, got 'csv'"},
+         SPK_ERR_INVALID, "train.data: 'format' must be one of idx|nmnist, got 'csv'"},
         {"layers: [{name: a, type: test.neuron}]\ntrain: {data: {images: a}}\n", SPK_ERR_INVALID,
          "inline.yaml:4:15: train.data: missing required key 'labels'"},
         {"layers: [{name: a, type: test.neuron}]\ntrain: {data: {images: '', labels: b}}\n",

@@ -525,6 +525,14 @@ static int split_paths(const opts *o, spk_train_config *tc, int train, char **im
 static int load_split(const opts *o, spk_train_config *tc, int train, spk_dataset **ds,
                       spk_error *err)
 {
+    if (tc->data_format == SPK_DATA_NMNIST) { /* event recordings: a folder per split */
+        const char *dir = o->data ? o->data : train ? tc->train_images : tc->test_images;
+        if (!dir)
+            return spk_error_set(err, SPK_ERR_INVALID,
+                                 "the model has no train: %s: path; give --data DIR",
+                                 train ? "data" : "test");
+        return spk_dataset_load_nmnist(dir, train, &tc->frames, ds, err);
+    }
     char *img, *lbl;
     int rc = split_paths(o, tc, train, &img, &lbl, err);
     if (!rc)

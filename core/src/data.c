@@ -277,6 +277,8 @@ void spk_dataset_free(spk_dataset *ds)
         return;
     free(ds->pixels);
     free(ds->labels);
+    free(ds->events);
+    free(ds->offsets);
     free(ds);
 }
 
@@ -410,7 +412,7 @@ int spk_loader_new(const spk_dataset *ds, int batch, int shuffle, uint64_t seed,
     if (!out)
         return spk_error_set(err, SPK_ERR_INVALID, "spk_loader_new: out is NULL");
     *out = NULL;
-    if (!ds || ds->n <= 0 || !ds->pixels || !ds->labels)
+    if (!ds || ds->n <= 0 || !(ds->pixels || (ds->events && ds->offsets)) || !ds->labels)
         return spk_error_set(err, SPK_ERR_INVALID, "spk_loader_new: empty or missing data set");
     if (batch <= 0)
         return spk_error_set(err, SPK_ERR_INVALID, "batch size must be positive, got %d", batch);
@@ -494,10 +496,16 @@ int spk_loader_next(spk_loader *ld, float scale, float *x, int32_t *labels, uint
     int count = ld->size - ld->pos;
     if (count > ld->batch)
         count = ld->batch;
+    /* event sets: the batch's frames, [T, count, 2, H, W], made here (in the loader's thread) */
+    if (x && ds->events) {
+        memset(x, 0, (size_t)ds->frames.time_steps * (size_t)count * dim * sizeof *x);
+        for (int k = 0; k < count; k++)
+            spk_dataset_event_frames(ds, ld->order[ld->pos + k], k, count, scale, x);
+    }
     /* Any of the outputs may be NULL when the caller does not need it. */
     for (int k = 0; k < count; k++) {
         uint32_t idx = ld->order[ld->pos + k];
-        if (x) {
+        if (x && !ds->events) {
             const uint8_t *src = ds->pixels + (size_t)idx * dim;
             float *dst = x + (size_t)k * dim;
             for (size_t d = 0; d < dim; d++)

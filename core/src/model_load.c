@@ -1308,17 +1308,84 @@ static int spk_ld_input(spk_ld *ld, spk_model *m, yaml_node_t *n)
     return SPK_OK;
 }
 
-static int spk_ld_dataset(spk_ld *ld, yaml_node_t *n, const char *key, char **images, char **labels)
+/* {format: idx, images, labels} or {format: nmnist, path, <frame keys>}; the frame keys go
+ * under train.data only: the test set is framed the same way. */
+static int spk_ld_dataset(spk_ld *ld, spk_model *m, yaml_node_t *n, const char *key)
 {
-    static const char *const keys[] = {"format", "images", "labels", NULL};
-    int rc, fmt;
+    static const char *const idx_keys[] = {"format", "images", "labels", NULL};
+    static const char *const ev_keys[] = {"format",  "path",       "time_window", "clip",
+                                          "denoise", "downsample", NULL};
+    static const char *const frame_keys[] = {"time_window", "clip", "denoise", "downsample", NULL};
+    spk_train_config *tc = &m->train;
+    const int is_test = strcmp(key, "test") == 0;
+    int rc, fmt = SPK_DATA_IDX;
     spk_ld_ctx(ld, "train.%s: ", key);
-    if ((rc = spk_ld_map(ld, n, "a mapping {format: idx, images: path, labels: path}")) ||
-        (rc = spk_ld_keys(ld, n, keys)))
+    if ((rc = spk_ld_map(ld, n,
+                         "a mapping {format: idx, images: path, labels: path} or {format: "
+                         "nmnist, path: folder, ...}")))
         return rc;
     yaml_node_t *f = spk_ld_get(ld, n, "format");
-    if (f && (rc = spk_ld_choice(ld, f, "format", "idx", &fmt)))
+    if (f && (rc = spk_ld_choice(ld, f, "format", "idx|nmnist", &fmt)))
         return rc;
+    if (is_test && tc->train_images && fmt != tc->data_format)
+        return spk_ld_fail(ld, f ? f : n, SPK_ERR_INVALID, "format %s differs from train.data's %s",
+                           fmt == SPK_DATA_NMNIST ? "nmnist" : "idx",
+                           tc->data_format == SPK_DATA_NMNIST ? "nmnist" : "idx");
+    tc->data_format = fmt;
+    if ((rc = spk_ld_keys(ld, n, fmt == SPK_DATA_NMNIST ? ev_keys : idx_keys)))
+        return rc;
+    if (fmt == SPK_DATA_NMNIST) {
+        yaml_node_t *pn = spk_ld_get(ld, n, "path"), *x;
+        if (!pn)
+            return spk_ld_fail(ld, n, SPK_ERR_INVALID,
+                               "missing required key 'path' (the folder holding Train/ and Test/)");
+        if (is_test) {
+            for (int i = 0; frame_keys[i]; i++)
+                if ((x = spk_ld_key_node(ld, n, frame_keys[i])))
+                    return spk_ld_fail(ld, x, SPK_ERR_INVALID,
+                                       "'%s' belongs under train.data: the test set is made "
+                                       "into frames the same way",
+                                       frame_keys[i]);
+            if (!tc->train_images) /* no train.data: default frames */
+                tc->frames = (spk_frames){.time_steps = m->time_steps, .downsample = 1};
+            return spk_ld_path(ld, pn, "path", &tc->test_images);
+        }
+        spk_frames *fr = &tc->frames;
+        long long v;
+        *fr = (spk_frames){.time_steps = m->time_steps, .downsample = 1};
+        if ((x = spk_ld_get(ld, n, "time_window"))) {
+            if ((rc = spk_ld_int(ld, x, "time_window", 1, INT_MAX, &v)))
+                return rc;
+            fr->time_window = (int)v;
+        }
+        if ((x = spk_ld_get(ld, n, "clip")) && (rc = spk_ld_bool(ld, x, "clip", &fr->clip)))
+            return rc;
+        if ((x = spk_ld_get(ld, n, "denoise"))) {
+            if ((rc = spk_ld_int(ld, x, "denoise", 0, INT_MAX, &v)))
+                return rc;
+            fr->denoise = (int)v;
+        }
+        if ((x = spk_ld_get(ld, n, "downsample"))) {
+            if ((rc = spk_ld_int(ld, x, "downsample", 1, 34, &v)))
+                return rc;
+            fr->downsample = (int)v;
+        }
+        /* the frames are [2, ceil(34/d), ceil(34/d)]: say so here rather than at the first batch */
+        int side = (34 + fr->downsample - 1) / fr->downsample;
+        if (m->in_ndim != 3 || m->in_dims[0] != 2 || m->in_dims[1] != side || m->in_dims[2] != side)
+            return spk_ld_fail(ld, n, SPK_ERR_INVALID,
+                               "format nmnist makes frames of shape [2, %d, %d] (polarity, 34x34 "
+                               "sensor / downsample %d); 'input.shape' must be that",
+                               side, side, fr->downsample);
+        if ((rc = spk_ld_path(ld, pn, "path", &tc->train_images)))
+            return rc;
+        /* the Test split of the same folder unless test: names another */
+        if (!tc->test_images && !(tc->test_images = strdup(tc->train_images)))
+            return spk_ld_nomem(ld);
+        return SPK_OK;
+    }
+    char **images = is_test ? &tc->test_images : &tc->train_images;
+    char **labels = is_test ? &tc->test_labels : &tc->train_labels;
     yaml_node_t *im = spk_ld_get(ld, n, "images"), *lb = spk_ld_get(ld, n, "labels");
     if (!im)
         return spk_ld_fail(ld, n, SPK_ERR_INVALID, "missing required key 'images'");
@@ -1452,11 +1519,9 @@ static int spk_ld_train(spk_ld *ld, spk_model *m, yaml_node_t *n)
             return rc;
         tc->epochs = (int)v;
     }
-    if ((x = spk_ld_get(ld, n, "data")) &&
-        (rc = spk_ld_dataset(ld, x, "data", &tc->train_images, &tc->train_labels)))
+    if ((x = spk_ld_get(ld, n, "data")) && (rc = spk_ld_dataset(ld, m, x, "data")))
         return rc;
-    if ((x = spk_ld_get(ld, n, "test")) &&
-        (rc = spk_ld_dataset(ld, x, "test", &tc->test_images, &tc->test_labels)))
+    if ((x = spk_ld_get(ld, n, "test")) && (rc = spk_ld_dataset(ld, m, x, "test")))
         return rc;
     if ((x = spk_ld_get(ld, n, "optimizer")) && (rc = spk_ld_optim(ld, x, &tc->optim)))
         return rc;

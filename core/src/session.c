@@ -173,6 +173,12 @@ void spk_session_free(spk_session *s)
 }
 
 /* Sets up node i from its definition: inputs, shapes (through the plugin's init), program. */
+/* Event models (train.data format nmnist) take frames [T, B, ...] as input, others [B, ...]. */
+static int input_time(const spk_model *m)
+{
+    return m->train.data_format == SPK_DATA_NMNIST ? SPK_TIME_STEPS : SPK_TIME_NONE;
+}
+
 static int setup_node(spk_session *s, int i, const spk_layer_def *d, int default_input,
                       spk_error *err)
 {
@@ -200,7 +206,7 @@ static int setup_node(spk_session *s, int i, const spk_layer_def *d, int default
             in[k].ndim = s->m->in_ndim;
             for (int q = 0; q < s->m->in_ndim; q++)
                 in[k].dims[q] = s->m->in_dims[q];
-            in[k].time = SPK_TIME_NONE;
+            in[k].time = input_time(s->m);
         } else {
             in[k] = s->nodes[j].layer.out;
         }
@@ -291,7 +297,7 @@ static int alloc_session(spk_session *s, spk_error *err)
 {
     spk_backend *be = s->be;
     int T = s->T, B = s->batch;
-    spk_shape in = {.ndim = s->m->in_ndim, .time = SPK_TIME_NONE};
+    spk_shape in = {.ndim = s->m->in_ndim, .time = input_time(s->m)};
     for (int q = 0; q < in.ndim; q++)
         in.dims[q] = s->m->in_dims[q];
     spk_shape one = {.ndim = 1, .dims = {1}, .time = SPK_TIME_NONE};
@@ -494,8 +500,10 @@ static int upload_batch(spk_session *s, const float *x, const int32_t *labels, i
             s->h_ids[b] =
                 (float)((s->batch_counter * (uint32_t)s->batch + (uint32_t)b) & 0xffffffu);
     s->ids_set = 0;
+    /* frames come as [T, n, ...]: layers run at B = n, so that is the packed layout they read */
+    const size_t steps = input_time(s->m) == SPK_TIME_STEPS ? (size_t)s->T : 1;
     int rc = s->be->ops->upload(s->be, s->input.buf, 0, x,
-                                (size_t)n * (size_t)s->in_size * sizeof(float), err);
+                                steps * (size_t)n * (size_t)s->in_size * sizeof(float), err);
     if (!rc)
         rc = s->be->ops->upload(s->be, s->labels.buf, 0, s->h_labels, (size_t)n * sizeof(float),
                                 err);
@@ -839,7 +847,7 @@ int spk_session_classes(const spk_session *s)
 
 int spk_session_input_size(const spk_session *s)
 {
-    return s->in_size;
+    return input_time(s->m) == SPK_TIME_STEPS ? s->in_size * s->T : s->in_size;
 }
 
 float spk_session_input_scale(const spk_session *s)
@@ -852,6 +860,18 @@ int spk_session_check_data(const spk_session *s, const spk_dataset *ds, spk_erro
     if (!s || !ds)
         return spk_error_set(err, SPK_ERR_INVALID, "spk_session_check_data: no session or data");
     const spk_model *m = s->m;
+    if ((ds->events != NULL) != (input_time(m) == SPK_TIME_STEPS))
+        return spk_error_set(err, SPK_ERR_SHAPE,
+                             "model '%s' (%s) takes %s, but the data set holds %s",
+                             m->name ? m->name : "", m->path,
+                             ds->events ? "images (its train.data format is not nmnist)"
+                                        : "event frames (train.data format nmnist)",
+                             ds->events ? "event recordings" : "images");
+    if (ds->events && ds->frames.time_steps != s->T)
+        return spk_error_set(err, SPK_ERR_SHAPE,
+                             "the data set makes %d frames per sample but model '%s' (%s) has "
+                             "time_steps %d",
+                             ds->frames.time_steps, m->name ? m->name : "", m->path, s->T);
     long long have = (long long)ds->channels * ds->height * ds->width;
     int ok;
     if (m->in_ndim == 3)

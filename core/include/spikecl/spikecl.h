@@ -79,7 +79,13 @@ typedef struct spk_train_config {
     int batch;
     int epochs;
     spk_optim_config optim;
+    /* data: {format: nmnist, path: DIR, <frame keys>}: train_images and test_images hold the
+     * folders (the same one for both when only data: names it), labels are NULL */
+    int data_format; /* spk_data_format */
+    spk_frames frames;
 } spk_train_config;
+
+typedef enum spk_data_format { SPK_DATA_IDX, SPK_DATA_NMNIST } spk_data_format;
 
 typedef struct spk_model spk_model; /* see core/src/model.h */
 
