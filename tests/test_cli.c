@@ -8,45 +8,26 @@
 
 #include "testutil.h"
 
-static int run(const char *args, char **out)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s", SPK_SOURCE_DIR, SPK_CLI, args);
-    return spk_test_run(cmd, out);
-}
-
-/* the value of "key": in the last line of out */
-static double json_last(const char *out, const char *key)
-{
-    const char *last = out, *p;
-    for (p = out; *p; p++)
-        if (*p == '\n' && p[1])
-            last = p + 1;
-    char k[64];
-    snprintf(k, sizeof k, "\"%s\": ", key);
-    const char *v = strstr(last, k);
-    return v ? atof(v + strlen(k)) : -1.0;
-}
 
 Test(cli, usage_errors_exit_2)
 {
     char *out;
-    cr_expect_eq(run("", &out), 2);
+    cr_expect_eq(spk_test_cli("", &out), 2);
     cr_expect(strstr(out, "no command given") && strstr(out, "usage:"), "%s", out);
     free(out);
-    cr_expect_eq(run("fly", &out), 2);
+    cr_expect_eq(spk_test_cli("fly", &out), 2);
     cr_expect(strstr(out, "unknown command 'fly'"), "%s", out);
     free(out);
-    cr_expect_eq(run("train", &out), 2);
+    cr_expect_eq(spk_test_cli("train", &out), 2);
     cr_expect(strstr(out, "'train' needs a model file"), "%s", out);
     free(out);
-    cr_expect_eq(run("train models/fmnist_lif_mlp.yaml --epochs zero", &out), 2);
+    cr_expect_eq(spk_test_cli("train models/fmnist_lif_mlp.yaml --epochs zero", &out), 2);
     cr_expect(strstr(out, "--epochs expects an integer"), "%s", out);
     free(out);
-    cr_expect_eq(run("train models/fmnist_lif_mlp.yaml --wings 2", &out), 2);
+    cr_expect_eq(spk_test_cli("train models/fmnist_lif_mlp.yaml --wings 2", &out), 2);
     cr_expect(strstr(out, "unknown option '--wings'"), "%s", out);
     free(out);
-    cr_expect_eq(run("eval models/fmnist_lif_mlp.yaml", &out), 2);
+    cr_expect_eq(spk_test_cli("eval models/fmnist_lif_mlp.yaml", &out), 2);
     cr_expect(strstr(out, "eval needs --weights"), "%s", out);
     free(out);
 }
@@ -73,7 +54,7 @@ Test(cli, help_of_every_command_exits_0)
             char args[256], *out;
             snprintf(args, sizeof args, forms[k], cases[i].cmd);
             strcat(args, " 2>/dev/null"); /* the help goes to stdout */
-            cr_expect_eq(run(args, &out), 0, "spikecl %s: %s", args, out);
+            cr_expect_eq(spk_test_cli(args, &out), 0, "spikecl %s: %s", args, out);
             cr_expect(strstr(out, "usage:") && strstr(out, cases[i].synopsis) &&
                           strstr(out, cases[i].option),
                       "spikecl %s: %s", args, out);
@@ -90,14 +71,14 @@ Test(cli, help_of_every_command_exits_0)
     const char *overview[] = {"--help 2>/dev/null", "-h 2>/dev/null", "help 2>/dev/null"};
     for (size_t k = 0; k < 3; k++) {
         char *out;
-        cr_expect_eq(run(overview[k], &out), 0, "spikecl %s: %s", overview[k], out);
+        cr_expect_eq(spk_test_cli(overview[k], &out), 0, "spikecl %s: %s", overview[k], out);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             cr_expect(strstr(out, cases[i].synopsis), "spikecl %s lacks %s: %s", overview[k],
                       cases[i].synopsis, out);
         free(out);
     }
     char *out;
-    cr_expect_eq(run("help fly", &out), 2);
+    cr_expect_eq(spk_test_cli("help fly", &out), 2);
     cr_expect(strstr(out, "unknown command 'fly'"), "%s", out);
     free(out);
 }
@@ -129,7 +110,7 @@ Test(cli, unknown_and_misplaced_options_exit_2)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out;
-        cr_expect_eq(run(cases[i].args, &out), 2, "spikecl %s: %s", cases[i].args, out);
+        cr_expect_eq(spk_test_cli(cases[i].args, &out), 2, "spikecl %s: %s", cases[i].args, out);
         cr_expect(strstr(out, cases[i].msg) && strstr(out, "usage:"), "spikecl %s: %s",
                   cases[i].args, out);
         free(out);
@@ -141,11 +122,11 @@ Test(cli, unknown_and_misplaced_options_exit_2)
 Test(cli, options_in_any_order)
 {
     char *out;
-    cr_expect_eq(run("train --epochs 2 models/fmnist_lif_mlp.yaml --limit-test=-1", &out), 2);
+    cr_expect_eq(spk_test_cli("train --epochs 2 models/fmnist_lif_mlp.yaml --limit-test=-1", &out), 2);
     cr_expect(strstr(out, "--limit-test expects an integer in [1, 1073741824], got '-1'"), "%s",
               out);
     free(out);
-    cr_expect_eq(run("train --epochs=0 models/fmnist_lif_mlp.yaml", &out), 2);
+    cr_expect_eq(spk_test_cli("train --epochs=0 models/fmnist_lif_mlp.yaml", &out), 2);
     cr_expect(strstr(out, "--epochs expects an integer in [1, 100000], got '0'"), "%s", out);
     free(out);
 }
@@ -156,7 +137,7 @@ Test(cli, options_in_any_order)
 Test(cli, bench_json_line, .timeout = 120)
 {
     char *out;
-    cr_assert_eq(run("bench models/fmnist_lif_mlp.yaml --device cpu --batches 1 --batch 4 "
+    cr_assert_eq(spk_test_cli("bench models/fmnist_lif_mlp.yaml --device cpu --batches 1 --batch 4 "
                      "--threads 1 2>/dev/null",
                      &out),
                  0, "%s", out);
@@ -209,7 +190,7 @@ Test(cli, out_is_a_file_refused_before_training, .timeout = 120)
                  "train models/fmnist_lif_mlp.yaml --device cpu --threads 1 --limit-train 32 "
                  "--limit-test 32 --batch 32 --out %s%s",
                  file, outs[k]);
-        cr_expect_eq(run(args, &out), 1, "%s", out);
+        cr_expect_eq(spk_test_cli(args, &out), 1, "%s", out);
         cr_expect(strstr(out, "cannot create folder") && strstr(out, "not-a-folder") &&
                       strstr(out, "Not a directory"),
                   "%s", out);
@@ -222,27 +203,27 @@ Test(cli, out_is_a_file_refused_before_training, .timeout = 120)
 Test(cli, bad_input_exit_2)
 {
     char *out;
-    cr_expect_eq(run("train models/missing.yaml", &out), 2);
+    cr_expect_eq(spk_test_cli("train models/missing.yaml", &out), 2);
     cr_expect(strstr(out, "models/missing.yaml"), "%s", out);
     free(out);
     char *bad = spk_test_write("bad.yaml", "input: {shape: [4]}\ntime_steps: 2\nlayers:\n"
                                            "  - {name: a, type: neuron.lif, treshold: 1}\n");
     char args[1024];
     snprintf(args, sizeof args, "train %s", bad);
-    cr_expect_eq(run(args, &out), 2);
+    cr_expect_eq(spk_test_cli(args, &out), 2);
     cr_expect(strstr(out, "bad.yaml:4:") && strstr(out, "did you mean 'threshold'"), "%s", out);
     free(out);
     free(bad);
-    cr_expect_eq(run("train models/fmnist_lif_mlp.yaml --device warp9 --limit-train 10", &out), 2);
+    cr_expect_eq(spk_test_cli("train models/fmnist_lif_mlp.yaml --device warp9 --limit-train 10", &out), 2);
     cr_expect(strstr(out, "bad device string 'warp9'"), "%s", out);
     free(out);
-    cr_expect_eq(run("train models/fmnist_lif_mlp.yaml --data /nonexistent", &out), 2);
+    cr_expect_eq(spk_test_cli("train models/fmnist_lif_mlp.yaml --data /nonexistent", &out), 2);
     cr_expect(strstr(out, "/nonexistent"), "%s", out);
     free(out);
     char *junk = spk_test_write("junk.safetensors", "not a checkpoint");
     snprintf(args, sizeof args, "eval models/fmnist_lif_mlp.yaml --weights %s --limit-test 10",
              junk);
-    cr_expect_eq(run(args, &out), 2);
+    cr_expect_eq(spk_test_cli(args, &out), 2);
     cr_expect(strstr(out, "junk.safetensors"), "%s", out);
     free(out);
     free(junk);
@@ -251,10 +232,10 @@ Test(cli, bad_input_exit_2)
 Test(cli, devices_and_plugins)
 {
     char *out;
-    cr_expect_eq(run("devices", &out), 0);
+    cr_expect_eq(spk_test_cli("devices", &out), 0);
     cr_expect(strncmp(out, "cpu\t", 4) == 0 || strstr(out, "\ncpu\t"), "%s", out);
     free(out);
-    cr_expect_eq(run("plugins", &out), 0);
+    cr_expect_eq(spk_test_cli("plugins", &out), 0);
     cr_expect(strstr(out, "neuron.lif (neuron, built-in)") && strstr(out, "threshold"), "%s", out);
     free(out);
 }
@@ -271,18 +252,18 @@ Test(cli, train_fmnist_6000, .timeout = 600)
              "train models/fmnist_lif_mlp.yaml --limit-train 6000 --limit-test 1000 --batch 32 "
              "--epochs 1 --device cpu --out %s/run",
              spk_test_tmpdir());
-    int rc = run(args, &out);
+    int rc = spk_test_cli(args, &out);
     cr_assert_eq(rc, 0, "%s", out);
-    double acc = json_last(out, "test_accuracy");
+    double acc = spk_test_json_number(out, "test_accuracy");
     cr_expect_geq(acc, 0.70, "test accuracy %.4f\n%s", acc, out);
-    cr_expect_gt(json_last(out, "samples_per_s"), 0.0, "%s", out);
+    cr_expect_gt(spk_test_json_number(out, "samples_per_s"), 0.0, "%s", out);
     free(out);
     snprintf(args, sizeof args,
              "eval models/fmnist_lif_mlp.yaml --weights %s/run/model.safetensors --limit-test "
              "1000 --batch 32 --device cpu",
              spk_test_tmpdir());
-    cr_assert_eq(run(args, &out), 0, "%s", out);
-    cr_expect_float_eq(json_last(out, "test_accuracy"), acc, 1e-4, "%s", out);
+    cr_assert_eq(spk_test_cli(args, &out), 0, "%s", out);
+    cr_expect_float_eq(spk_test_json_number(out, "test_accuracy"), acc, 1e-4, "%s", out);
     free(out);
 }
 
@@ -303,21 +284,21 @@ Test(cli, data_dir_overrides_model_paths, .timeout = 300)
              "train models/fmnist_lif_mlp.yaml --limit-train 512 --limit-test 256 --device cpu "
              "--out %s/d1 --data %s",
              spk_test_tmpdir(), dir);
-    cr_assert_eq(run(args, &a), 0, "%s", a);
+    cr_assert_eq(spk_test_cli(args, &a), 0, "%s", a);
     snprintf(args, sizeof args,
              "train models/fmnist_lif_mlp.yaml --limit-train 512 --limit-test 256 --device cpu "
              "--out %s/d2",
              spk_test_tmpdir());
-    cr_assert_eq(run(args, &b), 0, "%s", b);
-    cr_expect_float_eq(json_last(a, "test_accuracy"), json_last(b, "test_accuracy"), 1e-9, "%s\n%s",
+    cr_assert_eq(spk_test_cli(args, &b), 0, "%s", b);
+    cr_expect_float_eq(spk_test_json_number(a, "test_accuracy"), spk_test_json_number(b, "test_accuracy"), 1e-9, "%s\n%s",
                        a, b);
-    cr_expect_float_eq(json_last(a, "train_loss"), json_last(b, "train_loss"), 1e-9);
+    cr_expect_float_eq(spk_test_json_number(a, "train_loss"), spk_test_json_number(b, "train_loss"), 1e-9);
     free(a);
     free(b);
     /* a folder without the training files names what it looked for */
     snprintf(args, sizeof args, "train models/fmnist_lif_mlp.yaml --data %s",
              SPK_SOURCE_DIR "/tests/data/mnist");
-    cr_expect_eq(run(args, &a), 2, "%s", a);
+    cr_expect_eq(spk_test_cli(args, &a), 2, "%s", a);
     cr_expect(strstr(a, "train-images-idx3-ubyte"), "%s", a);
     free(a);
 }
@@ -362,8 +343,8 @@ Test(cli, poisson_eval_independent_of_batch, .timeout = 300)
              "train models/fmnist_poisson_mlp.yaml --limit-train 256 --limit-test 100 --batch 32 "
              "--device cpu --out %s/pois",
              spk_test_tmpdir());
-    cr_assert_eq(run(args, &out), 0, "%s", out);
-    double acc = json_last(out, "test_accuracy"), loss = json_last(out, "test_loss");
+    cr_assert_eq(spk_test_cli(args, &out), 0, "%s", out);
+    double acc = spk_test_json_number(out, "test_accuracy"), loss = spk_test_json_number(out, "test_loss");
     free(out);
     const int batches[2] = {7, 100};
     for (int k = 0; k < 2; k++) {
@@ -371,10 +352,10 @@ Test(cli, poisson_eval_independent_of_batch, .timeout = 300)
                  "eval models/fmnist_poisson_mlp.yaml --weights %s/pois/model.safetensors "
                  "--limit-test 100 --batch %d --device cpu",
                  spk_test_tmpdir(), batches[k]);
-        cr_assert_eq(run(args, &out), 0, "%s", out);
-        cr_expect_float_eq(json_last(out, "test_accuracy"), acc, 1e-9, "batch %d\n%s", batches[k],
+        cr_assert_eq(spk_test_cli(args, &out), 0, "%s", out);
+        cr_expect_float_eq(spk_test_json_number(out, "test_accuracy"), acc, 1e-9, "batch %d\n%s", batches[k],
                            out);
-        cr_expect_float_eq(json_last(out, "test_loss"), loss, 2e-5, "batch %d\n%s", batches[k],
+        cr_expect_float_eq(spk_test_json_number(out, "test_loss"), loss, 2e-5, "batch %d\n%s", batches[k],
                            out);
         free(out);
     }
@@ -404,13 +385,13 @@ Test(cli, resume_is_exact, .timeout = 300)
     const char *tmp = spk_test_tmpdir(), *lim = "--limit-train 320 --limit-test 128 --device cpu";
     char args[2048], *out;
     snprintf(args, sizeof args, "train %s --epochs 3 %s --out %s/rA", model, lim, tmp);
-    cr_assert_eq(run(args, &out), 0, "%s", out);
+    cr_assert_eq(spk_test_cli(args, &out), 0, "%s", out);
     free(out);
     snprintf(args, sizeof args, "train %s --epochs 1 %s --out %s/rB", model, lim, tmp);
-    cr_assert_eq(run(args, &out), 0, "%s", out);
+    cr_assert_eq(spk_test_cli(args, &out), 0, "%s", out);
     free(out);
     snprintf(args, sizeof args, "train %s --epochs 3 --resume %s --out %s/rB", model, lim, tmp);
-    cr_assert_eq(run(args, &out), 0, "%s", out);
+    cr_assert_eq(spk_test_cli(args, &out), 0, "%s", out);
     cr_expect(strstr(out, "resuming") && strstr(out, "after epoch 1"), "%s", out);
     cr_expect(!strstr(out, "epoch 1/3:"), "the first epoch ran again:\n%s", out);
     free(out);
@@ -423,14 +404,14 @@ Test(cli, resume_is_exact, .timeout = 300)
     free(out);
     /* a finished run, a missing run and --resume elsewhere are bad input */
     snprintf(args, sizeof args, "train %s --epochs 3 --resume %s --out %s/rB", model, lim, tmp);
-    cr_expect_eq(run(args, &out), 2, "%s", out);
+    cr_expect_eq(spk_test_cli(args, &out), 2, "%s", out);
     cr_expect(strstr(out, "already holds 3 epochs"), "%s", out);
     free(out);
     snprintf(args, sizeof args, "train %s --resume %s --out %s/none", model, lim, tmp);
-    cr_expect_eq(run(args, &out), 2, "%s", out);
+    cr_expect_eq(spk_test_cli(args, &out), 2, "%s", out);
     cr_expect(strstr(out, "none/model.safetensors"), "%s", out);
     free(out);
-    cr_expect_eq(run("eval models/fmnist_lif_mlp.yaml --weights x --resume", &out), 2);
+    cr_expect_eq(spk_test_cli("eval models/fmnist_lif_mlp.yaml --weights x --resume", &out), 2);
     cr_expect(strstr(out, "--resume applies to train"), "%s", out);
     free(out);
     free(model);
