@@ -8,7 +8,6 @@
 
 #include "testutil.h"
 
-
 Test(cli, usage_errors_exit_2)
 {
     char *out;
@@ -122,7 +121,8 @@ Test(cli, unknown_and_misplaced_options_exit_2)
 Test(cli, options_in_any_order)
 {
     char *out;
-    cr_expect_eq(spk_test_cli("train --epochs 2 models/fmnist_lif_mlp.yaml --limit-test=-1", &out), 2);
+    cr_expect_eq(spk_test_cli("train --epochs 2 models/fmnist_lif_mlp.yaml --limit-test=-1", &out),
+                 2);
     cr_expect(strstr(out, "--limit-test expects an integer in [1, 1073741824], got '-1'"), "%s",
               out);
     free(out);
@@ -138,8 +138,8 @@ Test(cli, bench_json_line, .timeout = 120)
 {
     char *out;
     cr_assert_eq(spk_test_cli("bench models/fmnist_lif_mlp.yaml --device cpu --batches 1 --batch 4 "
-                     "--threads 1 2>/dev/null",
-                     &out),
+                              "--threads 1 2>/dev/null",
+                              &out),
                  0, "%s", out);
     const char *last = strrchr(out, '{');
     cr_assert(last, "%s", out);
@@ -214,7 +214,8 @@ Test(cli, bad_input_exit_2)
     cr_expect(strstr(out, "bad.yaml:4:") && strstr(out, "did you mean 'threshold'"), "%s", out);
     free(out);
     free(bad);
-    cr_expect_eq(spk_test_cli("train models/fmnist_lif_mlp.yaml --device warp9 --limit-train 10", &out), 2);
+    cr_expect_eq(
+        spk_test_cli("train models/fmnist_lif_mlp.yaml --device warp9 --limit-train 10", &out), 2);
     cr_expect(strstr(out, "bad device string 'warp9'"), "%s", out);
     free(out);
     cr_expect_eq(spk_test_cli("train models/fmnist_lif_mlp.yaml --data /nonexistent", &out), 2);
@@ -290,9 +291,10 @@ Test(cli, data_dir_overrides_model_paths, .timeout = 300)
              "--out %s/d2",
              spk_test_tmpdir());
     cr_assert_eq(spk_test_cli(args, &b), 0, "%s", b);
-    cr_expect_float_eq(spk_test_json_number(a, "test_accuracy"), spk_test_json_number(b, "test_accuracy"), 1e-9, "%s\n%s",
-                       a, b);
-    cr_expect_float_eq(spk_test_json_number(a, "train_loss"), spk_test_json_number(b, "train_loss"), 1e-9);
+    cr_expect_float_eq(spk_test_json_number(a, "test_accuracy"),
+                       spk_test_json_number(b, "test_accuracy"), 1e-9, "%s\n%s", a, b);
+    cr_expect_float_eq(spk_test_json_number(a, "train_loss"), spk_test_json_number(b, "train_loss"),
+                       1e-9);
     free(a);
     free(b);
     /* a folder without the training files names what it looked for */
@@ -344,7 +346,8 @@ Test(cli, poisson_eval_independent_of_batch, .timeout = 300)
              "--device cpu --out %s/pois",
              spk_test_tmpdir());
     cr_assert_eq(spk_test_cli(args, &out), 0, "%s", out);
-    double acc = spk_test_json_number(out, "test_accuracy"), loss = spk_test_json_number(out, "test_loss");
+    double acc = spk_test_json_number(out, "test_accuracy"),
+           loss = spk_test_json_number(out, "test_loss");
     free(out);
     const int batches[2] = {7, 100};
     for (int k = 0; k < 2; k++) {
@@ -353,10 +356,10 @@ Test(cli, poisson_eval_independent_of_batch, .timeout = 300)
                  "--limit-test 100 --batch %d --device cpu",
                  spk_test_tmpdir(), batches[k]);
         cr_assert_eq(spk_test_cli(args, &out), 0, "%s", out);
-        cr_expect_float_eq(spk_test_json_number(out, "test_accuracy"), acc, 1e-9, "batch %d\n%s", batches[k],
-                           out);
-        cr_expect_float_eq(spk_test_json_number(out, "test_loss"), loss, 2e-5, "batch %d\n%s", batches[k],
-                           out);
+        cr_expect_float_eq(spk_test_json_number(out, "test_accuracy"), acc, 1e-9, "batch %d\n%s",
+                           batches[k], out);
+        cr_expect_float_eq(spk_test_json_number(out, "test_loss"), loss, 2e-5, "batch %d\n%s",
+                           batches[k], out);
         free(out);
     }
 }
