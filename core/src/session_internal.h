@@ -1,14 +1,15 @@
 /* spikecl internal — the session's struct and the calls between the files that implement it.
- * Who calls whom (no loops; tests/test_core_deps.sh checks it on the object files):
+ * Who calls whom (no loops; scripts/core-deps.sh checks it on the object files):
  *
- *   session.c     spk_session_new/free, settings    -> graph.c, memplan.c, optim.c
- *   graph.c       nodes, edges, programs             -> layer.c, registry.c
- *   memplan.c     index limits, every tensor         -> layer.c
- *   exec.c        upload, forward, backward, steps   -> optim.c, metrics.c
- *   optim.c       update rules, clipping, its state  -> layer.c
+ *   session.c     spk_session_new/free, the input     -> graph.c, memplan.c, optim.c
+ *   graph.c       nodes, inputs, programs             -> layer.c, registry.c, core_kernels.c
+ *   memplan.c     index limits, every tensor          -> layer.c
+ *   exec.c        upload, forward, backward, steps    -> optim.c, metrics.c, layer.c
+ *   optim.c       update rules, clipping, its state   -> layer.c
  *   metrics.c     loss and accuracy readback, times
- *   weights.c     learnable tensors by name          -> layer.c
- *   checkpoint.c  weights and optimizer state files  -> weights.c, safetensors.c
+ *   weights.c     learnable tensors by name           -> layer.c
+ *   checkpoint.c  weights and optimizer state files   -> weights.c, layer.c, safetensors.c
+ * (error.c left out: everyone calls it). train.c sits above them, on the public calls.
  */
 #ifndef SPK_SESSION_INTERNAL_H
 #define SPK_SESSION_INTERNAL_H
