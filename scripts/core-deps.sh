@@ -7,17 +7,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 objdir="${1:-build}/CMakeFiles/spikecl-obj.dir/core/src"
-if ! compgen -G "$objdir/*.o" >/dev/null; then
+shopt -s nullglob
+objs=("$objdir"/*.o)
+if [ ${#objs[@]} -eq 0 ]; then
     echo "$0: no object files in $objdir (build first)" >&2
     exit 2
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for o in "$objdir"/*.o; do
+for o in "${objs[@]}"; do
     f=$(basename "$o" .c.o)
     nm --defined-only "$o" | awk -v f="$f" '$2 ~ /^[TDBRVWGS]$/ {print $3, f}'
 done | sort -u >"$tmp/defs"
-for o in "$objdir"/*.o; do
+for o in "${objs[@]}"; do
     f=$(basename "$o" .c.o)
     nm --undefined-only "$o" | awk -v f="$f" '{print $2, f}'
 done | sort -u >"$tmp/undefs"
@@ -28,4 +30,4 @@ if ! tsort "$tmp/edges" >/dev/null 2>"$tmp/loop"; then
     sed -n 's/^tsort: //p' "$tmp/loop" | grep -v 'input contains a loop' >&2
     exit 1
 fi
-echo "no loops among $(ls "$objdir"/*.o | wc -l) core object files"
+echo "no loops among the ${#objs[@]} core object files"
