@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model.h" /* to edit a layer's rate_reg after the session exists */
 #include "spikecl/spikecl.h"
 #include "testutil.h"
 
@@ -450,4 +451,84 @@ Test(graph, clip_norm_through_the_partial_tree)
     }
     cr_assert_eq(rc, SPK_OK, "%s", err.msg);
     clip_norm_on("opencl");
+}
+
+/* A session copies the settings its steps read when it is created: editing the model's optimizer
+ * settings, seed or a layer's rate_reg afterwards changes nothing in a session that exists. Two
+ * sessions of the same file, one of whose models is edited, train to bit-identical weights. */
+Test(graph, session_copies_training_settings)
+{
+    const char *yaml = "input: {shape: [6]}\ntime_steps: 4\nseed: 11\nlayers:\n"
+                       "  - {name: enc, type: encoder.poisson}\n"
+                       "  - {name: fc1, type: synapse.linear, out: 5}\n"
+                       "  - {name: lif1, type: neuron.lif, threshold: 0.3,\n"
+                       "     rate_reg: {l1: 0.01, target: 0.2, weight: 2.0}}\n"
+                       "  - {name: fc2, type: synapse.linear, out: 3}\n"
+                       "  - {name: lif2, type: neuron.lif, threshold: 0.3}\n"
+                       "readout: {type: readout.spike_count}\nloss: {type: loss.ce_count}\n"
+                       "train: {optimizer: {type: sgd, lr: 0.5, momentum: 0.9,\n"
+                       "        weight_decay: 1.0e-3, clip_norm: 0.5}}\n";
+    spk_error err = {0};
+    spk_model *edited, *kept;
+    cr_assert_eq(spk_model_load_string(yaml, "copy.yaml", &edited, &err), 0, "%s", err.msg);
+    cr_assert_eq(spk_model_load_string(yaml, "copy.yaml", &kept, &err), 0, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), 0);
+    spk_session *a, *b;
+    cr_assert_eq(spk_session_new(edited, be, 4, &a, &err), 0, "%s", err.msg);
+    cr_assert_eq(spk_session_new(kept, be, 4, &b, &err), 0, "%s", err.msg);
+    spk_optim_config *oc = &spk_model_train_config(edited)->optim;
+    oc->kind = SPK_OPTIM_ADAM;
+    oc->lr = 100.0f;
+    oc->momentum = 0.0f;
+    oc->weight_decay = 0.5f;
+    oc->clip_norm = 0.0f;
+    spk_model_set_seed(edited, 12345); /* keys the Poisson spikes of every step */
+    edited->layers[2].rate_l1 = 0.0f;
+    edited->layers[2].rate_weight = 0.0f;
+    cr_expect_float_eq(spk_session_optim(a)->lr, 0.5f, 0, "the session's copy keeps lr");
+    cr_expect_eq(spk_session_optim(a)->kind, SPK_OPTIM_SGD);
+    cr_expect_float_eq(spk_session_optim(a)->clip_norm, 0.5f, 0);
+    float x[4 * 6];
+    spk_test_fill(x, 24, 0.2f, 0.9f, 5);
+    int32_t y[4] = {0, 1, 2, 1};
+    for (int step = 0; step < 3; step++) {
+        spk_batch_stats sa = {0}, sb = {0};
+        cr_assert_eq(spk_session_train_batch(a, x, y, 4, &sa, &err), 0, "%s", err.msg);
+        cr_assert_eq(spk_session_train_batch(b, x, y, 4, &sb, &err), 0, "%s", err.msg);
+        cr_expect_eq(sa.loss_sum, sb.loss_sum, "step %d: loss %.9g, unedited %.9g", step,
+                     sa.loss_sum, sb.loss_sum);
+    }
+    int moved = 0;
+    for (int i = 0; i < spk_session_weight_count(a); i++) {
+        size_t n = spk_session_weight_numel(a, i);
+        float *wa = malloc(n * 4), *wb = malloc(n * 4);
+        cr_assert(wa && wb);
+        cr_assert_eq(spk_session_weight_get(a, i, wa, &err), 0, "%s", err.msg);
+        cr_assert_eq(spk_session_weight_get(b, i, wb, &err), 0, "%s", err.msg);
+        cr_expect_eq(memcmp(wa, wb, n * 4), 0, "%s differs from the unedited model's",
+                     spk_session_weight_name(a, i));
+        free(wa);
+        free(wb);
+    }
+    /* the training really moved the weights, so equality above is not two idle sessions */
+    spk_session *fresh;
+    cr_assert_eq(spk_session_new(kept, be, 4, &fresh, &err), 0, "%s", err.msg);
+    for (int i = 0; i < spk_session_weight_count(b); i++) {
+        size_t n = spk_session_weight_numel(b, i);
+        float *wb = malloc(n * 4), *w0 = malloc(n * 4);
+        cr_assert(wb && w0);
+        spk_session_weight_get(b, i, wb, &err);
+        spk_session_weight_get(fresh, i, w0, &err);
+        moved += memcmp(wb, w0, n * 4) != 0;
+        free(wb);
+        free(w0);
+    }
+    cr_expect_gt(moved, 0, "three steps left every weight where it started");
+    spk_session_free(fresh);
+    spk_session_free(a);
+    spk_session_free(b);
+    spk_model_free(edited);
+    spk_model_free(kept);
+    spk_backend_free(be);
 }

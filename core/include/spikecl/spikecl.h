@@ -112,6 +112,9 @@ typedef struct spk_batch_stats {
     int n;           /* samples */
 } spk_batch_stats;
 
+/* The session copies the settings its steps read (train.optimizer, the seed, each layer's
+ * rate_reg, the input's shape and scale) when it is created: editing the model afterwards does
+ * not change it. The model must still outlive it (the layers keep its parameters and path). */
 SPK_API int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out,
                             spk_error *err);
 SPK_API void spk_session_free(spk_session *s);
@@ -137,6 +140,7 @@ SPK_API void spk_session_set_batch_index(spk_session *s, int batch);
 SPK_API int spk_session_set_sample_ids(spk_session *s, const uint32_t *ids, int n, spk_error *err);
 /* The learning rate of the next steps (the training loop applies the schedule through it). */
 SPK_API void spk_session_set_lr(spk_session *s, float lr);
+/* The session's copy of the optimizer settings (lr is the configured rate, not the schedule's). */
 SPK_API const spk_optim_config *spk_session_optim(const spk_session *s);
 
 /* The readout [n, classes] of the last forward, downloaded (classes floats per sample). */
