@@ -258,11 +258,11 @@ Test(model_load, full_model)
     /* from: a list and a single name */
     const spk_layer_def *skip = layer(m, "skip");
     cr_assert_eq(skip->n_from, 2);
-    cr_expect_str_eq(skip->from[0], "lif1");
-    cr_expect_str_eq(skip->from[1], "lif2");
+    cr_expect_str_eq(m->layers[skip->from[0]].name, "lif1");
+    cr_expect_str_eq(m->layers[skip->from[1]].name, "lif2");
     const spk_layer_def *lif3 = layer(m, "lif3");
     cr_assert_eq(lif3->n_from, 1);
-    cr_expect_str_eq(lif3->from[0], "skip");
+    cr_expect_str_eq(m->layers[lif3->from[0]].name, "skip");
     /* another kind than the default's: that kind's own slope */
     cr_expect_eq(param(lif3, "surrogate")->sg.kind, SPK_SG_SIGMOID);
     cr_expect_float_eq(param(lif3, "surrogate")->sg.slope, 5.0f, 1e-7);

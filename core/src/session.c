@@ -113,14 +113,6 @@ static int get_program(spk_session *s, const spk_layer_type *t, spk_program **ou
     return SPK_OK;
 }
 
-static int find_node(const spk_session *s, int upto, const char *name)
-{
-    for (int i = 1; i < upto; i++)
-        if (strcmp(s->nodes[i].layer.name, name) == 0)
-            return i;
-    return -1;
-}
-
 static int has_trainable(const spk_layer *l)
 {
     for (int i = 0; i < l->n_weights; i++)
@@ -178,14 +170,14 @@ static int setup_node(spk_session *s, int i, const spk_layer_def *d, int default
         nd->in_node[0] = default_input;
     } else {
         nd->n_in = d->n_from;
+        /* the loader resolved `from:` to earlier layers; layer j is node j + 1 */
         for (int k = 0; k < d->n_from; k++) {
-            int j = find_node(s, i, d->from[k]);
-            if (j < 0)
+            if (d->from[k] < 0 || d->from[k] + 1 >= i)
                 return spk_error_set(err, SPK_ERR_INVALID,
-                                     "%s:%d:%d: layer '%s': 'from' names '%s', which is not an "
-                                     "earlier layer",
-                                     s->m->path, d->line, d->col, d->name, d->from[k]);
-            nd->in_node[k] = j;
+                                     "%s:%d:%d: layer '%s': 'from' input #%d is not an earlier "
+                                     "layer",
+                                     s->m->path, d->line, d->col, d->name, k + 1);
+            nd->in_node[k] = d->from[k] + 1;
         }
     }
     for (int k = 0; k < nd->n_in; k++) {
