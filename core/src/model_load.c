@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,18 +322,11 @@ static int spk_ld_head(spk_ld *ld, spk_model *m, yaml_node_t *n, const char *key
 
 /* ---- input, train, plugins ---- */
 
-static int spk_ld_input(spk_ld *ld, spk_model *m, yaml_node_t *n)
+/* `input: shape:` a list of 1..SPK_MAX_DIMS sizes whose product fits an int. */
+static int spk_ld_shape(spk_ld *ld, yaml_node_t *shape, void *obj)
 {
-    static const char *const keys[] = {"shape", "scale", NULL};
+    spk_model *m = obj;
     char fb[96];
-    int rc;
-    spk_ld_ctx(ld, "input: ");
-    if ((rc = spk_ld_map(ld, n, "a mapping {shape: [...], scale: x}")) ||
-        (rc = spk_ld_keys(ld, n, keys)))
-        return rc;
-    yaml_node_t *shape = spk_ld_get(ld, n, "shape");
-    if (!shape)
-        return spk_ld_fail(ld, n, SPK_ERR_INVALID, "missing required key 'shape'");
     long len = shape->type == YAML_SEQUENCE_NODE
                    ? (long)(shape->data.sequence.items.top - shape->data.sequence.items.start)
                    : 0;
@@ -356,17 +350,30 @@ static int spk_ld_input(spk_ld *ld, spk_model *m, yaml_node_t *n)
         m->in_dims[i] = (int)v;
     }
     m->in_ndim = (int)len;
-    m->input_scale = 1.0f;
-    yaml_node_t *scale = spk_ld_get(ld, n, "scale");
-    double d;
-    if (scale) {
-        if ((rc = spk_ld_float(ld, scale, "scale", 0, 1, 3.4e38, 0, &d)))
-            return rc;
-        m->input_scale = (float)d;
-    }
     return SPK_OK;
 }
 
+#define SPK_NO_MAX 3.4e38 /* floats: no upper bound beyond what a float holds */
+
+static const spk_field spk_input_fields[] = {
+    {.key = "shape", .type = SPK_FIELD_CUSTOM, .required = 1, .read = spk_ld_shape},
+    {.key = "scale",
+     .type = SPK_FIELD_FLOAT,
+     .offset = offsetof(spk_model, input_scale),
+     .lo = 0,
+     .lo_open = 1,
+     .hi = SPK_NO_MAX,
+     .def = 1.0},
+    {0},
+};
+
+static int spk_ld_input(spk_ld *ld, spk_model *m, yaml_node_t *n)
+{
+    spk_ld_ctx(ld, "input: ");
+    return spk_ld_fields(ld, n, "a mapping {shape: [...], scale: x}", spk_input_fields, m);
+}
+
+/* A dataset entry of `train:` (data, test). */
 static int spk_ld_dataset(spk_ld *ld, yaml_node_t *n, const char *key, char **images, char **labels)
 {
     static const char *const keys[] = {"format", "images", "labels", NULL};
@@ -389,36 +396,94 @@ static int spk_ld_dataset(spk_ld *ld, yaml_node_t *n, const char *key, char **im
     return SPK_OK;
 }
 
-static void spk_optim_defaults(spk_optim_config *o, int kind)
+static int spk_ld_train_data(spk_ld *ld, yaml_node_t *n, void *obj)
 {
-    o->kind = kind;
-    o->lr = 1e-3f;
-    o->momentum = 0.0f;
-    o->nesterov = 0;
-    o->beta1 = 0.9f;
-    o->beta2 = 0.999f;
-    o->eps = 1e-8f;
-    o->weight_decay = kind == SPK_OPTIM_ADAMW ? 0.01f : 0.0f;
-    o->clip_norm = 0.0f;
-    o->schedule = SPK_LR_CONSTANT;
-    o->min_lr = 0.0f;
+    spk_train_config *tc = obj;
+    return spk_ld_dataset(ld, n, "data", &tc->train_images, &tc->train_labels);
 }
 
-static int spk_ld_optim(spk_ld *ld, yaml_node_t *n, spk_optim_config *o)
+static int spk_ld_test_data(spk_ld *ld, yaml_node_t *n, void *obj)
 {
-    static const char *const keys[] = {"type", "lr",           "momentum",  "nesterov", "betas",
-                                       "eps",  "weight_decay", "clip_norm", "schedule", "min_lr",
-                                       NULL};
+    spk_train_config *tc = obj;
+    return spk_ld_dataset(ld, n, "test", &tc->test_images, &tc->test_labels);
+}
+
+static int spk_nesterov_check(spk_ld *ld, yaml_node_t *n, void *obj)
+{
+    const spk_optim_config *o = obj;
+    if (o->nesterov && !(o->momentum > 0))
+        return spk_ld_fail(ld, n, SPK_ERR_INVALID, "'nesterov' needs a 'momentum' > 0");
+    return SPK_OK;
+}
+
+#define SPK_OPT(f) .offset = offsetof(spk_optim_config, f)
+
+/* `train: optimizer:`; `type` is read first, as it decides which keys apply and one default. */
+static const spk_field spk_optim_fields[] = {
+    {.key = "type",
+     .type = SPK_FIELD_CHOICE,
+     SPK_OPT(kind),
+     .choices = "sgd|adam|adamw",
+     .def = SPK_OPTIM_ADAM},
+    {.key = "lr",
+     .type = SPK_FIELD_FLOAT,
+     SPK_OPT(lr),
+     .lo = 0,
+     .lo_open = 1,
+     .hi = SPK_NO_MAX,
+     .def = 1e-3},
+    {.key = "momentum", .type = SPK_FIELD_FLOAT, SPK_OPT(momentum), .lo = 0, .hi = 1, .hi_open = 1},
+    {.key = "nesterov", .type = SPK_FIELD_BOOL, SPK_OPT(nesterov), .read = spk_nesterov_check},
+    {.key = "betas",
+     .type = SPK_FIELD_FLOAT2,
+     SPK_OPT(beta1),
+     .lo = 0,
+     .hi = 1,
+     .hi_open = 1,
+     .def = 0.9,
+     .def2 = 0.999},
+    {.key = "eps",
+     .type = SPK_FIELD_FLOAT,
+     SPK_OPT(eps),
+     .lo = 0,
+     .lo_open = 1,
+     .hi = SPK_NO_MAX,
+     .def = 1e-8},
+    {.key = "weight_decay",
+     .type = SPK_FIELD_FLOAT,
+     SPK_OPT(weight_decay),
+     .lo = 0,
+     .hi = SPK_NO_MAX},
+    {.key = "clip_norm", .type = SPK_FIELD_FLOAT, SPK_OPT(clip_norm), .lo = 0, .hi = SPK_NO_MAX},
+    {.key = "schedule",
+     .type = SPK_FIELD_CHOICE,
+     SPK_OPT(schedule),
+     .choices = "constant|cosine",
+     .def = SPK_LR_CONSTANT},
+    {.key = "min_lr", .type = SPK_FIELD_FLOAT, SPK_OPT(min_lr), .lo = 0, .hi = SPK_NO_MAX},
+    {0},
+};
+
+static void spk_optim_defaults(spk_optim_config *o, int kind)
+{
+    spk_fields_defaults(spk_optim_fields, o);
+    o->kind = kind;
+    /* the one default that depends on the type: AdamW decays by default, the others do not */
+    if (kind == SPK_OPTIM_ADAMW)
+        o->weight_decay = 0.01f;
+}
+
+static int spk_ld_optim(spk_ld *ld, yaml_node_t *n, void *obj)
+{
+    spk_optim_config *o = &((spk_train_config *)obj)->optim;
     static const char *const kind_names[] = {"sgd", "adam", "adamw"};
-    char fb[96];
     int rc, kind = SPK_OPTIM_ADAM;
-    double d;
     spk_ld_ctx(ld, "train.optimizer: ");
     if ((rc = spk_ld_map(ld, n, "a mapping {type: sgd|adam|adamw, lr: x, ...}")) ||
-        (rc = spk_ld_keys(ld, n, keys)))
+        (rc = spk_ld_fields_keys(ld, n, spk_optim_fields)))
         return rc;
     yaml_node_t *t = spk_ld_get(ld, n, "type");
-    if (t && (rc = spk_ld_choice(ld, t, "type", "sgd|adam|adamw", &kind)))
+    if (t && (rc = spk_ld_choice(ld, t, "type", spk_optim_fields[0].choices, &kind)))
         return rc;
     spk_optim_defaults(o, kind);
     /* a key another optimizer uses is almost surely a mistake: say so rather than ignore it */
@@ -432,94 +497,35 @@ static int spk_ld_optim(spk_ld *ld, yaml_node_t *n, spk_optim_config *o)
                                foreign[i], kind == SPK_OPTIM_SGD ? "adam and adamw" : "sgd",
                                kind_names[kind]);
     }
-    yaml_node_t *v;
-    if ((v = spk_ld_get(ld, n, "lr"))) {
-        if ((rc = spk_ld_float(ld, v, "lr", 0, 1, 3.4e38, 0, &d)))
-            return rc;
-        o->lr = (float)d;
-    }
-    if ((v = spk_ld_get(ld, n, "momentum"))) {
-        if ((rc = spk_ld_float(ld, v, "momentum", 0, 0, 1, 1, &d)))
-            return rc;
-        o->momentum = (float)d;
-    }
-    if ((v = spk_ld_get(ld, n, "nesterov"))) {
-        if ((rc = spk_ld_bool(ld, v, "nesterov", &o->nesterov)))
-            return rc;
-        if (o->nesterov && !(o->momentum > 0))
-            return spk_ld_fail(ld, v, SPK_ERR_INVALID, "'nesterov' needs a 'momentum' > 0");
-    }
-    if ((v = spk_ld_get(ld, n, "betas"))) {
-        double b[2];
-        yaml_node_t *el[2];
-        int ok = spk_node_pair(ld, v, b, el);
-        for (int i = 0; ok && i < 2; i++)
-            ok = spk_in_range(b[i], 0, 0, 1, 1);
-        if (!ok)
-            return spk_ld_fail(
-                ld, v, SPK_ERR_INVALID,
-                "'betas' must be a list of two numbers in [0, 1), e.g. [0.9, 0.999], "
-                "got %s",
-                spk_found(v, fb, sizeof fb));
-        o->beta1 = (float)b[0];
-        o->beta2 = (float)b[1];
-    }
-    if ((v = spk_ld_get(ld, n, "eps"))) {
-        if ((rc = spk_ld_float(ld, v, "eps", 0, 1, 3.4e38, 0, &d)))
-            return rc;
-        o->eps = (float)d;
-    }
-    if ((v = spk_ld_get(ld, n, "weight_decay"))) {
-        if ((rc = spk_ld_float(ld, v, "weight_decay", 0, 0, 3.4e38, 0, &d)))
-            return rc;
-        o->weight_decay = (float)d;
-    }
-    if ((v = spk_ld_get(ld, n, "clip_norm"))) {
-        if ((rc = spk_ld_float(ld, v, "clip_norm", 0, 0, 3.4e38, 0, &d)))
-            return rc;
-        o->clip_norm = (float)d;
-    }
-    if ((v = spk_ld_get(ld, n, "schedule")) &&
-        (rc = spk_ld_choice(ld, v, "schedule", "constant|cosine", &o->schedule)))
-        return rc;
-    if ((v = spk_ld_get(ld, n, "min_lr"))) {
-        if ((rc = spk_ld_float(ld, v, "min_lr", 0, 0, 3.4e38, 0, &d)))
-            return rc;
-        o->min_lr = (float)d;
-    }
-    return SPK_OK;
+    /* the rest of the table, after `type` */
+    return spk_ld_fields_read(ld, n, spk_optim_fields + 1, o);
 }
+
+/* Read in this order, as before the table: the counts, then the datasets, then the optimizer. */
+static const spk_field spk_train_fields[] = {
+    {.key = "batch",
+     .type = SPK_FIELD_INT,
+     .offset = offsetof(spk_train_config, batch),
+     .lo = 1,
+     .hi = INT_MAX,
+     .def = 128},
+    {.key = "epochs",
+     .type = SPK_FIELD_INT,
+     .offset = offsetof(spk_train_config, epochs),
+     .lo = 1,
+     .hi = INT_MAX,
+     .def = 1},
+    {.key = "data", .type = SPK_FIELD_CUSTOM, .read = spk_ld_train_data},
+    {.key = "test", .type = SPK_FIELD_CUSTOM, .read = spk_ld_test_data},
+    {.key = "optimizer", .type = SPK_FIELD_CUSTOM, .read = spk_ld_optim},
+    {0},
+};
 
 static int spk_ld_train(spk_ld *ld, spk_model *m, yaml_node_t *n)
 {
-    static const char *const keys[] = {"data", "test", "batch", "epochs", "optimizer", NULL};
-    spk_train_config *tc = &m->train;
-    long long v;
-    int rc;
     spk_ld_ctx(ld, "train: ");
-    if ((rc = spk_ld_map(ld, n, "a mapping {data: ..., batch: n, optimizer: ...}")) ||
-        (rc = spk_ld_keys(ld, n, keys)))
-        return rc;
-    yaml_node_t *x;
-    if ((x = spk_ld_get(ld, n, "batch"))) {
-        if ((rc = spk_ld_int(ld, x, "batch", 1, INT_MAX, &v)))
-            return rc;
-        tc->batch = (int)v;
-    }
-    if ((x = spk_ld_get(ld, n, "epochs"))) {
-        if ((rc = spk_ld_int(ld, x, "epochs", 1, INT_MAX, &v)))
-            return rc;
-        tc->epochs = (int)v;
-    }
-    if ((x = spk_ld_get(ld, n, "data")) &&
-        (rc = spk_ld_dataset(ld, x, "data", &tc->train_images, &tc->train_labels)))
-        return rc;
-    if ((x = spk_ld_get(ld, n, "test")) &&
-        (rc = spk_ld_dataset(ld, x, "test", &tc->test_images, &tc->test_labels)))
-        return rc;
-    if ((x = spk_ld_get(ld, n, "optimizer")) && (rc = spk_ld_optim(ld, x, &tc->optim)))
-        return rc;
-    return SPK_OK;
+    return spk_ld_fields(ld, n, "a mapping {data: ..., batch: n, optimizer: ...}", spk_train_fields,
+                         &m->train);
 }
 
 /* Loads each library of `plugins:` as it is read: the layer types they add must be known before
@@ -686,9 +692,8 @@ static int spk_model_parse(const char *text, size_t len, const char *file, int r
     m->dir = resolve ? spk_dir_name(file) : strdup(".");
     m->name = spk_base_name(file);
     m->seed = 1;
-    m->input_scale = 1.0f;
-    m->train.batch = 128;
-    m->train.epochs = 1;
+    spk_fields_defaults(spk_input_fields, m);
+    spk_fields_defaults(spk_train_fields, &m->train);
     spk_optim_defaults(&m->train.optim, SPK_OPTIM_ADAM);
     if (!m->path || !m->dir || !m->name) {
         spk_model_free(m);

@@ -503,3 +503,108 @@ int spk_syntax_error(const yaml_parser_t *p, const char *file, const char *text,
     return spk_error_set(err, SPK_ERR_PARSE, "%s:%d:%d: YAML syntax error: %s%s", file, line, col,
                          p->problem ? p->problem : "malformed input", ctx);
 }
+
+/* ---- declarative sections ---- */
+
+#define SPK_FIELDS_MAX 32
+
+void spk_fields_defaults(const spk_field *f, void *obj)
+{
+    char *base = obj;
+    for (; f->key; f++) {
+        switch (f->type) {
+        case SPK_FIELD_INT:
+        case SPK_FIELD_BOOL:
+        case SPK_FIELD_CHOICE:
+            *(int *)(base + f->offset) = (int)f->def;
+            break;
+        case SPK_FIELD_FLOAT2:
+            ((float *)(base + f->offset))[1] = (float)f->def2;
+            /* fall through */
+        case SPK_FIELD_FLOAT:
+            *(float *)(base + f->offset) = (float)f->def;
+            break;
+        case SPK_FIELD_CUSTOM:
+            break;
+        }
+    }
+}
+
+int spk_ld_fields_keys(spk_ld *ld, yaml_node_t *map, const spk_field *f)
+{
+    const char *allowed[SPK_FIELDS_MAX + 1];
+    int n = 0;
+    for (; f->key && n < SPK_FIELDS_MAX; f++)
+        allowed[n++] = f->key;
+    allowed[n] = NULL;
+    return spk_ld_keys(ld, map, allowed);
+}
+
+static int spk_ld_field(spk_ld *ld, yaml_node_t *n, const spk_field *f, void *obj)
+{
+    char *at = (char *)obj + f->offset;
+    char fb[96], rb[64];
+    long long i;
+    double d, ab[2];
+    yaml_node_t *el[2];
+    int rc = SPK_OK, ok;
+    switch (f->type) {
+    case SPK_FIELD_INT:
+        if (!(rc = spk_ld_int(ld, n, f->key, f->lo, f->hi, &i)))
+            *(int *)at = (int)i;
+        break;
+    case SPK_FIELD_FLOAT:
+        if (!(rc = spk_ld_float(ld, n, f->key, f->lo, f->lo_open, f->hi, f->hi_open, &d)))
+            *(float *)at = (float)d;
+        break;
+    case SPK_FIELD_FLOAT2:
+        ok = spk_node_pair(ld, n, ab, el);
+        for (int k = 0; ok && k < 2; k++)
+            ok = spk_in_range(ab[k], f->lo, f->lo_open, f->hi, f->hi_open);
+        if (!ok)
+            return spk_ld_fail(ld, n, SPK_ERR_INVALID,
+                               "'%s' must be a list of two numbers%s, e.g. [%g, %g], got %s",
+                               f->key,
+                               spk_range(f->lo, f->lo_open, f->hi, f->hi_open, rb, sizeof rb),
+                               f->def, f->def2, spk_found(n, fb, sizeof fb));
+        ((float *)at)[0] = (float)ab[0];
+        ((float *)at)[1] = (float)ab[1];
+        break;
+    case SPK_FIELD_BOOL:
+        rc = spk_ld_bool(ld, n, f->key, (int *)at);
+        break;
+    case SPK_FIELD_CHOICE:
+        rc = spk_ld_choice(ld, n, f->key, f->choices, (int *)at);
+        break;
+    case SPK_FIELD_CUSTOM:
+        return f->read(ld, n, obj);
+    }
+    if (rc == SPK_OK && f->read)
+        rc = f->read(ld, n, obj);
+    return rc;
+}
+
+int spk_ld_fields_read(spk_ld *ld, yaml_node_t *map, const spk_field *f, void *obj)
+{
+    int rc;
+    for (; f->key; f++) {
+        yaml_node_t *n = spk_ld_get(ld, map, f->key);
+        if (!n) {
+            if (f->required)
+                return spk_ld_fail(ld, map, SPK_ERR_INVALID, "missing required key '%s'", f->key);
+            continue;
+        }
+        if ((rc = spk_ld_field(ld, n, f, obj)))
+            return rc;
+    }
+    return SPK_OK;
+}
+
+int spk_ld_fields(spk_ld *ld, yaml_node_t *map, const char *expected, const spk_field *fields,
+                  void *obj)
+{
+    int rc;
+    if ((rc = spk_ld_map(ld, map, expected)) || (rc = spk_ld_fields_keys(ld, map, fields)))
+        return rc;
+    return spk_ld_fields_read(ld, map, fields, obj);
+}

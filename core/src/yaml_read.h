@@ -12,6 +12,40 @@
 #define SPK_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define SPK_PRINTF(a, b)
+/* ---- declarative sections: a table of keys, each read into a field of a struct ---- */
+
+typedef enum spk_field_type {
+    SPK_FIELD_INT,    /* int, in [lo, hi] */
+    SPK_FIELD_FLOAT,  /* float, in lo..hi (lo_open, hi_open: bound excluded) */
+    SPK_FIELD_FLOAT2, /* two adjacent floats from a list [a, b], each in the bounds */
+    SPK_FIELD_BOOL,   /* int, 0 or 1 */
+    SPK_FIELD_CHOICE, /* int: the index of the word in `choices` */
+    SPK_FIELD_CUSTOM, /* read by `read` (lists, nested mappings) */
+} spk_field_type;
+
+typedef struct spk_field {
+    const char *key; /* NULL ends a table */
+    spk_field_type type;
+    size_t offset; /* of the field in the target struct (offsetof) */
+    double lo, hi; /* bounds; +-1e30 and beyond: none */
+    int lo_open, hi_open;
+    const char *choices; /* CHOICE: "a|b|c" */
+    double def, def2;    /* defaults (CHOICE: an index; FLOAT2: both); CUSTOM: none */
+    int required;        /* absent: "missing required key" at the mapping */
+    /* CUSTOM: reads the value into obj; other types: an optional check once the value is set */
+    int (*read)(spk_ld *ld, yaml_node_t *n, void *obj);
+} spk_field;
+
+/* Writes the table's defaults into obj (CUSTOM fields are left alone). */
+void spk_fields_defaults(const spk_field *fields, void *obj);
+/* Refuses keys of map that the table does not list, suggesting the closest. */
+int spk_ld_fields_keys(spk_ld *ld, yaml_node_t *map, const spk_field *fields);
+/* Reads the keys of the table that map holds, in table order, each with the standard message. */
+int spk_ld_fields_read(spk_ld *ld, yaml_node_t *map, const spk_field *fields, void *obj);
+/* A whole section: map must be a mapping (else "expected <expected>"), of the table's keys. */
+int spk_ld_fields(spk_ld *ld, yaml_node_t *map, const char *expected, const spk_field *fields,
+                  void *obj);
+
 #endif
 
 /* ---- "did you mean": the closest candidate by optimal string alignment distance ---- */
@@ -91,5 +125,39 @@ char *spk_join_path(const char *dir, const char *path);
 int spk_ld_path(spk_ld *ld, yaml_node_t *n, const char *key, char **out);
 /* A list of exactly two numbers, e.g. [lo, hi]. */
 int spk_node_pair(spk_ld *ld, yaml_node_t *n, double v[2], yaml_node_t *el[2]);
+
+/* ---- declarative sections: a table of keys, each read into a field of a struct ---- */
+
+typedef enum spk_field_type {
+    SPK_FIELD_INT,    /* int, in [lo, hi] */
+    SPK_FIELD_FLOAT,  /* float, in lo..hi (lo_open, hi_open: bound excluded) */
+    SPK_FIELD_FLOAT2, /* two adjacent floats from a list [a, b], each in the bounds */
+    SPK_FIELD_BOOL,   /* int, 0 or 1 */
+    SPK_FIELD_CHOICE, /* int: the index of the word in `choices` */
+    SPK_FIELD_CUSTOM, /* read by `read` (lists, nested mappings) */
+} spk_field_type;
+
+typedef struct spk_field {
+    const char *key; /* NULL ends a table */
+    spk_field_type type;
+    size_t offset; /* of the field in the target struct (offsetof) */
+    double lo, hi; /* bounds; +-1e30 and beyond: none */
+    int lo_open, hi_open;
+    const char *choices; /* CHOICE: "a|b|c" */
+    double def, def2;    /* defaults (CHOICE: an index; FLOAT2: both); CUSTOM: none */
+    int required;        /* absent: "missing required key" at the mapping */
+    /* CUSTOM: reads the value into obj; other types: an optional check once the value is set */
+    int (*read)(spk_ld *ld, yaml_node_t *n, void *obj);
+} spk_field;
+
+/* Writes the table's defaults into obj (CUSTOM fields are left alone). */
+void spk_fields_defaults(const spk_field *fields, void *obj);
+/* Refuses keys of map that the table does not list, suggesting the closest. */
+int spk_ld_fields_keys(spk_ld *ld, yaml_node_t *map, const spk_field *fields);
+/* Reads the keys of the table that map holds, in table order, each with the standard message. */
+int spk_ld_fields_read(spk_ld *ld, yaml_node_t *map, const spk_field *fields, void *obj);
+/* A whole section: map must be a mapping (else "expected <expected>"), of the table's keys. */
+int spk_ld_fields(spk_ld *ld, yaml_node_t *map, const char *expected, const spk_field *fields,
+                  void *obj);
 
 #endif
