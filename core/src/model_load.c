@@ -356,15 +356,9 @@ static int spk_ld_shape(spk_ld *ld, yaml_node_t *shape, void *obj)
 #define SPK_NO_MAX 3.4e38 /* floats: no upper bound beyond what a float holds */
 
 static const spk_field spk_input_fields[] = {
-    {.key = "shape", .type = SPK_FIELD_CUSTOM, .required = 1, .read = spk_ld_shape},
-    {.key = "scale",
-     .type = SPK_FIELD_FLOAT,
-     .offset = offsetof(spk_model, input_scale),
-     .lo = 0,
-     .lo_open = 1,
-     .hi = SPK_NO_MAX,
-     .def = 1.0},
-    {0},
+    SPK_F_CUSTOM("shape", 1, spk_ld_shape),
+    SPK_F_FLOAT("scale", spk_model, input_scale, 0, 1, SPK_NO_MAX, 0, 1.0),
+    SPK_F_END,
 };
 
 static int spk_ld_input(spk_ld *ld, spk_model *m, yaml_node_t *n)
@@ -416,52 +410,20 @@ static int spk_nesterov_check(spk_ld *ld, yaml_node_t *n, void *obj)
     return SPK_OK;
 }
 
-#define SPK_OPT(f) .offset = offsetof(spk_optim_config, f)
-
-/* `train: optimizer:`; `type` is read first, as it decides which keys apply and one default. */
+/* `train: optimizer:`; `type` is read first, as it decides which keys apply and one default.
+ * Rows: key, field, bounds (lo, lo excluded, hi, hi excluded), default. */
 static const spk_field spk_optim_fields[] = {
-    {.key = "type",
-     .type = SPK_FIELD_CHOICE,
-     SPK_OPT(kind),
-     .choices = "sgd|adam|adamw",
-     .def = SPK_OPTIM_ADAM},
-    {.key = "lr",
-     .type = SPK_FIELD_FLOAT,
-     SPK_OPT(lr),
-     .lo = 0,
-     .lo_open = 1,
-     .hi = SPK_NO_MAX,
-     .def = 1e-3},
-    {.key = "momentum", .type = SPK_FIELD_FLOAT, SPK_OPT(momentum), .lo = 0, .hi = 1, .hi_open = 1},
-    {.key = "nesterov", .type = SPK_FIELD_BOOL, SPK_OPT(nesterov), .read = spk_nesterov_check},
-    {.key = "betas",
-     .type = SPK_FIELD_FLOAT2,
-     SPK_OPT(beta1),
-     .lo = 0,
-     .hi = 1,
-     .hi_open = 1,
-     .def = 0.9,
-     .def2 = 0.999},
-    {.key = "eps",
-     .type = SPK_FIELD_FLOAT,
-     SPK_OPT(eps),
-     .lo = 0,
-     .lo_open = 1,
-     .hi = SPK_NO_MAX,
-     .def = 1e-8},
-    {.key = "weight_decay",
-     .type = SPK_FIELD_FLOAT,
-     SPK_OPT(weight_decay),
-     .lo = 0,
-     .hi = SPK_NO_MAX},
-    {.key = "clip_norm", .type = SPK_FIELD_FLOAT, SPK_OPT(clip_norm), .lo = 0, .hi = SPK_NO_MAX},
-    {.key = "schedule",
-     .type = SPK_FIELD_CHOICE,
-     SPK_OPT(schedule),
-     .choices = "constant|cosine",
-     .def = SPK_LR_CONSTANT},
-    {.key = "min_lr", .type = SPK_FIELD_FLOAT, SPK_OPT(min_lr), .lo = 0, .hi = SPK_NO_MAX},
-    {0},
+    SPK_F_CHOICE("type", spk_optim_config, kind, "sgd|adam|adamw", SPK_OPTIM_ADAM),
+    SPK_F_FLOAT("lr", spk_optim_config, lr, 0, 1, SPK_NO_MAX, 0, 1e-3),
+    SPK_F_FLOAT("momentum", spk_optim_config, momentum, 0, 0, 1, 1, 0),
+    SPK_F_BOOL("nesterov", spk_optim_config, nesterov, 0, spk_nesterov_check),
+    SPK_F_FLOAT2("betas", spk_optim_config, beta1, 0, 0, 1, 1, 0.9, 0.999),
+    SPK_F_FLOAT("eps", spk_optim_config, eps, 0, 1, SPK_NO_MAX, 0, 1e-8),
+    SPK_F_FLOAT("weight_decay", spk_optim_config, weight_decay, 0, 0, SPK_NO_MAX, 0, 0),
+    SPK_F_FLOAT("clip_norm", spk_optim_config, clip_norm, 0, 0, SPK_NO_MAX, 0, 0),
+    SPK_F_CHOICE("schedule", spk_optim_config, schedule, "constant|cosine", SPK_LR_CONSTANT),
+    SPK_F_FLOAT("min_lr", spk_optim_config, min_lr, 0, 0, SPK_NO_MAX, 0, 0),
+    SPK_F_END,
 };
 
 static void spk_optim_defaults(spk_optim_config *o, int kind)
@@ -503,22 +465,12 @@ static int spk_ld_optim(spk_ld *ld, yaml_node_t *n, void *obj)
 
 /* Read in this order, as before the table: the counts, then the datasets, then the optimizer. */
 static const spk_field spk_train_fields[] = {
-    {.key = "batch",
-     .type = SPK_FIELD_INT,
-     .offset = offsetof(spk_train_config, batch),
-     .lo = 1,
-     .hi = INT_MAX,
-     .def = 128},
-    {.key = "epochs",
-     .type = SPK_FIELD_INT,
-     .offset = offsetof(spk_train_config, epochs),
-     .lo = 1,
-     .hi = INT_MAX,
-     .def = 1},
-    {.key = "data", .type = SPK_FIELD_CUSTOM, .read = spk_ld_train_data},
-    {.key = "test", .type = SPK_FIELD_CUSTOM, .read = spk_ld_test_data},
-    {.key = "optimizer", .type = SPK_FIELD_CUSTOM, .read = spk_ld_optim},
-    {0},
+    SPK_F_INT("batch", spk_train_config, batch, 1, INT_MAX, 128),
+    SPK_F_INT("epochs", spk_train_config, epochs, 1, INT_MAX, 1),
+    SPK_F_CUSTOM("data", 0, spk_ld_train_data),
+    SPK_F_CUSTOM("test", 0, spk_ld_test_data),
+    SPK_F_CUSTOM("optimizer", 0, spk_ld_optim),
+    SPK_F_END,
 };
 
 static int spk_ld_train(spk_ld *ld, spk_model *m, yaml_node_t *n)

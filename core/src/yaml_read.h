@@ -3,7 +3,7 @@
 #ifndef SPK_YAML_READ_INTERNAL_H
 #define SPK_YAML_READ_INTERNAL_H
 
-#include <stddef.h>
+#include <stddef.h> /* offsetof, for the table rows */
 #include <yaml.h>
 
 #include "spikecl/spikecl.h"
@@ -12,40 +12,6 @@
 #define SPK_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define SPK_PRINTF(a, b)
-/* ---- declarative sections: a table of keys, each read into a field of a struct ---- */
-
-typedef enum spk_field_type {
-    SPK_FIELD_INT,    /* int, in [lo, hi] */
-    SPK_FIELD_FLOAT,  /* float, in lo..hi (lo_open, hi_open: bound excluded) */
-    SPK_FIELD_FLOAT2, /* two adjacent floats from a list [a, b], each in the bounds */
-    SPK_FIELD_BOOL,   /* int, 0 or 1 */
-    SPK_FIELD_CHOICE, /* int: the index of the word in `choices` */
-    SPK_FIELD_CUSTOM, /* read by `read` (lists, nested mappings) */
-} spk_field_type;
-
-typedef struct spk_field {
-    const char *key; /* NULL ends a table */
-    spk_field_type type;
-    size_t offset; /* of the field in the target struct (offsetof) */
-    double lo, hi; /* bounds; +-1e30 and beyond: none */
-    int lo_open, hi_open;
-    const char *choices; /* CHOICE: "a|b|c" */
-    double def, def2;    /* defaults (CHOICE: an index; FLOAT2: both); CUSTOM: none */
-    int required;        /* absent: "missing required key" at the mapping */
-    /* CUSTOM: reads the value into obj; other types: an optional check once the value is set */
-    int (*read)(spk_ld *ld, yaml_node_t *n, void *obj);
-} spk_field;
-
-/* Writes the table's defaults into obj (CUSTOM fields are left alone). */
-void spk_fields_defaults(const spk_field *fields, void *obj);
-/* Refuses keys of map that the table does not list, suggesting the closest. */
-int spk_ld_fields_keys(spk_ld *ld, yaml_node_t *map, const spk_field *fields);
-/* Reads the keys of the table that map holds, in table order, each with the standard message. */
-int spk_ld_fields_read(spk_ld *ld, yaml_node_t *map, const spk_field *fields, void *obj);
-/* A whole section: map must be a mapping (else "expected <expected>"), of the table's keys. */
-int spk_ld_fields(spk_ld *ld, yaml_node_t *map, const char *expected, const spk_field *fields,
-                  void *obj);
-
 #endif
 
 /* ---- "did you mean": the closest candidate by optimal string alignment distance ---- */
@@ -149,6 +115,23 @@ typedef struct spk_field {
     /* CUSTOM: reads the value into obj; other types: an optional check once the value is set */
     int (*read)(spk_ld *ld, yaml_node_t *n, void *obj);
 } spk_field;
+
+/* Table rows, one line per key: the key, the struct and its field, then what the type needs. */
+/* clang-format off */
+#define SPK_F_INT(key, T, f, lo, hi, def) \
+    {key, SPK_FIELD_INT, offsetof(T, f), lo, hi, 0, 0, NULL, def, 0, 0, NULL}
+#define SPK_F_FLOAT(key, T, f, lo, lo_open, hi, hi_open, def) \
+    {key, SPK_FIELD_FLOAT, offsetof(T, f), lo, hi, lo_open, hi_open, NULL, def, 0, 0, NULL}
+#define SPK_F_FLOAT2(key, T, f, lo, lo_open, hi, hi_open, def, def2) \
+    {key, SPK_FIELD_FLOAT2, offsetof(T, f), lo, hi, lo_open, hi_open, NULL, def, def2, 0, NULL}
+#define SPK_F_BOOL(key, T, f, def, check) \
+    {key, SPK_FIELD_BOOL, offsetof(T, f), 0, 1, 0, 0, NULL, def, 0, 0, check}
+#define SPK_F_CHOICE(key, T, f, choices, def) \
+    {key, SPK_FIELD_CHOICE, offsetof(T, f), 0, 0, 0, 0, choices, def, 0, 0, NULL}
+#define SPK_F_CUSTOM(key, required, read) \
+    {key, SPK_FIELD_CUSTOM, 0, 0, 0, 0, 0, NULL, 0, 0, required, read}
+#define SPK_F_END {NULL, SPK_FIELD_CUSTOM, 0, 0, 0, 0, 0, NULL, 0, 0, 0, NULL}
+/* clang-format on */
 
 /* Writes the table's defaults into obj (CUSTOM fields are left alone). */
 void spk_fields_defaults(const spk_field *fields, void *obj);
