@@ -258,11 +258,11 @@ Test(model_load, full_model)
     /* from: a list and a single name */
     const spk_layer_def *skip = layer(m, "skip");
     cr_assert_eq(skip->n_from, 2);
-    cr_expect_str_eq(skip->from[0], "lif1");
-    cr_expect_str_eq(skip->from[1], "lif2");
+    cr_expect_str_eq(m->layers[skip->from[0]].name, "lif1");
+    cr_expect_str_eq(m->layers[skip->from[1]].name, "lif2");
     const spk_layer_def *lif3 = layer(m, "lif3");
     cr_assert_eq(lif3->n_from, 1);
-    cr_expect_str_eq(lif3->from[0], "skip");
+    cr_expect_str_eq(m->layers[lif3->from[0]].name, "skip");
     /* another kind than the default's: that kind's own slope */
     cr_expect_eq(param(lif3, "surrogate")->sg.kind, SPK_SG_SIGMOID);
     cr_expect_float_eq(param(lif3, "surrogate")->sg.slope, 5.0f, 1e-7);
@@ -874,4 +874,43 @@ Test(model_load, err_inline_cases)
     expect_string_fail("- a\n- b\n", SPK_ERR_INVALID,
                        "inline.yaml:1:1: expected a mapping of model keys");
     expect_string_fail("# only a comment\n", SPK_ERR_INVALID, "inline.yaml:1:1: the file is empty");
+}
+
+/* input, train and optimizer are read from tables: with several mistakes in one section the
+ * first reported is the one the table reads first, whatever the order in the file */
+Test(model_load, section_tables_keep_their_order)
+{
+    const char *head =
+        "input: {shape: [4]}\ntime_steps: 1\nlayers: [{name: a, type: test.neuron}]\n";
+    static const struct {
+        const char *tail, *msg;
+    } cases[] = {
+        {"train: {data: {imags: x}, epochs: 0, batch: 0}\n",
+         "inline.yaml:4:45: train: 'batch' must be an integer >= 1, got '0'"},
+        {"train: {optimizer: {min_lr: -1, lr: 0}}\n",
+         "inline.yaml:4:37: train.optimizer: 'lr' must be a number > 0, got '0'"},
+        {"train: {optimizer: {lr: 0, type: sgdd}}\n",
+         "inline.yaml:4:34: train.optimizer: 'type' must be one of sgd|adam|adamw, got 'sgdd'; "
+         "did you mean 'sgd'?"},
+        {"train: {optimizer: {type: sgd, momentum: 0.5, nesterov: yes, betas: [0.9, 2]}}\n",
+         "inline.yaml:4:62: train.optimizer: 'betas' applies to adam and adamw, not to type sgd"},
+        {"train: {optimizer: {betas: 0.9}}\n",
+         "inline.yaml:4:28: train.optimizer: 'betas' must be a list of two numbers in [0, 1), e.g. "
+         "[0.9, 0.999], got '0.9'"},
+        {"train: {optimizer: {schedule: cosin}}\n",
+         "train.optimizer: 'schedule' must be one of constant|cosine, got 'cosin'; did you mean "
+         "'cosine'?"},
+        {"train: {test: {images: a}, data: {images: b}}\n",
+         "inline.yaml:4:34: train.data: missing required key 'labels'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof yaml, "%s%s", head, cases[i].tail);
+        expect_string_fail(yaml, SPK_ERR_INVALID, cases[i].msg);
+    }
+    /* shape is read before scale */
+    expect_string_fail("input: {scale: 0, shape: [0]}\ntime_steps: 1\nlayers: [{name: a, type: "
+                       "test.neuron}]\n",
+                       SPK_ERR_INVALID,
+                       "inline.yaml:1:27: input: 'shape' entries must be integers");
 }

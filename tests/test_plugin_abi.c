@@ -169,6 +169,22 @@ Test(plugin_abi, bad_parameter_table)
     free(c);
 }
 
+/* Defaults are parsed when the type registers: a bad one refuses the plugin at load time, with
+ * the plugin, the type and the parameter named, instead of failing each model that uses it. */
+Test(plugin_abi, bad_default_refused_at_load)
+{
+    char *c = canon(SPK_TP_BADDEF);
+    const char *msg = refused(SPK_TP_BADDEF, SPK_ERR_PLUGIN);
+    char want[PATH_MAX + 160];
+    snprintf(want, sizeof want,
+             "%s: layer type 'neuron.tp_baddef': bad default: 'gain' must be a number in [0, 10], "
+             "got '12.5'",
+             c);
+    expect_has(msg, want);
+    cr_expect_null(spk_registry_find(spk_registry_default(), "neuron.tp_baddef"));
+    free(c);
+}
+
 Test(plugin_abi, init_fails_and_is_undone)
 {
     char *c = canon(SPK_TP_INITFAIL);

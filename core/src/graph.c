@@ -28,8 +28,7 @@ static int get_program(spk_session *s, const spk_layer_type *t, spk_program **ou
 }
 
 /* The input nodes of node i: the previous node (default_input) without `from:`, else the
- * earlier layers it names. The only place the graph looks layers up by name, so that a loader
- * that resolves names to indices once replaces just this function. */
+ * earlier layers the loader resolved it to (layer j is node j + 1). */
 static int resolve_inputs(spk_session *s, int i, const spk_layer_def *d, int default_input,
                           spk_error *err)
 {
@@ -41,15 +40,12 @@ static int resolve_inputs(spk_session *s, int i, const spk_layer_def *d, int def
     }
     nd->n_in = d->n_from;
     for (int k = 0; k < d->n_from; k++) {
-        int j = 1;
-        while (j < i && strcmp(s->nodes[j].layer.name, d->from[k]) != 0)
-            j++;
-        if (j == i)
+        /* a model built by hand may hold anything: keep the check the loader makes */
+        if (d->from[k] < 0 || d->from[k] + 1 >= i)
             return spk_error_set(err, SPK_ERR_INVALID,
-                                 "%s:%d:%d: layer '%s': 'from' names '%s', which is not an "
-                                 "earlier layer",
-                                 s->m->path, d->line, d->col, d->name, d->from[k]);
-        nd->in_node[k] = j;
+                                 "%s:%d:%d: layer '%s': 'from' input #%d is not an earlier layer",
+                                 s->m->path, d->line, d->col, d->name, k + 1);
+        nd->in_node[k] = d->from[k] + 1;
     }
     return SPK_OK;
 }

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "layer.h"
-#include "model.h"
+#include "params.h"
 #include "registry.h"
 #include "spikecl/philox.h"
 

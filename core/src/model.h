@@ -2,6 +2,7 @@
 #ifndef SPK_MODEL_INTERNAL_H
 #define SPK_MODEL_INTERNAL_H
 
+#include "params.h" /* spk_params_*: tests and the session reach them through here */
 #include "spikecl/spikecl.h"
 
 typedef struct spk_layer_def {
@@ -9,8 +10,9 @@ typedef struct spk_layer_def {
     const spk_layer_type *type;
     spk_params params;
     int n_from;
-    char *from[SPK_MAX_INPUTS]; /* names of input layers; n_from = 0: the previous layer */
-    int line, col;              /* of the layer's mapping */
+    int from[SPK_MAX_INPUTS]; /* indices into the model's layers, resolved by the loader;
+                               * n_from = 0: the previous layer */
+    int line, col;            /* of the layer's mapping */
     /* rate_reg: {l1: x} and/or {target: r, weight: w}, on neuron layers; the core adds the
      * term to the loss and its gradient to the layer's output gradient (0: off) */
     float rate_l1, rate_target, rate_weight;
@@ -37,14 +39,4 @@ struct spk_model {
 /* Frees what a layer definition owns (not the struct itself). */
 void spk_layer_def_clear(spk_layer_def *d);
 
-/* Parameter lookup by name for the host API; NULL if the name is not in the table. */
-const spk_param_value *spk_params_find(const spk_params *p, const char *name);
-
-/* Parses a flow mapping of parameters ("{beta: 0.9, reset: zero}", or "" / NULL for all
- * defaults) against a type's table, exactly as the loader does for a layer. For tests and tools. */
-int spk_params_from_yaml(const spk_layer_type *type, const char *yaml, spk_params *out,
-                         spk_error *err);
-/* Fills every value of `out` with the type's defaults (a required key is an error). */
-int spk_params_defaults(const spk_layer_type *type, spk_params *out, spk_error *err);
-void spk_params_clear(spk_params *p);
 #endif

@@ -3,13 +3,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "params.h"
 #include "registry.h"
 #include "spikecl/spikecl.h"
 
 typedef struct spk_registry_entry {
     const spk_layer_type *type;
     char *source;
-    spk_layer_type *own; /* the full-size copy of an older, shorter descriptor (or NULL) */
+    spk_layer_type *own;   /* the full-size copy of an older, shorter descriptor (or NULL) */
+    spk_param_value *defs; /* the table's defaults, parsed once here; one per parameter */
+    int n_defs;
 } spk_registry_entry;
 
 struct spk_registry {
@@ -82,11 +85,24 @@ int spk_registry_add(spk_registry *reg, const spk_layer_type *t, const char *sou
     int rc = check_params(t, err);
     if (rc)
         return spk_error_prefix(err, rc, "%s", src);
+    /* a bad default is the plugin's bug: refuse the type now rather than fail every model
+     * that uses it later */
+    spk_param_value *defs = NULL;
+    int n_defs = 0;
+    if ((rc = spk_params_parse_defaults(t, &defs, &n_defs, err))) {
+        if (rc == SPK_ERR_NOMEM)
+            return rc;
+        if (err)
+            err->code = SPK_ERR_PLUGIN;
+        return spk_error_prefix(err, SPK_ERR_PLUGIN, "%s", src);
+    }
     if (reg->n == reg->cap) {
         int cap = reg->cap ? reg->cap * 2 : 16;
         spk_registry_entry *e = realloc(reg->e, (size_t)cap * sizeof *e);
-        if (!e)
+        if (!e) {
+            spk_param_values_free(defs, n_defs);
             return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+        }
         reg->e = e;
         reg->cap = cap;
     }
@@ -94,19 +110,24 @@ int spk_registry_add(spk_registry *reg, const spk_layer_type *t, const char *sou
      * later reader sees the fields it lacks as "not given" instead of reading past its end. */
     spk_layer_type *own = NULL;
     if (t->struct_size < sizeof(spk_layer_type)) {
-        if (!(own = calloc(1, sizeof *own)))
+        if (!(own = calloc(1, sizeof *own))) {
+            spk_param_values_free(defs, n_defs);
             return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+        }
         memcpy(own, t, t->struct_size);
     }
     char *s = malloc(strlen(src) + 1);
     if (!s) {
         free(own);
+        spk_param_values_free(defs, n_defs);
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     }
     strcpy(s, src);
     reg->e[reg->n].type = own ? own : t;
     reg->e[reg->n].source = s;
     reg->e[reg->n].own = own;
+    reg->e[reg->n].defs = defs;
+    reg->e[reg->n].n_defs = n_defs;
     reg->n++;
     return SPK_OK;
 }
@@ -166,10 +187,20 @@ void spk_registry_truncate(spk_registry *reg, int n)
         reg->n--;
         free(reg->e[reg->n].source);
         free(reg->e[reg->n].own);
+        spk_param_values_free(reg->e[reg->n].defs, reg->e[reg->n].n_defs);
+        reg->e[reg->n].defs = NULL;
         reg->e[reg->n].source = NULL;
         reg->e[reg->n].own = NULL;
         reg->e[reg->n].type = NULL;
     }
+}
+
+const spk_param_value *spk_registry_defaults(const spk_registry *reg, const spk_layer_type *type)
+{
+    for (int i = 0; reg && i < reg->n; i++)
+        if (reg->e[i].type == type)
+            return reg->e[i].defs;
+    return NULL;
 }
 
 static const char *loading_source;

@@ -14,4 +14,8 @@ int spk_registry_add_from_plugin(spk_registry *reg, const spk_layer_type *type, 
  * that a later attempt does not collide with its own leftovers. */
 void spk_registry_truncate(spk_registry *reg, int n);
 
+/* The defaults of a registered type's table, parsed when it registered (one value per
+ * parameter, zeroed for a required one); NULL for a type this registry does not hold. */
+const spk_param_value *spk_registry_defaults(const spk_registry *reg, const spk_layer_type *type);
+
 #endif

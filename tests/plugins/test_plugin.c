@@ -18,6 +18,7 @@
 #define TP_INITFAIL 8  /* registers a type, then refuses a host older than it needs */
 #define TP_OLD      9  /* a descriptor as a 1.0 plugin has it: shorter than today's */
 #define TP_SHORT    10 /* a descriptor shorter than any ABI version's */
+#define TP_BADDEF   11 /* a parameter default outside its own range */
 
 #ifndef TP_VARIANT
 #error "TP_VARIANT must be defined"
@@ -39,12 +40,18 @@
 #define TP_NAME "neuron.tp_old"
 #elif TP_VARIANT == TP_SHORT
 #define TP_NAME "neuron.tp_short"
+#elif TP_VARIANT == TP_BADDEF
+#define TP_NAME "neuron.tp_baddef"
 #else
 #define TP_NAME "neuron.tp_other"
 #endif
 
 static const spk_param_spec tp_params[] = {
+#if TP_VARIANT == TP_BADDEF
+    {"gain", SPK_PARAM_FLOAT, "12.5", 0, 10, NULL, "y = gain * x"},
+#else
     {"gain", SPK_PARAM_FLOAT, "2.0", 0, 10, NULL, "y = gain * x"},
+#endif
 #if TP_VARIANT == TP_PARAMS
     {"mode", SPK_PARAM_CHOICE, "a", 1, 0, NULL, "a choice with nothing to choose from"},
 #endif
