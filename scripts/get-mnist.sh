@@ -12,29 +12,9 @@
 set -euo pipefail
 
 verify_only=${SPK_MNIST_VERIFY_ONLY:-0}
-dir=""
-for arg in "$@"; do
-    case "$arg" in
-    --verify-only) verify_only=1 ;;
-    -h | --help)
-        # The comment block at the top of this file is the help text.
-        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
-        exit 0
-        ;;
-    -*)
-        echo "get-mnist.sh: unknown option $arg" >&2
-        exit 2
-        ;;
-    *)
-        if [ -n "$dir" ]; then
-            echo "get-mnist.sh: more than one folder given" >&2
-            exit 2
-        fi
-        dir=$arg
-        ;;
-    esac
-done
-dir=${dir:-data/mnist}
+# shellcheck source=lib/dataset-args.sh
+. "$(dirname "$0")/lib/dataset-args.sh"
+dataset_args get-mnist.sh data/mnist "$@"
 
 mirrors=${SPK_MNIST_MIRRORS:-"https://ossci-datasets.s3.amazonaws.com/mnist/ https://storage.googleapis.com/cvdf-datasets/mnist/"}
 

@@ -15,29 +15,9 @@
 set -euo pipefail
 
 verify_only=${SPK_NMNIST_VERIFY_ONLY:-0}
-dir=""
-for arg in "$@"; do
-    case "$arg" in
-    --verify-only) verify_only=1 ;;
-    -h | --help)
-        # The comment block at the top of this file is the help text.
-        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
-        exit 0
-        ;;
-    -*)
-        echo "get-nmnist.sh: unknown option $arg" >&2
-        exit 2
-        ;;
-    *)
-        if [ -n "$dir" ]; then
-            echo "get-nmnist.sh: more than one folder given" >&2
-            exit 2
-        fi
-        dir=$arg
-        ;;
-    esac
-done
-dir=${dir:-data/nmnist}
+# shellcheck source=lib/dataset-args.sh
+. "$(dirname "$0")/lib/dataset-args.sh"
+dataset_args get-nmnist.sh data/nmnist "$@"
 
 base=https://data.mendeley.com/public-files/datasets/468j46mzdv/files
 read -r -a urls <<<"${SPK_NMNIST_URLS:-$base/39c25547-014b-4137-a934-9d29fa53c7a0/file_downloaded $base/05a4d654-7e03-4c15-bdfa-9bb2bcbea494/file_downloaded}"
