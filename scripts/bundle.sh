@@ -33,6 +33,11 @@ nice -n 10 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPIKECL_NATIVE=OF
 tests=(test_backend_ops test_opencl_train)
 nice -n 10 cmake --build "$build" -j"$jobs" --target spikecl spikecl-cli "${tests[@]}"
 
+# the output folder is replaced: refuse one that is not an earlier bundle
+if [ -e "$out" ] && ! { [ -e "$out/VERSION" ] && [ -e "$out/libexec/spikecl" ]; }; then
+    echo "bundle: $out exists and is not a bundle; not replacing it" >&2
+    exit 2
+fi
 rm -rf "$out"
 mkdir -p "$out"/{bin,libexec,lib,tests,plugins,models,data/fashion-mnist,bench}
 cp "$build/spikecl" "$out/libexec/spikecl"
