@@ -47,8 +47,11 @@ for t in "${tests[@]}"; do cp "$build/$t" "$out/tests/"; done
 # The example plugin, built the way a user builds one: against an installed spikecl.
 stage=$(cd "$build" && pwd)/stage
 nice -n 10 cmake --install "$build" --prefix "$stage" >/dev/null
+# shellcheck disable=SC2016 # $ORIGIN is for the dynamic linker
 nice -n 10 cmake -S plugins/examples/alif -B "$build/alif" -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_PREFIX_PATH="$stage" >/dev/null
+    -DCMAKE_PREFIX_PATH="$stage" -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON \
+    -DCMAKE_INSTALL_RPATH='$ORIGIN/../lib' -DCMAKE_SHARED_LINKER_FLAGS=-Wl,--disable-new-dtags \
+    -DCMAKE_MODULE_LINKER_FLAGS=-Wl,--disable-new-dtags >/dev/null
 nice -n 10 cmake --build "$build/alif" -j"$jobs" >/dev/null
 cp "$build/alif/libspikecl_alif.so" "$out/plugins/"
 
