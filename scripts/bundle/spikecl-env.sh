@@ -51,6 +51,8 @@ spikecl_env_libs() {
 }
 
 spikecl_env_discover() {
+    # a parent (gpu_check.sh) that already ran this passes both on
+    [ -n "${OCL_ICD_VENDORS:-}" ] && [ -n "${SPIKECL_OPENCL_SOURCES:-}" ] && return 0
     SPIKECL_OPENCL_SOURCES=""
     if [ -n "${OCL_ICD_VENDORS:-}" ]; then
         SPIKECL_OPENCL_SOURCES="(all)	$OCL_ICD_VENDORS	OCL_ICD_VENDORS, set by the caller"
