@@ -9,6 +9,9 @@
 #   bash dist/spikecl-<version>-linux-x86_64/bench/gpu_check.sh OUT_DIR
 #   bash bench/gpu_check.sh OUT_DIR    # in a checkout: builds the bundle first, then runs it
 #
+# On a bare GPU host, copy the bundle folder there (it is ignored by git) and run its copy of
+# this script; the figures, the parity results and the logs are all under OUT_DIR.
+#
 # Environment:
 #   SPIKECL_TEST_DEVICE  the device to check (default: the first "| GPU" line of
 #                        `spikecl devices`, else opencl:0:0 with a warning)
@@ -61,6 +64,13 @@ stage "host"
     nvidia-smi -L 2>/dev/null || true
 } 2>&1 | tee "$logs/host.txt"
 spikecl_env_print 2>&1 | tee "$logs/opencl_sources.txt"
+host_glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d ' ' -f 2)
+need_glibc=$(cat "$here/GLIBC_MIN")
+if [ -n "$host_glibc" ] &&
+    [ "$(printf '%s\n' "$need_glibc" "$host_glibc" | sort -V | head -n 1)" != "$need_glibc" ]; then
+    echo "gpu_check: this host's glibc $host_glibc is older than the $need_glibc the bundle needs" >&2
+    exit 1
+fi
 
 stage "devices"
 "$cli" devices >"$logs/devices.txt" 2>&1 || failed+=(devices)
