@@ -17,7 +17,8 @@ void spk_test_fill(float *x, size_t n, float lo, float hi, unsigned seed);
 /* max |a-b| / max(1, max |b|): a normalised error for comparing arrays. */
 double spk_test_nerr(const float *a, const float *b, size_t n);
 
-/* Runs the CLI from the source folder (`cd SOURCE && spikecl ARGS`), like spk_test_run. */
+/* Runs the CLI from the source folder (`cd SOURCE && spikecl ARGS`), like spk_test_run;
+ * $SPIKECL_TEST_SOURCE_DIR and $SPIKECL_TEST_CLI replace the build's paths when set. */
 int spk_test_cli(const char *args, char **output);
 /* The number after "key": in the last line of out (the CLI's JSON summary), -1 when absent. */
 double spk_test_json_number(const char *out, const char *key);

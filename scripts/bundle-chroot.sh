@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Proves that the bundle (scripts/bundle.sh) runs on a bare host: a Debian 12 minbase chroot
+# (debootstrap; no -dev package, no OpenCL, no OpenBLAS), the bundle copied to /opt/spikecl,
+# and its CPU checks run there: every library it loads comes from the bundle or glibc (and the
+# chroot's libstdc++/libgcc_s, which bin/spikecl-env.sh prefers to the bundle's fallback),
+# devices, a training run and its evaluation, a benchmark, the example plugin, and the parity
+# tests (which skip there: the chroot has no OpenCL driver). Needs root and debootstrap.
+#
+#   bash scripts/bundle-chroot.sh BUNDLE_DIR CHROOT_DIR   # CHROOT_DIR is made if absent
+set -euo pipefail
+if [ $# -ne 2 ]; then
+    echo "usage: bundle-chroot.sh BUNDLE_DIR CHROOT_DIR" >&2
+    exit 2
+fi
+bundle=$(cd "$1" && pwd)
+root=$2
+[ -x "$bundle/libexec/spikecl" ] || { echo "bundle-chroot: $bundle is not a bundle" >&2; exit 2; }
+if [ ! -e "$root/etc/debian_version" ]; then
+    nice -n 10 debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian
+fi
+rm -rf "$root/opt/spikecl" "$root/tmp/spikecl-check"
+mkdir -p "$root/opt"
+cp -a "$bundle" "$root/opt/spikecl"
+# OpenBLAS is unpacked inside the chroot, by the launcher, as on a real host
+rm -f "$root/opt/spikecl/lib/libopenblas.so.0"
+mountpoint -q "$root/proc" || { mount -t proc proc "$root/proc" && trap 'umount "$root/proc"' EXIT; }
+
+# shellcheck disable=SC2016 # the script runs in the chroot's shell
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root bash -euo pipefail -c '
+cd /opt/spikecl
+out=/tmp/spikecl-check
+mkdir -p $out
+echo "chroot: $(dpkg-query -W -f="\${Package}\n" | wc -l) packages, glibc $(getconf GNU_LIBC_VERSION)"
+bin/spikecl devices
+# every library from the bundle, glibc, or the chroot libstdc++/libgcc_s
+. bin/spikecl-env.sh
+spikecl_env_libs
+if ldd libexec/spikecl tests/* plugins/*.so | grep "=>" |
+    grep -v "=> /opt/spikecl/" | grep -Ev "lib(c|m|resolv|stdc\+\+|gcc_s)\.so"; then
+    echo "bundle-chroot: the libraries above come from outside the bundle" >&2
+    exit 1
+fi
+echo "libraries: all from /opt/spikecl or glibc, libstdc++, libgcc_s"
+bin/spikecl train models/fmnist_lif_mlp.yaml --device cpu --limit-train 6000 \
+    --limit-test 1000 --out $out/run 2>/dev/null | tail -n 1
+bin/spikecl eval models/fmnist_lif_mlp.yaml --weights $out/run/model.safetensors --device cpu \
+    --limit-test 1000 2>/dev/null | tail -n 1
+bin/spikecl bench models/fmnist_poisson_mlp.yaml --device cpu --batches 10 2>/dev/null | tail -n 1
+bin/spikecl train models/fmnist_alif_mlp.yaml --device cpu --limit-train 2000 --limit-test 500 \
+    --out $out/alif 2>/dev/null | tail -n 1
+for t in test_backend_ops test_opencl_train; do
+    SPIKECL_TEST_CLI=/opt/spikecl/bin/spikecl SPIKECL_TEST_SOURCE_DIR=/opt/spikecl \
+        tests/$t --jobs 1 2>&1 | grep "Synthesis"
+done
+echo "bundle-chroot: OK"
+'
