@@ -16,6 +16,7 @@ bundle=$(cd "$1" && pwd)
 root=$2
 [ -x "$bundle/libexec/spikecl" ] || { echo "bundle-chroot: $bundle is not a bundle" >&2; exit 2; }
 if [ ! -e "$root/etc/debian_version" ]; then
+    command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
     nice -n 10 debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian
 fi
 rm -rf "$root/opt/spikecl" "$root/tmp/spikecl-check"
