@@ -83,11 +83,12 @@ static char *small_model(const char *file, const char *name_line, const char *op
     return spk_test_write(file, text);
 }
 
-/* SPK_TEST_CLI may name another build of the program (to show a test failing before a fix). */
+/* SPIKECL_TEST_CLI may name another build of the program (to show a test failing before a fix),
+ * as for every test (testutil). */
 static int cli(const char *args, char **out)
 {
     char cmd[4096];
-    const char *bin = getenv("SPK_TEST_CLI");
+    const char *bin = getenv("SPIKECL_TEST_CLI");
     snprintf(cmd, sizeof cmd, "cd %s && %s %s", spk_test_tmpdir(), bin && *bin ? bin : SPK_CLI,
              args);
     return spk_test_run(cmd, out);
