@@ -66,8 +66,9 @@ static const struct option long_opts[] = {
 /* What --help says of each option (a '\n' continues the text on the next line). */
 static const char *const opt_help[OPT_COUNT] = {
     [OPT_WEIGHTS] = "FILE  the checkpoint to evaluate (a train run's model.safetensors)",
-    [OPT_DEVICE] = "ID  cpu, opencl, opencl:P:D or opencl:NAME (default: $SPIKECL_DEVICE,\n"
-                   "else the first OpenCL GPU, else cpu; `spikecl devices` lists them)",
+    [OPT_DEVICE] = "ID  cpu, opencl, opencl:P:D, opencl:NAME or auto (default auto:\n"
+                   "$SPIKECL_DEVICE, else the first OpenCL GPU, else cpu;\n"
+                   "`spikecl devices` lists them)",
     [OPT_EPOCHS] = "N  epochs to train in all (default: the model's train: epochs)",
     [OPT_BATCH] = "N  samples per batch (default: the model's train: batch)",
     [OPT_BATCHES] = "N  batches per timed pass (default: 20)",
@@ -147,8 +148,8 @@ static const command commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static const char *devices_note =
-    "Devices: cpu, opencl, opencl:P:D, opencl:NAME (default: $SPIKECL_DEVICE, else the first\n"
-    "OpenCL GPU, else cpu).\n";
+    "Devices: cpu, opencl, opencl:P:D, opencl:NAME, auto (the default: $SPIKECL_DEVICE, else the\n"
+    "first OpenCL GPU, else cpu).\n";
 
 /* The command a usage error is about (its synopsis follows the message), NULL before one is
  * known. */
