@@ -78,6 +78,7 @@ struct spk_session {
     int smooth;
     int profile;
     int pending; /* samples of a submitted, unfinished training batch */
+    int last_n;  /* samples of the last uploaded batch (the layout of every output) */
     double opt_s;
     float lr; /* current learning rate (the schedule's value) */
     uint32_t batch_counter;
