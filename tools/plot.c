@@ -55,6 +55,7 @@ static void text(cairo_t *cr, double x, double y, double ax, double ay, double s
 typedef struct frame {
     double x0, y0, w, h;
     double xmin, xmax, ymin, ymax;
+    int xint; /* the x axis counts steps: ticks on whole numbers */
 } frame;
 
 static double fx(const frame *f, double x)
@@ -87,6 +88,8 @@ static void axes(cairo_t *cr, const frame *f, const char *xlabel, const char *yl
     char buf[32];
     cairo_set_line_width(cr, 1);
     double xs = tick_step(f->xmax - f->xmin, 6), ys = tick_step(f->ymax - f->ymin, 5);
+    if (f->xint && xs < 1)
+        xs = 1;
     for (double v = ceil(f->xmin / xs - 1e-9) * xs; v <= f->xmax + 1e-9 * xs; v += xs) {
         double px = floor(fx(f, v)) + 0.5;
         grey(cr, 0.9);
@@ -313,7 +316,7 @@ static int plot_curves(const char *dir, const char *title, spk_error *err)
         if (!(hi > lo))
             hi = lo + 1;
         frame fr = {
-            90 + panel * (pw + 130), 100, pw, SPK_PLOT_CURVES_H - 100 - 80, 0, xmax, lo, hi};
+            90 + panel * (pw + 130), 100, pw, SPK_PLOT_CURVES_H - 100 - 80, 0, xmax, lo, hi, 0};
         axes(cr, &fr, "epoch", panel ? "accuracy" : "loss", panel ? "accuracy" : "loss", fs);
         cairo_save(cr); /* markers may reach a few pixels past the frame */
         cairo_rectangle(cr, fr.x0 - 6, fr.y0 - 6, fr.w + 12, fr.h + 12);
@@ -355,14 +358,21 @@ static int plot_raster(const char *dir, const char *title, const spk_probe *p, s
         const spk_probe_layer *pl = &p->layers[l];
         int shown = pl->features < SPK_PLOT_RASTER_MAX ? pl->features : SPK_PLOT_RASTER_MAX;
         /* rows in neuron numbers, each neuron's row centred on its number */
-        frame fr = {100,  top + l * (ph + gap), SPK_PLOT_RASTER_W - 140, ph, 0, p->T,
-                    -0.5, pl->features - 0.5};
+        frame fr = {100,
+                    top + l * (ph + gap),
+                    SPK_PLOT_RASTER_W - 140,
+                    ph,
+                    -0.5,
+                    p->T - 0.5,
+                    -0.5,
+                    pl->features - 0.5,
+                    1};
         if (shown < pl->features)
             snprintf(buf, sizeof buf,
-                     "%s: %d neurons (%d shown, evenly spaced), %.3f spikes per neuron and step",
+                     "%s: %d neurons (%d shown, evenly spaced), %.3g spikes per neuron and step",
                      pl->name, pl->features, shown, pl->rate);
         else
-            snprintf(buf, sizeof buf, "%s: %d neurons, %.3f spikes per neuron and step", pl->name,
+            snprintf(buf, sizeof buf, "%s: %d neurons, %.3g spikes per neuron and step", pl->name,
                      pl->features, pl->rate);
         axes(cr, &fr, l == L - 1 ? "time step" : NULL, "neuron", buf, fs);
         double cw = fr.w / p->T, chh = fr.h / shown;
@@ -371,7 +381,7 @@ static int plot_raster(const char *dir, const char *title, const spk_probe *p, s
             int idx = (int)((long)j * pl->features / shown);
             for (int t = 0; t < p->T; t++)
                 if (pl->spikes[(size_t)t * pl->features + idx] > 0.5f)
-                    cairo_rectangle(cr, fr.x0 + t * cw + 0.15 * cw, fy(&fr, idx) - fmax(1, chh) / 2,
+                    cairo_rectangle(cr, fx(&fr, t) - 0.35 * cw, fy(&fr, idx) - fmax(1, chh) / 2,
                                     0.7 * cw, fmax(1, chh));
         }
         cairo_fill(cr);
@@ -414,7 +424,8 @@ static int plot_counter(const char *dir, const char *title, const spk_probe *p, 
                     0,
                     p->T,
                     0,
-                    ymax * 1.05};
+                    ymax * 1.05,
+                    1};
         if (p->rec_index[c] < 0 || !p->rec_out) {
             snprintf(buf, sizeof buf, "class %d: no sample", c);
             axes(cr, &fr, "time step", c % cols ? NULL : "spike count", buf, fs);
@@ -570,9 +581,15 @@ static int plot_membrane(const char *dir, const char *title, const spk_probe *p,
             hi = fmax(hi, p->mem[(size_t)t * F + pick[k]]);
         }
     double pad = 0.08 * (hi - lo) + 1e-3;
-    frame fr = {
-        90,       70,      SPK_PLOT_MEMBRANE_W - 330, SPK_PLOT_MEMBRANE_H - 70 - 70, 0, p->T - 1,
-        lo - pad, hi + pad};
+    frame fr = {90,
+                70,
+                SPK_PLOT_MEMBRANE_W - 330,
+                SPK_PLOT_MEMBRANE_H - 70 - 70,
+                0,
+                p->T - 1,
+                lo - pad,
+                hi + pad,
+                1};
     if (p->T < 2)
         fr.xmax = 1;
     snprintf(buf, sizeof buf, "%s: membrane of output layer %s, test sample #%d (class %d)", title,
