@@ -1069,10 +1069,14 @@ static int cmd_plot(const opts *o)
     if (!o->weights)
         snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
     int rc = spk_model_load(path, &m, &err);
-    if (rc)
-        spk_error_prefix(&err, rc, "%s is not a train run's folder (its model.yaml)", dir);
-    spk_train_config *tc = rc ? NULL : spk_model_train_config(m);
-    int batch = o->batch > 0 ? o->batch : tc ? tc->batch : 1;
+    if (rc) { /* not a run folder, or a broken model.yaml: bad input either way */
+        fprintf(stderr, "spikecl: error: %s is not a train run's folder (its model.yaml): %s\n",
+                dir, err.msg);
+        json_decref(run);
+        return EXIT_USAGE;
+    }
+    spk_train_config *tc = spk_model_train_config(m);
+    int batch = o->batch > 0 ? o->batch : tc->batch;
     if (!rc)
         rc = load_split(&po, tc, 0, &te, &err);
     if (!rc)
