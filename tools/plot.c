@@ -595,8 +595,8 @@ static int plot_membrane(const char *dir, const char *title, const spk_probe *p,
     snprintf(buf, sizeof buf, "%s: membrane of output layer %s, test sample #%d (class %d)", title,
              out->name, p->sample0, p->label0);
     axes(cr, &fr, "time step", "membrane potential", buf, 13);
-    cairo_save(cr);
-    cairo_rectangle(cr, fr.x0, fr.y0, fr.w, fr.h);
+    cairo_save(cr); /* the dots of the last step reach past the frame */
+    cairo_rectangle(cr, fr.x0, fr.y0, fr.w + 6, fr.h);
     cairo_clip(cr);
     if (isfinite(p->threshold)) {
         grey(cr, 0.1);
