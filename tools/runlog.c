@@ -18,6 +18,42 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* s as a JSON string. jansson escapes it and takes UTF-8 only; a name or path that is not
+ * (a folder name in Latin-1, say) keeps its valid sequences and has each other byte replaced by
+ * U+FFFD, so that the line still parses. NULL when out of memory. */
+json_t *spk_json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s), len = 0;
+    char *fixed = malloc(3 * n + 1); /* each byte becomes at most the 3 bytes of U+FFFD */
+    if (!fixed)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t k = 1;
+        if ((unsigned char)s[i] >= 0x80) /* jansson decides which sequence is valid */
+            for (k = 2; k <= 4 && i + k <= n; k++) {
+                json_t *t = json_stringn(s + i, k);
+                json_decref(t);
+                if (t)
+                    break;
+            }
+        if (k > 4 || i + k > n) {
+            memcpy(fixed + len, "\xef\xbf\xbd", 3);
+            len += 3;
+            i++;
+        } else {
+            memcpy(fixed + len, s + i, k);
+            len += k;
+            i += k;
+        }
+    }
+    j = json_stringn(fixed, len);
+    free(fixed);
+    return j;
+}
+
 /* x rounded to `decimals` places (null when not finite). */
 static json_t *num(double x, int decimals)
 {
@@ -86,13 +122,14 @@ static json_t *invocation(const spk_run_info *ri)
 {
     json_t *argv = json_array();
     for (int i = 0; argv && i < ri->argc; i++)
-        json_array_append_new(argv, json_string(ri->argv[i]));
+        json_array_append_new(argv, spk_json_text(ri->argv[i]));
     char when[32];
     time_t t = time(NULL);
     struct tm tm;
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-    return json_pack("{s:o, s:s, s:s, s:b, s:s?, s:o, s:o}", "argv", argv, "started", when,
-                     "device", ri->device, "resume", ri->resume, "data", ri->data, "limit_train",
+    return json_pack("{s:o, s:s, s:o, s:b, s:o, s:o, s:o}", "argv", argv, "started", when, "device",
+                     spk_json_text(ri->device), "resume", ri->resume, "data",
+                     ri->data ? spk_json_text(ri->data) : json_null(), "limit_train",
                      ri->limit_train > 0 ? json_integer(ri->limit_train) : json_null(),
                      "limit_test", ri->limit_test > 0 ? json_integer(ri->limit_test) : json_null());
 }
@@ -274,10 +311,11 @@ int spk_runlog_write_confusion(const char *dir, const char *weights, const spk_p
     char path[4200];
     snprintf(path, sizeof path, "%s/confusion.json", dir);
     return write_json(path,
-                      json_pack("{s:s, s:i, s:o, s:i, s:o, s:o}", "weights", weights, "samples",
-                                p->n, "accuracy", num(p->n ? (double)p->correct / p->n : 0, 4),
-                                "classes", p->classes, "confusion", spk_probe_confusion_json(p),
-                                "per_class_accuracy", spk_probe_class_accuracy_json(p)),
+                      json_pack("{s:o, s:i, s:o, s:i, s:o, s:o}", "weights", spk_json_text(weights),
+                                "samples", p->n, "accuracy",
+                                num(p->n ? (double)p->correct / p->n : 0, 4), "classes", p->classes,
+                                "confusion", spk_probe_confusion_json(p), "per_class_accuracy",
+                                spk_probe_class_accuracy_json(p)),
                       err);
 }
 

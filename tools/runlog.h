@@ -59,6 +59,10 @@ int spk_runlog_write_confusion(const char *dir, const char *weights, const spk_p
  * in dir; weights names the checkpoint the session holds, for confusion.json. */
 int spk_runlog_pictures(const char *dir, spk_session *s, spk_loader *test, int T, const char *title,
                         const char *weights, spk_error *err);
+/* s as a JSON string: jansson escapes it and takes UTF-8 only, so a byte that is not part of a
+ * valid sequence (a Latin-1 folder name) becomes U+FFFD and the JSON still parses. NULL when
+ * out of memory. */
+json_t *spk_json_text(const char *s);
 /* The confusion matrix and per-class accuracy as JSON values (eval's result line uses them). */
 json_t *spk_probe_confusion_json(const spk_probe *p);
 json_t *spk_probe_class_accuracy_json(const spk_probe *p);

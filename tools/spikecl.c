@@ -462,40 +462,10 @@ static int open_device(const opts *o, spk_backend **be, spk_error *err)
     return rc;
 }
 
-/* s as a JSON string. jansson escapes it and takes UTF-8 only; a name or path that is not
- * (a folder name in Latin-1, say) keeps its valid sequences and has each other byte replaced by
- * U+FFFD, so that the line still parses. NULL when out of memory. */
+/* s as a JSON string, bytes that are not UTF-8 replaced (runlog.c). */
 static json_t *json_text(const char *s)
 {
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    size_t n = strlen(s), len = 0;
-    char *fixed = malloc(3 * n + 1); /* each byte becomes at most the 3 bytes of U+FFFD */
-    if (!fixed)
-        return NULL;
-    for (size_t i = 0; i < n;) {
-        size_t k = 1;
-        if ((unsigned char)s[i] >= 0x80) /* jansson decides which sequence is valid */
-            for (k = 2; k <= 4 && i + k <= n; k++) {
-                json_t *t = json_stringn(s + i, k);
-                json_decref(t);
-                if (t)
-                    break;
-            }
-        if (k > 4 || i + k > n) {
-            memcpy(fixed + len, "\xef\xbf\xbd", 3);
-            len += 3;
-            i++;
-        } else {
-            memcpy(fixed + len, s + i, k);
-            len += k;
-            i += k;
-        }
-    }
-    j = json_stringn(fixed, len);
-    free(fixed);
-    return j;
+    return spk_json_text(s);
 }
 
 /* x rounded to `decimals` places; printed with JSON_REAL_PRECISION(15) that is the shortest
