@@ -369,10 +369,10 @@ static int plot_raster(const char *dir, const char *title, const spk_probe *p, s
                     1};
         if (shown < pl->features)
             snprintf(buf, sizeof buf,
-                     "%s: %d neurons (%d shown, evenly spaced), %.3g spikes per neuron and step",
+                     "%s: %d neurons (%d shown, evenly spaced); rate on the first batch %.3g",
                      pl->name, pl->features, shown, pl->rate);
         else
-            snprintf(buf, sizeof buf, "%s: %d neurons, %.3g spikes per neuron and step", pl->name,
+            snprintf(buf, sizeof buf, "%s: %d neurons; rate on the first batch %.3g", pl->name,
                      pl->features, pl->rate);
         axes(cr, &fr, l == L - 1 ? "time step" : NULL, "neuron", buf, fs);
         double cw = fr.w / p->T, chh = fr.h / shown;
