@@ -176,8 +176,9 @@ Test(runfolder, model_yaml_repeats_the_run)
     free(b);
 }
 
-/* A PNG of the expected size whose pixels are not all alike. */
-static void check_png(const char *run, const char *name, int w, int h)
+/* A PNG of the expected size whose pixels are not all alike, and (colour) with data drawn in
+ * the palette's colours. */
+static void check_png_c(const char *run, const char *name, int w, int h, int colour)
 {
     cairo_surface_t *s = cairo_image_surface_create_from_png(path_in(run, name));
     cr_assert_eq(cairo_surface_status(s), CAIRO_STATUS_SUCCESS, "%s: %s", name,
@@ -200,8 +201,14 @@ static void check_png(const char *run, const char *name, int w, int h)
         }
     double var = sum2 / n - (sum / n) * (sum / n);
     cr_expect(var > 100, "%s looks blank: luminance variance %.1f", name, var);
-    cr_expect(coloured > 200, "%s has no data drawn in colour (%ld pixels)", name, coloured);
+    if (colour)
+        cr_expect(coloured > 200, "%s has no data drawn in colour (%ld pixels)", name, coloured);
     cairo_surface_destroy(s);
+}
+
+static void check_png(const char *run, const char *name, int w, int h)
+{
+    check_png_c(run, name, w, h, 1);
 }
 
 static void check_pictures(const char *run)
@@ -293,4 +300,35 @@ Test(runfolder, pictures_and_confusion_match_eval_predictions)
     cr_expect_eq(spk_test_cli(args, &out), 2, "%s", out);
     cr_expect(strstr(out, "is not a train run's folder"), "%s", out);
     free(out);
+}
+
+/* An event model (N-MNIST frames, convolutions, T = 312) on the sample recordings, which serve
+ * as both splits: every picture is drawn (an untrained network spikes little, so colour is not
+ * required of the raster). */
+Test(runfolder, event_model_pictures, .timeout = 120)
+{
+    char dir[512], run[512], cmd[2048], *out;
+    snprintf(dir, sizeof dir, "%s/nm", spk_test_tmpdir());
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && ln -sfn %s/tests/data/nmnist-sample/Train %s/Train && "
+             "ln -sfn %s/tests/data/nmnist-sample/Train %s/Test",
+             dir, SPK_SOURCE_DIR, dir, SPK_SOURCE_DIR, dir);
+    cr_assert_eq(spk_test_run(cmd, NULL), 0);
+    snprintf(run, sizeof run, "%s/ev", spk_test_tmpdir());
+    snprintf(cmd, sizeof cmd,
+             "train models/nmnist_conv.yaml --data %s --limit-train 2 --limit-test 4 --batch 2 "
+             "--epochs 1 --device cpu --threads 1 --out %s",
+             dir, run);
+    cr_assert_eq(spk_test_cli(cmd, &out), 0, "%s", out);
+    free(out);
+    check_png(run, "curves.png", SPK_PLOT_CURVES_W, SPK_PLOT_CURVES_H);
+    check_png_c(run, "raster.png", SPK_PLOT_RASTER_W, SPK_PLOT_RASTER_H, 0);
+    check_png(run, "spike_counter.png", SPK_PLOT_COUNTER_W, SPK_PLOT_COUNTER_H);
+    check_png(run, "confusion.png", SPK_PLOT_CONFUSION_W, SPK_PLOT_CONFUSION_H);
+    check_png(run, "membrane.png", SPK_PLOT_MEMBRANE_W, SPK_PLOT_MEMBRANE_H);
+    spk_model *m = NULL;
+    spk_error err = {0};
+    cr_assert_eq(spk_model_load(path_in(run, "model.yaml"), &m, &err), SPK_OK, "%s", err.msg);
+    cr_expect_eq(spk_model_train_config(m)->data_format, SPK_DATA_NMNIST);
+    spk_model_free(m);
 }
