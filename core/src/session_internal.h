@@ -9,6 +9,7 @@
  *   metrics.c     loss and accuracy readback, times
  *   weights.c     learnable tensors by name           -> layer.c
  *   checkpoint.c  weights and optimizer state files   -> weights.c, layer.c, safetensors.c
+ *   inspect.c     a node's output, state, parameters  -> params.c
  * (error.c left out: everyone calls it). train.c sits above them, on the public calls.
  */
 #ifndef SPK_SESSION_INTERNAL_H
