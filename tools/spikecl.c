@@ -890,8 +890,17 @@ static int cmd_bench(const opts *o)
             rc = be->ops->sync(be, &err);
         spk_backend_stats before = be->stats;
         double t0 = now_s();
-        for (int i = 0; !rc && i < o->batches; i++)
-            rc = spk_session_train_batch(s, x, y, n, &st, &err);
+        /* as spk_train_epoch runs: the next batch is staged (uploaded while the step runs, on a
+         * device that uploads asynchronously) before the step's loss is read back */
+        if (!rc && o->batches > 0)
+            rc = spk_session_stage_batch(s, x, y, n, &err);
+        for (int i = 0; !rc && i < o->batches; i++) {
+            rc = spk_session_train_submit_staged(s, &err);
+            if (!rc && i + 1 < o->batches)
+                rc = spk_session_stage_batch(s, x, y, n, &err);
+            if (!rc)
+                rc = spk_session_train_finish(s, &st, &err);
+        }
         if (!rc)
             rc = be->ops->sync(be, &err);
         train_s = now_s() - t0;
