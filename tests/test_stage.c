@@ -71,8 +71,8 @@ Test(stage, pipeline_matches_train_batch)
     cr_assert_eq(st[0].n, STEPS * B);
     /* the accuracy is scored with each step's own labels although the next batch's were
      * staged before the readback */
-    cr_expect_eq(st[0].correct, st[1].correct, "pipeline %d correct, train_batch %d",
-                 st[0].correct, st[1].correct);
+    cr_expect_eq(st[0].correct, st[1].correct, "pipeline %d correct, train_batch %d", st[0].correct,
+                 st[1].correct);
     cr_expect(st[0].loss_sum == st[1].loss_sum, "pipeline loss %.9g, train_batch %.9g",
               st[0].loss_sum, st[1].loss_sum);
     for (int i = 0; i < spk_session_weight_count(s[0]); i++) {
