@@ -139,7 +139,9 @@ static const command commands[] = {
      "                           [--data DIR]\n",
      "Times training and inference on one batch, repeated (on the model's data, else on\n"
      "uniform noise); the time per layer goes to stderr, the figures to the last line of\n"
-     "stdout as a JSON object. SPIKECL_PROFILE=1 adds each OpenCL kernel's device time.\n"},
+     "stdout as a JSON object. Training runs as `spikecl train` does, each next batch\n"
+     "uploaded while the step before computes (SPIKECL_CL_OVERLAP=0: blocking uploads).\n"
+     "SPIKECL_PROFILE=1 adds each OpenCL kernel's device time.\n"},
     {"devices", cmd_devices, 0, 0, "  spikecl devices\n",
      "Lists the CPU and every OpenCL device with its id for --device.\n"},
     {"plugins", cmd_plugins, 0, 0, "  spikecl plugins\n",
