@@ -2,8 +2,9 @@
 # The GPU check, run from the bundle that scripts/bundle.sh makes (no compiler, no packages):
 # the OpenCL drivers found (bin/spikecl-env.sh), `spikecl devices`, the backend parity tests
 # against the device under test (every layer against the CPU, then ten training steps and whole
-# training runs against the CPU), and `spikecl bench` of the Fashion-MNIST models on that device
-# and on the CPU, with the per-kernel device times of a short profiled run. Logs and one JSON
+# training runs against the CPU; uploads that overlap compute against blocking ones), and
+# `spikecl bench` of the Fashion-MNIST models on that device (also with blocking uploads) and on
+# the CPU, with the per-kernel device times of a short profiled run. Logs and one JSON
 # summary (summary.json) go to the folder given; every stage runs even if one before failed.
 #
 #   bash dist/spikecl-<version>-linux-x86_64/bench/gpu_check.sh OUT_DIR
@@ -85,7 +86,7 @@ echo "device under test: $dev"
 # CI=true: in these tests a missing device is a failure, not a skip. The tests run the
 # bundle's CLI from the bundle's root, where models/ point at the bundled data.
 tests_json=()
-for t in test_backend_ops test_opencl_train; do
+for t in test_backend_ops test_opencl_train test_opencl_overlap; do
     [ "${GPU_CHECK_SKIP_TESTS:-0}" = 1 ] && break
     stage "$t on $dev"
     ts=$SECONDS
@@ -119,6 +120,16 @@ for name in $models; do
         bench_json+=("$(printf '{"model": "%s", "device": "%s", "exit": %d, "result": %s}' \
             "$name" "$d" "$rc" "${json:-null}")")
     done
+    # the same on the device with blocking uploads: what the overlap of uploads gains
+    stage "bench $name on $dev with SPIKECL_CL_OVERLAP=0"
+    out=$logs/bench-$name-${dev//:/_}-blocking.txt
+    SPIKECL_CL_OVERLAP=0 "$cli" bench "$model" --device "$dev" --batches "$batches" >"$out" 2>&1
+    rc=$?
+    tail -n 1 "$out"
+    json=$(grep '^{' "$out" | tail -n 1)
+    [ $rc = 0 ] && [ -n "$json" ] || failed+=("bench $name $dev blocking")
+    bench_json+=("$(printf '{"model": "%s", "device": "%s", "exit": %d, "result": %s}' \
+        "$name" "$dev SPIKECL_CL_OVERLAP=0" "$rc" "${json:-null}")")
     stage "per-kernel times of $name on $dev"
     SPIKECL_PROFILE=1 "$cli" bench "$model" --device "$dev" --batches 10 \
         >"$logs/profile-$name.txt" 2>&1 || failed+=("profile $name")

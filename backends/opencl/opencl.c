@@ -362,6 +362,96 @@ static int spk_ocl_choose(const char *spec, const spk_ocl_topo *t, unsigned *pp,
                          t->nplat == 1 ? "" : "s");
 }
 
+/* ---- pinned staging for upload_async ---- */
+
+/* Waits for every outstanding copy, then unmaps and frees the staging buffers and the copy
+ * queue. */
+static void spk_ocl_stage_free(spk_ocl *o)
+{
+    if (o->xfer)
+        clFinish(o->xfer);
+    for (int i = 0; i < SPK_OCL_NSTAGE; i++) {
+        spk_ocl_stage *st = &o->stage[i];
+        if (st->ev)
+            clReleaseEvent(st->ev);
+        if (st->ptr) {
+            cl_event ev = NULL;
+            if (clEnqueueUnmapMemObject(o->xfer, st->mem, st->ptr, 0, NULL, &ev) == CL_SUCCESS &&
+                ev) {
+                clWaitForEvents(1, &ev);
+                clReleaseEvent(ev);
+            }
+        }
+        if (st->mem)
+            clReleaseMemObject(st->mem);
+        memset(st, 0, sizeof *st);
+    }
+    if (o->xfer)
+        clReleaseCommandQueue(o->xfer);
+    o->xfer = NULL;
+}
+
+/* The next staging buffer of the ring, at least `bytes` large, once the copy that last read it
+ * has completed (in steady state it long has: it belongs to a batch two steps back). */
+static int spk_ocl_stage_get(spk_ocl *o, size_t bytes, spk_ocl_stage **out, spk_error *err)
+{
+    cl_int rc;
+    if (!o->xfer) {
+        o->xfer = clCreateCommandQueue(o->ctx, o->device, 0, &rc);
+        if (rc != CL_SUCCESS || !o->xfer) {
+            o->xfer = NULL;
+            return spk_ocl_fail(err, rc, "cannot create an OpenCL copy queue on %s", o->dev_name);
+        }
+    }
+    spk_ocl_stage *st = &o->stage[o->next_stage];
+    o->next_stage = (o->next_stage + 1) % SPK_OCL_NSTAGE;
+    if (st->ev) {
+        rc = clWaitForEvents(1, &st->ev);
+        clReleaseEvent(st->ev);
+        st->ev = NULL;
+        if (rc != CL_SUCCESS)
+            return spk_ocl_fail(err, rc, "an earlier OpenCL upload on %s failed", o->dev_name);
+    }
+    if (st->cap < bytes) {
+        if (st->ptr) {
+            cl_event ev = NULL;
+            rc = clEnqueueUnmapMemObject(o->xfer, st->mem, st->ptr, 0, NULL, &ev);
+            if (rc == CL_SUCCESS && ev) {
+                rc = clWaitForEvents(1, &ev);
+                clReleaseEvent(ev);
+            }
+            st->ptr = NULL;
+            if (rc != CL_SUCCESS)
+                return spk_ocl_fail(err, rc, "cannot unmap a staging buffer on %s", o->dev_name);
+        }
+        if (st->mem)
+            clReleaseMemObject(st->mem);
+        st->mem = NULL;
+        st->cap = 0;
+        /* at least 64 KiB, so that labels and ids reuse their slots without regrowing */
+        size_t cap = bytes < ((size_t)1 << 16) ? ((size_t)1 << 16) : bytes;
+        st->mem = clCreateBuffer(o->ctx, CL_MEM_READ_ONLY | CL_MEM_ALLOC_HOST_PTR, cap, NULL, &rc);
+        if (rc != CL_SUCCESS || !st->mem) {
+            st->mem = NULL;
+            return spk_ocl_fail(err, rc,
+                                "cannot allocate a pinned staging buffer of %zu bytes on %s", cap,
+                                o->dev_name);
+        }
+        st->ptr =
+            clEnqueueMapBuffer(o->xfer, st->mem, CL_TRUE, CL_MAP_WRITE, 0, cap, 0, NULL, NULL, &rc);
+        if (rc != CL_SUCCESS || !st->ptr) {
+            st->ptr = NULL;
+            clReleaseMemObject(st->mem);
+            st->mem = NULL;
+            return spk_ocl_fail(err, rc, "cannot map a staging buffer of %zu bytes on %s", cap,
+                                o->dev_name);
+        }
+        st->cap = cap;
+    }
+    *out = st;
+    return SPK_OK;
+}
+
 /* ---- open / destroy ---- */
 
 static void spk_ocl_destroy(spk_backend *be)
@@ -372,6 +462,7 @@ static void spk_ocl_destroy(spk_backend *be)
     if (o) {
         if (o->queue)
             clFinish(o->queue);
+        spk_ocl_stage_free(o);
         if (o->builtin)
             spk_ocl_program_free(be, o->builtin);
         spk_ocl_prof_free(o);
@@ -415,7 +506,18 @@ int spk_backend_opencl_open(const char *spec, spk_backend **out, spk_error *err)
         free(o);
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory opening OpenCL device");
     }
-    be->ops = &spk_ocl_ops;
+    /* SPIKECL_CL_OVERLAP=0 makes every upload blocking (the tests compare the two paths) */
+    const char *overlap = getenv("SPIKECL_CL_OVERLAP");
+    o->ops = spk_ocl_ops;
+    if (overlap && strcmp(overlap, "0") == 0)
+        o->ops.upload_async = NULL;
+    /* A GPU copies with a DMA engine while it computes, given a second queue; a CPU device
+     * (PoCL) copies with the threads that run the kernels, so there the copy goes on the one
+     * queue, in order, and only the host's wait goes away. SPIKECL_CL_COPY_QUEUE=1 or 0
+     * overrides (the tests exercise the two-queue path on PoCL). */
+    const char *cq = getenv("SPIKECL_CL_COPY_QUEUE");
+    o->copy_queue = cq && cq[0] ? strcmp(cq, "0") != 0 : -1;
+    be->ops = &o->ops;
     be->impl = o;
     o->platform = plat;
     o->device = dev;
@@ -490,6 +592,9 @@ int spk_backend_opencl_open(const char *spec, spk_backend **out, spk_error *err)
         return rc;
     }
     atomic_fetch_add(&spk_ocl_open_count, 1);
+
+    if (o->copy_queue < 0)
+        o->copy_queue = (spk_ocl_dev_type(dev) & CL_DEVICE_TYPE_GPU) != 0;
 
     const char *prof = getenv("SPIKECL_PROFILE");
     o->profiling = prof && strcmp(prof, "1") == 0;
@@ -587,6 +692,50 @@ static int spk_ocl_upload(spk_backend *be, spk_buffer *dst, size_t offset, const
         clEnqueueWriteBuffer(o->queue, dst->mem, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
         return spk_ocl_fail(err, rc, "OpenCL upload of %zu bytes failed", bytes);
+    return SPK_OK;
+}
+
+/* The copy runs on the copy queue from a pinned staging buffer; the compute queue gets a barrier
+ * on its event, so the commands issued after this call wait for it and those issued before do
+ * not. The host reuses the staging buffer only after the event completed (spk_ocl_stage_get). */
+static int spk_ocl_upload_async(spk_backend *be, spk_buffer *dst, size_t offset, const void *src,
+                                size_t bytes, spk_error *err)
+{
+    spk_ocl *o = be->impl;
+    if (!dst || (!src && bytes))
+        return spk_error_set(err, SPK_ERR_INVALID, "OpenCL upload: NULL buffer or source");
+    if (!spk_ocl_in_range(offset, bytes, dst->bytes))
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "OpenCL upload of %zu bytes at offset %zu overruns a buffer of %zu "
+                             "bytes",
+                             bytes, offset, dst->bytes);
+    if (!bytes)
+        return SPK_OK;
+    spk_ocl_stage *st = NULL;
+    int rc = spk_ocl_stage_get(o, bytes, &st, err);
+    if (rc)
+        return rc;
+    memcpy(st->ptr, src, bytes);
+    cl_event ev = NULL;
+    cl_command_queue q = o->copy_queue ? o->xfer : o->queue;
+    cl_int cr = clEnqueueWriteBuffer(q, dst->mem, CL_FALSE, offset, bytes, st->ptr, 0, NULL, &ev);
+    if (cr != CL_SUCCESS)
+        return spk_ocl_fail(err, cr, "OpenCL upload of %zu bytes failed", bytes);
+    /* the copy may sit in the queue until flushed: start it now, while the device computes */
+    if (o->copy_queue) {
+        cr = clFlush(o->xfer);
+        if (cr == CL_SUCCESS)
+            cr = clEnqueueBarrierWithWaitList(o->queue, 1, &ev, NULL);
+    }
+    if (cr != CL_SUCCESS) {
+        clWaitForEvents(1, &ev);
+        clReleaseEvent(ev);
+        return spk_ocl_fail(err, cr,
+                            "OpenCL upload of %zu bytes: cannot order it before the "
+                            "next commands",
+                            bytes);
+    }
+    st->ev = ev;
     return SPK_OK;
 }
 
@@ -821,4 +970,5 @@ static const spk_backend_ops spk_ocl_ops = {
     .launch = spk_ocl_launch,
     .sync = spk_ocl_sync,
     .profile = spk_ocl_profile,
+    .upload_async = spk_ocl_upload_async,
 };

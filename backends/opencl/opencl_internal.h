@@ -45,6 +45,18 @@ typedef struct spk_ocl_pending {
     size_t prof_id;
 } spk_ocl_pending;
 
+/* A pinned host buffer (CL_MEM_ALLOC_HOST_PTR, kept mapped) that upload_async copies from. */
+typedef struct spk_ocl_stage {
+    cl_mem mem;
+    void *ptr; /* the mapping, for the buffer's life */
+    size_t cap;
+    cl_event ev; /* the last write that reads it; NULL when none is outstanding */
+} spk_ocl_stage;
+
+/* Staging buffers in the ring: the session uploads three per batch (inputs, labels, ids) and
+ * double-buffers, so eight leave every write two batches to finish before its buffer returns. */
+#define SPK_OCL_NSTAGE 8
+
 typedef struct spk_ocl {
     cl_platform_id platform;
     cl_device_id device;
@@ -63,6 +75,14 @@ typedef struct spk_ocl {
     size_t nprof, cap_prof;
     spk_ocl_pending *pending;
     size_t npending, cap_pending;
+    /* upload_async: a second in-order queue for host-to-device copies, so that they overlap the
+     * kernels on `queue`, which waits for each copy's event before its next command */
+    spk_backend_ops ops;   /* this backend's table: upload_async is NULL with
+                            * SPIKECL_CL_OVERLAP=0 */
+    int copy_queue;        /* 1: copies go on xfer; 0: on queue, in order */
+    cl_command_queue xfer; /* created on the first upload_async */
+    spk_ocl_stage stage[SPK_OCL_NSTAGE];
+    unsigned next_stage;
 } spk_ocl;
 
 /* The readable name of an OpenCL status ("CL_INVALID_VALUE"), "unknown OpenCL error" if none. */

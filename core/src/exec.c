@@ -61,40 +61,98 @@ static int layer_error(spk_session *s, int i, int rc, spk_error *err)
     return rc;
 }
 
-static int upload_batch(spk_session *s, const float *x, const int32_t *labels, int n,
-                        spk_error *err)
+/* A batch reaches the device in two moves: stage copies it into the slot the next step will
+ * read, take makes that slot the current one. With a backend that uploads asynchronously the
+ * session has two slots, and a batch is staged into the idle one while the step on the current
+ * one still runs (the copy overlaps its kernels); take swaps them. The idle slot was last read by
+ * the step before the current one, which has finished: a step is finished by the readback of its
+ * loss (spk_metrics_collect, which waits for the device), and submit refuses to start a step
+ * while one is unfinished. slot_busy checks that rule rather than trusting it. Without
+ * asynchronous uploads there is one slot, and the blocking upload is ordered after the commands
+ * already issued, as every op is. */
+static int stage_batch(spk_session *s, const float *x, const int32_t *labels, int n, spk_error *err)
 {
     if (n < 1 || n > s->batch)
         return spk_error_set(err, SPK_ERR_INVALID, "batch of %d samples, session holds 1..%d", n,
                              s->batch);
-    for (int b = 0; b < n; b++) {
+    if (!x || !labels)
+        return spk_error_set(err, SPK_ERR_INVALID, "batch of %d samples without %s", n,
+                             x ? "labels" : "inputs");
+    for (int b = 0; b < n; b++)
         if (labels[b] < 0 || labels[b] >= s->classes)
             return spk_error_set(err, SPK_ERR_INVALID,
                                  "label %d of sample %d is outside the model's %d classes",
                                  labels[b], b, s->classes);
-        s->h_labels[b] = (float)labels[b];
-    }
+    /* the current step's labels score its readout in spk_metrics_collect: keep them */
+    for (int b = 0; b < n; b++)
+        s->h_labels_next[b] = (float)labels[b];
     if (!s->ids_set) /* numbered by position in the session's sequence of batches */
         for (int b = 0; b < n; b++)
             s->h_ids[b] =
                 (float)((s->batch_counter * (uint32_t)s->batch + (uint32_t)b) & 0xffffffu);
     s->ids_set = 0;
-    s->last_n = n;
+    s->staged = 0;
+    spk_backend *be = s->be;
+    const int two = s->next_buf[0] != NULL;
+    int rc = SPK_OK;
+    if (two && s->slot_busy[1]) /* never: see above; but never overwrite what a step reads */
+        rc = be->ops->sync(be, err);
+    if (rc)
+        return rc;
+    int (*up)(spk_backend *, spk_buffer *, size_t, const void *, size_t, spk_error *) =
+        two ? be->ops->upload_async : be->ops->upload;
     /* frames come as [T, n, ...]: layers run at B = n, so that is the packed layout they read */
     const size_t steps = s->in_shape.time == SPK_TIME_STEPS ? (size_t)s->T : 1;
-    int rc = s->be->ops->upload(s->be, s->input.buf, 0, x,
-                                steps * (size_t)n * (size_t)s->in_size * sizeof(float), err);
+    rc = up(be, two ? s->next_buf[0] : s->input.buf, 0, x,
+            steps * (size_t)n * (size_t)s->in_size * sizeof(float), err);
     if (!rc)
-        rc = s->be->ops->upload(s->be, s->labels.buf, 0, s->h_labels, (size_t)n * sizeof(float),
-                                err);
+        rc = up(be, two ? s->next_buf[1] : s->labels.buf, 0, s->h_labels_next,
+                (size_t)n * sizeof(float), err);
     if (!rc)
-        rc = s->be->ops->upload(s->be, s->ids.buf, 0, s->h_ids, (size_t)n * sizeof(float), err);
+        rc = up(be, two ? s->next_buf[2] : s->ids.buf, 0, s->h_ids, (size_t)n * sizeof(float), err);
+    if (!rc)
+        s->staged = n;
+    return rc;
+}
+
+/* Makes the staged batch the current one; returns its sample count (0: none staged). */
+static int take_batch(spk_session *s)
+{
+    int n = s->staged;
+    if (!n)
+        return 0;
+    s->staged = 0;
+    s->last_n = n; /* the layout of every output from now on, not the staged batch's */
+    float *t = s->h_labels;
+    s->h_labels = s->h_labels_next;
+    s->h_labels_next = t;
+    if (s->next_buf[0]) {
+        spk_tensor *cur[3] = {&s->input, &s->labels, &s->ids};
+        for (int k = 0; k < 3; k++) {
+            spk_buffer *b = cur[k]->buf;
+            cur[k]->buf = s->next_buf[k];
+            s->next_buf[k] = b;
+        }
+        int busy = s->slot_busy[0];
+        s->slot_busy[0] = s->slot_busy[1];
+        s->slot_busy[1] = busy;
+    }
+    return n;
+}
+
+static int upload_batch(spk_session *s, const float *x, const int32_t *labels, int n,
+                        spk_error *err)
+{
+    int rc = stage_batch(s, x, labels, n, err);
+    if (!rc)
+        take_batch(s);
     return rc;
 }
 
 static int forward(spk_session *s, int n, int training, spk_error *err)
 {
     double t0 = s->profile ? now_s() : 0;
+    s->slot_busy[0] = 1; /* until a readback waits for this step */
     for (int i = 1; i < s->n_nodes; i++) {
         spk_exec x;
         make_exec(s, i, n, training, &x);
@@ -196,15 +254,10 @@ int spk_session_forward_backward(spk_session *s, const float *x, const int32_t *
     return rc;
 }
 
-int spk_session_train_submit(spk_session *s, const float *x, const int32_t *labels, int n,
-                             spk_error *err)
+/* The step on the current slot's batch of n samples: forward, backward, the update. */
+static int submit_current(spk_session *s, int n, spk_error *err)
 {
-    if (s->pending)
-        return spk_error_set(err, SPK_ERR_INVALID,
-                             "a submitted batch has not been finished (spk_session_train_finish)");
-    int rc = upload_batch(s, x, labels, n, err);
-    if (!rc)
-        rc = forward(s, n, 1, err);
+    int rc = forward(s, n, 1, err);
     if (!rc)
         rc = backward(s, n, err);
     if (!rc) {
@@ -217,6 +270,41 @@ int spk_session_train_submit(spk_session *s, const float *x, const int32_t *labe
     if (!rc)
         s->pending = n;
     return rc;
+}
+
+static int check_not_pending(const spk_session *s, spk_error *err)
+{
+    if (s->pending)
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "a submitted batch has not been finished (spk_session_train_finish)");
+    return SPK_OK;
+}
+
+int spk_session_train_submit(spk_session *s, const float *x, const int32_t *labels, int n,
+                             spk_error *err)
+{
+    int rc = check_not_pending(s, err);
+    if (!rc)
+        rc = upload_batch(s, x, labels, n, err);
+    return rc ? rc : submit_current(s, n, err);
+}
+
+int spk_session_stage_batch(spk_session *s, const float *x, const int32_t *labels, int n,
+                            spk_error *err)
+{
+    return stage_batch(s, x, labels, n, err);
+}
+
+int spk_session_train_submit_staged(spk_session *s, spk_error *err)
+{
+    int rc = check_not_pending(s, err);
+    if (rc)
+        return rc;
+    if (!s->staged)
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "no staged batch to submit (spk_session_stage_batch)");
+    int n = take_batch(s);
+    return submit_current(s, n, err);
 }
 
 int spk_session_train_finish(spk_session *s, spk_batch_stats *st, spk_error *err)

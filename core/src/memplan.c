@@ -79,6 +79,12 @@ int spk_memplan_alloc(spk_session *s, spk_error *err)
         rc = spk_tensor_alloc(be, &s->loss_t, &one, T, B, err);
     if (!rc)
         rc = spk_tensor_alloc(be, &s->ids, &one, T, B, err);
+    /* the second input slot, for uploads that overlap the step before (exec.c) */
+    for (int k = 0; !rc && be->ops->upload_async && k < 3; k++) {
+        spk_tensor t = {0};
+        rc = spk_tensor_alloc(be, &t, k == 0 ? &s->in_shape : &one, T, B, err);
+        s->next_buf[k] = t.buf;
+    }
     for (int i = 1; !rc && i < s->n_nodes; i++) {
         spk_node *nd = &s->nodes[i];
         rc = spk_layer_alloc(&nd->layer, be, B, s->seed_key, err);
@@ -99,12 +105,13 @@ int spk_memplan_alloc(spk_session *s, spk_error *err)
     if (rc)
         return rc;
     s->h_labels = malloc((size_t)B * sizeof(float));
+    s->h_labels_next = malloc((size_t)B * sizeof(float));
     s->h_loss = malloc((size_t)B * sizeof(float));
     s->h_readout = malloc((size_t)B * (size_t)s->classes * sizeof(float));
     s->h_ids = malloc((size_t)B * sizeof(float));
     if (s->ro_steps > 1)
         s->h_ro_steps = malloc((size_t)T * B * (size_t)s->classes * sizeof(float));
-    if (!s->h_labels || !s->h_loss || !s->h_readout || !s->h_ids ||
+    if (!s->h_labels || !s->h_labels_next || !s->h_loss || !s->h_readout || !s->h_ids ||
         (s->ro_steps > 1 && !s->h_ro_steps))
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     return SPK_OK;
@@ -125,7 +132,14 @@ void spk_memplan_release(spk_session *s)
     spk_tensor_release(be, &s->labels);
     spk_tensor_release(be, &s->loss_t);
     spk_tensor_release(be, &s->ids);
+    for (int k = 0; k < 3; k++) {
+        if (s->next_buf[k])
+            be->ops->release(be, s->next_buf[k]);
+        s->next_buf[k] = NULL;
+    }
     free(s->h_labels);
+    free(s->h_labels_next);
+    s->h_labels_next = NULL;
     free(s->h_loss);
     free(s->h_readout);
     free(s->h_ids);

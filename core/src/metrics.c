@@ -23,7 +23,11 @@ int spk_metrics_collect(spk_session *s, int n, spk_batch_stats *st, spk_error *e
             s->h_readout[j] = sum;
         }
     }
-    if (rc || !st)
+    if (rc)
+        return rc;
+    /* the readback waited for every command issued before it: no step reads a slot now */
+    s->slot_busy[0] = s->slot_busy[1] = 0;
+    if (!st)
         return rc;
     for (int b = 0; b < n; b++) {
         const float *r = s->h_readout + (size_t)b * (size_t)s->classes;

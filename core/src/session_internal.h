@@ -67,6 +67,12 @@ struct spk_session {
     int classes;
     int in_size;
     spk_tensor input, labels, loss_t, ids;
+    /* The second input slot (inputs, labels, ids), allocated when the backend uploads
+     * asynchronously: a batch is staged into it while the step on the first runs, and submit
+     * swaps the two. NULL buffers: one slot, blocking uploads. */
+    spk_buffer *next_buf[3];
+    int staged;       /* samples of the batch staged for the next step; 0 when none */
+    int slot_busy[2]; /* a submitted step reads slot 0 (the current one) or 1, unfinished */
     int n_progs;
     spk_prog_entry progs[32];
     spk_program *core;
@@ -84,10 +90,11 @@ struct spk_session {
     float lr; /* current learning rate (the schedule's value) */
     uint32_t batch_counter;
     float *h_labels, *h_loss, *h_readout;
-    float *h_ids;      /* sample ids of the next batch, as floats */
-    int ids_set;       /* h_ids holds ids given through spk_session_set_sample_ids */
-    int ro_steps;      /* T when the readout keeps the time axis (a per-step loss), else 1 */
-    float *h_ro_steps; /* [T, B, classes] staging for such a readout */
+    float *h_labels_next; /* the staged batch's labels; h_labels are the current step's */
+    float *h_ids;         /* sample ids of the next batch, as floats */
+    int ids_set;          /* h_ids holds ids given through spk_session_set_sample_ids */
+    int ro_steps;         /* T when the readout keeps the time axis (a per-step loss), else 1 */
+    float *h_ro_steps;    /* [T, B, classes] staging for such a readout */
     spk_error xerr;
 };
 

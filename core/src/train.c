@@ -82,7 +82,12 @@ int spk_train_epoch_part(spk_session *s, spk_loader *ld, int epoch, int epochs, 
     int nb = spk_loader_batches(ld), bi = first_batch, cur = 0;
     long skipped = (long)first_batch * spk_loader_batch_size(ld);
     double t0 = now_s();
+    /* a pipeline: batch k+1 is loaded and staged (its upload overlapping the step on batch k on
+     * a device that uploads asynchronously) before the step's loss is read back */
     int n = spk_loader_next(ld, scale, b[cur].x, b[cur].y, b[cur].ids);
+    if (n > 0 && ((rc = spk_session_set_sample_ids(s, b[cur].ids, n, err)) ||
+                  (rc = spk_session_stage_batch(s, b[cur].x, b[cur].y, n, err))))
+        n = 0;
     while (n > 0) {
         if (oc->schedule == SPK_LR_COSINE) {
             double p = (double)(epoch * nb + bi) / ((double)epochs * nb);
@@ -90,11 +95,16 @@ int spk_train_epoch_part(spk_session *s, spk_loader *ld, int epoch, int epochs, 
                                                            (1.0 + cos(3.14159265358979 * p))));
         }
         bi++;
-        if ((rc = spk_session_set_sample_ids(s, b[cur].ids, n, err)) ||
-            (rc = spk_session_train_submit(s, b[cur].x, b[cur].y, n, err)))
+        if ((rc = spk_session_train_submit_staged(s, err)))
             break;
         cur ^= 1;
         n = spk_loader_next(ld, scale, b[cur].x, b[cur].y, b[cur].ids);
+        if (n > 0 && ((rc = spk_session_set_sample_ids(s, b[cur].ids, n, err)) ||
+                      (rc = spk_session_stage_batch(s, b[cur].x, b[cur].y, n, err)))) {
+            spk_error ignored;
+            spk_session_train_finish(s, NULL, &ignored); /* the step stays unfinished otherwise */
+            break;
+        }
         if ((rc = spk_session_train_finish(s, &acc, err)))
             break;
         /* the step flags non-finite weights or gradients through its loss (no extra transfer) */

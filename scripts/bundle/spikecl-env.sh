@@ -68,6 +68,21 @@ spikecl_env_discover() {
         named="$named $(basename "$lib")"
         SPIKECL_OPENCL_SOURCES+="$(basename "$f" .icd)	$lib	$f"$'\n'
     done
+    # a PoCL carried by the bundle (scripts/bundle.sh --with-pocl), unless one is installed: its
+    # libraries (LLVM, clang, ...) go on LD_LIBRARY_PATH and the ld it links kernels with first
+    # on PATH
+    local pocl_lib=$spikecl_env_root/pocl/lib/x86_64-linux-gnu
+    if [ -e "$pocl_lib/libpocl.so.2" ]; then
+        case " $named " in
+        *" libpocl.so.2 "* | *" libpocl.so "*) ;;
+        *)
+            echo "$pocl_lib/libpocl.so.2" >"$spikecl_icd_dir/pocl-bundle.icd" || return 1
+            SPIKECL_OPENCL_SOURCES+="pocl	$pocl_lib/libpocl.so.2	the bundle (--with-pocl)"$'\n'
+            export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$pocl_lib"
+            export PATH="$spikecl_env_root/pocl/bin${PATH:+:$PATH}"
+            ;;
+        esac
+    fi
     # vendor: the library file names it ships under (the first one found wins)
     local vendor names n path dir found
     local -A libs=(

@@ -81,6 +81,14 @@ typedef struct spk_backend_ops {
     int (*sync)(spk_backend *be, spk_error *err);
     /* optional (NULL: none): see spk_backend_profile */
     int (*profile)(spk_backend *be, spk_kernel_profile **out, int *n, spk_error *err);
+    /* optional (NULL: the session uploads with `upload` into one input buffer): an upload that
+     * does not wait. src is copied before the call returns (the caller may reuse it at once);
+     * the copy into dst may run while commands issued earlier still execute, and every command
+     * issued later sees its data. The caller must not target a buffer that commands still in
+     * flight read: the session double-buffers its input for this (exec.c). Added at the end of
+     * the table; tables are built in-tree (backends/registry.c), never by plugins. */
+    int (*upload_async)(spk_backend *be, spk_buffer *dst, size_t offset, const void *src,
+                        size_t bytes, spk_error *err);
 } spk_backend_ops;
 
 struct spk_backend {

@@ -133,6 +133,19 @@ SPK_API int spk_session_train_batch(spk_session *s, const float *x, const int32_
 SPK_API int spk_session_train_submit(spk_session *s, const float *x, const int32_t *labels, int n,
                                      spk_error *err);
 SPK_API int spk_session_train_finish(spk_session *s, spk_batch_stats *st, spk_error *err);
+/* The next batch's upload started while the submitted step still runs, for a pipeline of
+ *   stage(k); submit_staged; [stage(k+1); finish; submit_staged; ...]
+ * On a backend with asynchronous uploads (OpenCL) the batch is copied into pinned memory and
+ * sent to a second input buffer while the device computes the step before; elsewhere it is
+ * uploaded at once, after the commands already queued. Either way x and labels may be reused on
+ * return. The sample ids set by spk_session_set_sample_ids go with the staged batch; without
+ * them the batch is numbered as the next batch the session runs. A later stage, submit, eval or
+ * train_batch replaces the staged batch. */
+SPK_API int spk_session_stage_batch(spk_session *s, const float *x, const int32_t *labels, int n,
+                                    spk_error *err);
+/* spk_session_train_submit for the batch staged last; SPK_ERR_INVALID when none is staged or a
+ * submitted batch is unfinished. */
+SPK_API int spk_session_train_submit_staged(spk_session *s, spk_error *err);
 /* Forward only; accumulates loss and accuracy. */
 SPK_API int spk_session_eval_batch(spk_session *s, const float *x, const int32_t *labels, int n,
                                    spk_batch_stats *st, spk_error *err);
