@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "fsutil.h" /* core/src: compiled into the CLI too (CMakeLists.txt) */
+#include "spikecl/nir.h"
 #include "spikecl/spikecl.h"
 
 #define EXIT_USAGE 2
@@ -40,6 +41,11 @@ enum {
     OPT_LIMIT_TEST,
     OPT_THREADS,
     OPT_RESUME,
+    OPT_OUTPUT,
+    OPT_TIME_STEPS,
+    OPT_DT,
+    OPT_INPUT_SCALE,
+    OPT_APPROXIMATE,
     OPT_COUNT
 };
 #define OPT_VAL0   256
@@ -59,6 +65,11 @@ static const struct option long_opts[] = {
     {"limit-test", required_argument, NULL, OPT_VAL0 + OPT_LIMIT_TEST},
     {"threads", required_argument, NULL, OPT_VAL0 + OPT_THREADS},
     {"resume", no_argument, NULL, OPT_VAL0 + OPT_RESUME},
+    {"output", required_argument, NULL, OPT_VAL0 + OPT_OUTPUT},
+    {"time-steps", required_argument, NULL, OPT_VAL0 + OPT_TIME_STEPS},
+    {"dt", required_argument, NULL, OPT_VAL0 + OPT_DT},
+    {"input-scale", required_argument, NULL, OPT_VAL0 + OPT_INPUT_SCALE},
+    {"approximate", no_argument, NULL, OPT_VAL0 + OPT_APPROXIMATE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -85,6 +96,14 @@ static const char *const opt_help[OPT_COUNT] = {
     [OPT_THREADS] = "N  CPU threads (default: OpenMP's, i.e. $OMP_NUM_THREADS or all cores)",
     [OPT_RESUME] = "continue the run in the --out folder from its last checkpoint pair\n"
                    "(give the same --epochs)",
+    [OPT_OUTPUT] = "PATH  (also -o) export: the NIR file; import: the folder for\n"
+                   "model.yaml and model.safetensors",
+    [OPT_TIME_STEPS] = "N  time_steps of the imported model (default: the file's metadata)",
+    [OPT_DT] = "X  seconds per step relating NIR time constants to decays\n"
+               "(default: the file's metadata, else 1e-4 as snnTorch)",
+    [OPT_INPUT_SCALE] = "X  input.scale of the imported model (default: the file's, else 1)",
+    [OPT_APPROXIMATE] = "allow the approximations docs/NIR.md lists (reset: subtract as a\n"
+                        "reset to zero, neuron.synaptic <-> CubaLIF)",
 };
 
 struct opts;
@@ -105,6 +124,9 @@ typedef struct opts {
     const char *model, *device, *out, *data, *weights;
     int epochs, batch, seed_set, limit_train, limit_test, threads, batches, resume;
     double lr;
+    const char *output;          /* export, import */
+    int time_steps, approximate; /* import; export and import */
+    double dt, input_scale;      /* export and import; import */
     unsigned long long seed;
 } opts;
 
@@ -113,6 +135,8 @@ static int cmd_eval(const opts *o);
 static int cmd_bench(const opts *o);
 static int cmd_devices(const opts *o);
 static int cmd_plugins(const opts *o);
+static int cmd_export(const opts *o);
+static int cmd_import(const opts *o);
 
 static const command commands[] = {
     {"train", cmd_train, 1,
@@ -144,6 +168,20 @@ static const command commands[] = {
      "Lists the CPU and every OpenCL device with its id for --device.\n"},
     {"plugins", cmd_plugins, 0, 0, "  spikecl plugins\n",
      "Lists the layer types (built-in and from $SPIKECL_PLUGIN_PATH) with their parameters.\n"},
+    {"export", cmd_export, 1,
+     OPT_BIT(OPT_WEIGHTS) | OPT_BIT(OPT_OUTPUT) | OPT_BIT(OPT_DT) | OPT_BIT(OPT_APPROXIMATE),
+     "  spikecl export MODEL.yaml --weights FILE -o NET.nir [--dt X] [--approximate]\n",
+     "Writes the model's layers with the checkpoint's weights as a NIR graph (HDF5) that\n"
+     "snnTorch, Norse, Lava, ... import (docs/NIR.md). The last line of stdout is a JSON\n"
+     "object.\n"},
+    {"import", cmd_import, 1,
+     OPT_BIT(OPT_OUTPUT) | OPT_BIT(OPT_TIME_STEPS) | OPT_BIT(OPT_DT) | OPT_BIT(OPT_INPUT_SCALE) |
+         OPT_BIT(OPT_APPROXIMATE),
+     "  spikecl import NET.nir -o DIR [--time-steps N] [--dt X] [--input-scale X]\n"
+     "                            [--approximate]\n",
+     "Reads a NIR graph and writes DIR/model.yaml and DIR/model.safetensors, which train,\n"
+     "eval and bench take as they are (docs/NIR.md). The last line of stdout is a JSON\n"
+     "object.\n"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -311,6 +349,24 @@ static int take_option(opts *o, int i, const char *v)
     case OPT_RESUME:
         o->resume = 1;
         return 0;
+    case OPT_OUTPUT:
+        o->output = v;
+        return 0;
+    case OPT_APPROXIMATE:
+        o->approximate = 1;
+        return 0;
+    case OPT_TIME_STEPS:
+        return parse_int(flag, v, 1, 1000000, &o->time_steps);
+    case OPT_DT:
+    case OPT_INPUT_SCALE: {
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        if (*end || end == v || errno || !isfinite(x) || !(x > 0))
+            return usage_error("%s expects a positive number, got '%s'", flag, v);
+        *(i == OPT_DT ? &o->dt : &o->input_scale) = x;
+        return 0;
+    }
     case OPT_EPOCHS:
         return parse_int(flag, v, 1, 100000, &o->epochs);
     case OPT_BATCH:
@@ -380,12 +436,15 @@ static int parse_args(int argc, char **argv, opts *o)
     int c, rc = 0;
     while (!rc) {
         int at = optind; /* the word getopt_long is about to read */
-        c = getopt_long(sub_argc, sub_argv, "-:h", long_opts, NULL);
+        c = getopt_long(sub_argc, sub_argv, "-:ho:", long_opts, NULL);
         if (c == -1)
             break;
         if (c == 'h') {
             o->help = 1;
             return 0;
+        } else if (c == 'o') { /* -o: export and import's --output */
+            rc = o->cmd->options & OPT_BIT(OPT_OUTPUT) ? take_option(o, OPT_OUTPUT, optarg)
+                                                       : option_elsewhere(OPT_OUTPUT);
         } else if (c == 1) {
             rc = take_positional(o, optarg);
         } else if (c == ':') {
@@ -405,7 +464,11 @@ static int parse_args(int argc, char **argv, opts *o)
     if (rc)
         return rc;
     if (o->cmd->needs_model && !o->model)
-        return usage_error("'%s' needs a model file", o->cmd->name);
+        return usage_error("'%s' needs a %s file", o->cmd->name,
+                           o->cmd->run == cmd_import ? "NIR" : "model");
+    if ((o->cmd->run == cmd_export || o->cmd->run == cmd_import) && !o->output)
+        return usage_error("%s needs -o %s", o->cmd->name,
+                           o->cmd->run == cmd_export ? "NET.nir" : "DIR");
     if (o->cmd->run == cmd_eval && !o->weights)
         return usage_error("eval needs --weights FILE");
     return 0;
@@ -1019,6 +1082,47 @@ static int cmd_plugins(const opts *o)
                    p->choices ? p->choices : "", p->choices ? "] " : "");
     }
     return 0;
+}
+
+/* export: the model on the CPU with the checkpoint's weights (or its initial ones), to NIR */
+static int cmd_export(const opts *o)
+{
+    spk_error err = {0};
+    spk_model *m = NULL;
+    spk_backend *be = NULL;
+    spk_session *s = NULL;
+    spk_nir_options no = {.dt = o->dt, .approximate = o->approximate};
+    int rc = spk_model_load(o->model, &m, &err);
+    if (!rc)
+        rc = spk_backend_open("cpu", &be, &err);
+    if (!rc)
+        rc = spk_session_new(m, be, 1, &s, &err);
+    if (!rc && o->weights)
+        rc = spk_session_load(s, o->weights, &err);
+    if (!rc)
+        rc = spk_nir_export(s, o->output, &no, &err);
+    int code = rc ? fail(&err)
+                  : print_json_line(
+                        json_pack("{s:s, s:b}", "nir", o->output, "weights", o->weights != NULL));
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+    return code;
+}
+
+static int cmd_import(const opts *o)
+{
+    spk_error err = {0};
+    spk_nir_options no = {.dt = o->dt,
+                          .time_steps = o->time_steps,
+                          .input_scale = (float)o->input_scale,
+                          .approximate = o->approximate};
+    if (spk_nir_import(o->model, o->output, &no, &err))
+        return fail(&err);
+    char model[4096], weights[4096];
+    snprintf(model, sizeof model, "%s/model.yaml", o->output);
+    snprintf(weights, sizeof weights, "%s/model.safetensors", o->output);
+    return print_json_line(json_pack("{s:s, s:s}", "model", model, "weights", weights));
 }
 
 int main(int argc, char **argv)
