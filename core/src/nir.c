@@ -449,9 +449,22 @@ static int export_conv(nir_export *x, const spk_node *nd)
     float *wv = layer_weight(x->s, l, "weight", &n, x->err), *bv = NULL;
     if (!wv)
         return end_node(x, g, x->err->code);
+    /* nir 1.0.8 checks a Conv2d's input channels against weight.shape[1] whatever its groups,
+     * so a grouped convolution is written as the dense one it equals: [O, C, k, k] with zeros
+     * outside each group's block, groups 1 */
     const int O = l->out.dims[0], k = (int)pnum(l, "kernel"), groups = (int)pnum(l, "groups");
-    hsize_t wd[4] = {(hsize_t)O, (hsize_t)(l->in[0].dims[0] / groups), (hsize_t)k, (hsize_t)k};
-    int rc = w_f32(&x->w, g, "weight", 4, wd, wv);
+    const int C = l->in[0].dims[0], cg = C / groups, og = O / groups, kk = k * k;
+    float *dense = calloc((size_t)O * C * kk, sizeof *dense);
+    if (!dense) {
+        free(wv);
+        return end_node(x, g, spk_error_set(x->err, SPK_ERR_NOMEM, "out of memory"));
+    }
+    for (int o = 0; o < O; o++)
+        memcpy(dense + ((size_t)o * C + (size_t)(o / og) * cg) * kk, wv + (size_t)o * cg * kk,
+               (size_t)cg * kk * sizeof *dense);
+    hsize_t wd[4] = {(hsize_t)O, (hsize_t)C, (hsize_t)k, (hsize_t)k};
+    int rc = w_f32(&x->w, g, "weight", 4, wd, dense);
+    free(dense);
     /* nir.Conv2d requires a bias; without one it is zero (as snnTorch exports it) */
     if (!rc) {
         if (has_bias)
@@ -465,7 +478,7 @@ static int export_conv(nir_export *x, const spk_node *nd)
     }
     free(wv);
     free(bv);
-    const int64_t hw[2] = {l->in[0].dims[1], l->in[0].dims[2]}, gr = groups;
+    const int64_t hw[2] = {l->in[0].dims[1], l->in[0].dims[2]}, gr = 1;
     const hsize_t two = 2, zero = 0;
     if (!rc)
         rc = w_i64(&x->w, g, "input_shape", 1, &two, hw);
@@ -536,7 +549,9 @@ static int export_neuron(nir_export *x, const spk_node *nd, const char *kind)
                       "a decay of exactly 1 (no leak) in some neurons only has no finite NIR "
                       "time constant");
     }
-    double rv = strcmp(pstr(l, "reset"), "zero") == 0 && !synaptic ? pnum(l, "reset_value") : 0.0;
+    double rv = strcmp(pstr(l, "reset"), "zero") == 0 && !synaptic
+                    ? (double)(float)pnum(l, "reset_value")
+                    : 0.0; /* what the kernel uses */
     double one = 1.0, zero = 0.0;
     hid_t g = new_node(x, l->name, synaptic ? "CubaLIF" : is_if ? "IF" : "LIF");
     if (g < 0)
