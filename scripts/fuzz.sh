@@ -2,17 +2,17 @@
 # Builds the libFuzzer harnesses of tests/fuzz (clang, ASan + UBSan, portable, CPU backend only)
 # in build-fuzz/ and runs each for a given time, starting from its checked-in seed corpus.
 # Usage: bash scripts/fuzz.sh HARNESS|all SECONDS [extra libFuzzer flags]
-#   HARNESS: model, idx, safetensors or events. New inputs go to build-fuzz/corpus/HARNESS (the
+#   HARNESS: model, idx, safetensors, events or nir. New inputs go to build-fuzz/corpus/HARNESS (the
 #   checked-in seeds stay as they are); a crash is written to build-fuzz/crashes/HARNESS/ and fails the run:
 #   keep it as tests/fuzz/regressions/HARNESS/<name> once it is fixed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-harnesses=(model idx safetensors events)
+harnesses=(model idx safetensors events nir)
 which=${1:-}
 seconds=${2:-}
 if [ -z "$which" ] || [ -z "$seconds" ]; then
-    echo "usage: $0 model|idx|safetensors|events|all SECONDS [libFuzzer flags]" >&2
+    echo "usage: $0 model|idx|safetensors|events|nir|all SECONDS [libFuzzer flags]" >&2
     exit 2
 fi
 shift 2
@@ -20,7 +20,7 @@ if [ "$which" = all ]; then
     run=("${harnesses[@]}")
 else
     case " ${harnesses[*]} " in *" $which "*) run=("$which") ;;
-        *) echo "fuzz.sh: unknown harness '$which' (model, idx, safetensors, events, all)" >&2; exit 2 ;;
+        *) echo "fuzz.sh: unknown harness '$which' (model, idx, safetensors, events, nir, all)" >&2; exit 2 ;;
     esac
 fi
 

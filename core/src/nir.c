@@ -23,16 +23,18 @@
 #include <hdf5.h>
 
 #include "fsutil.h"
+#include "nir_limits.h"
 #include "session_internal.h"
 #include "spikecl/nir.h"
 #include "spikecl/safetensors.h"
 #include "strbuf.h"
 
 #define NIR_DEFAULT_DT 1e-4
-#define NIR_VERSION    "1.0.8"    /* the nir package release whose layout this follows */
-#define NIR_MAX_ELEMS  (1u << 28) /* a dataset larger than this is refused (1 GiB of floats) */
+#define NIR_VERSION    "1.0.8" /* the nir package release whose layout this follows */
 #define NIR_MAX_NODES  4096
 #define NIR_MAX_NDIM   8
+
+size_t spk_nir_max_values = (size_t)1 << 26;
 
 /* ---- HDF5 errors: silenced, the innermost message kept for ours ---- */
 
@@ -362,21 +364,20 @@ static int refuse(nir_export *x, const spk_layer *l, const char *why)
 }
 
 /* neuron.lif / neuron.if / neuron.synaptic: the reset they have and whether NIR says the same. */
-static int check_reset(nir_export *x, const spk_layer *l, int allow_approx)
+static int check_reset(nir_export *x, const spk_layer *l, int exact_reset)
 {
     if (strcmp(pstr(l, "output"), "spikes") != 0)
         return refuse(x, l, "output: membrane has no NIR equivalent (NIR neurons emit spikes)");
     const char *reset = pstr(l, "reset");
-    if (strcmp(reset, "zero") == 0 && allow_approx)
-        return SPK_OK;
-    if (strcmp(reset, "subtract") == 0 && x->opt->approximate)
-        return SPK_OK;
     if (strcmp(reset, "none") == 0)
         return refuse(x, l, "reset: none has no NIR equivalent");
-    if (!allow_approx && !x->opt->approximate)
-        return refuse(x, l,
-                      "its reset timing differs from NIR CubaLIF's (docs/NIR.md); "
-                      "--approximate exports it anyway");
+    if (!exact_reset) /* neuron.synaptic */
+        return x->opt->approximate ? SPK_OK
+                                   : refuse(x, l,
+                                            "its reset timing differs from NIR CubaLIF's "
+                                            "(docs/NIR.md); --approximate exports it anyway");
+    if (strcmp(reset, "zero") == 0 || x->opt->approximate)
+        return SPK_OK;
     return refuse(x, l,
                   "reset: subtract has no NIR equivalent (NIR resets to v_reset); "
                   "--approximate exports it as a reset to zero, as snnTorch's export does");
@@ -884,9 +885,10 @@ static int r_dataset(nir_reader *r, hid_t loc, const char *dname, const char *no
                         h5_msg(hb));
         a->n = 1;
         for (int i = 0; !rc && i < nd; i++) {
-            if (a->dims[i] > NIR_MAX_ELEMS || (a->n *= (size_t)a->dims[i]) > NIR_MAX_ELEMS)
-                rc = r_fail(r, SPK_ERR_SHAPE, node, "dataset '%s' is too large (over %u values)",
-                            dname, NIR_MAX_ELEMS);
+            if (a->dims[i] > spk_nir_max_values ||
+                (a->n *= (size_t)a->dims[i]) > spk_nir_max_values)
+                rc = r_fail(r, SPK_ERR_SHAPE, node, "dataset '%s' is too large (over %zu values)",
+                            dname, spk_nir_max_values);
         }
         if (!rc && H5Sget_simple_extent_type(sp) == H5S_NULL)
             a->n = 0;
@@ -922,7 +924,7 @@ static int r_dataset(nir_reader *r, hid_t loc, const char *dname, const char *no
             }
             free(buf);
         } else if (a->n) {
-            if (sz == 0 || sz > 1u << 20 || a->n > (NIR_MAX_ELEMS / sz))
+            if (sz == 0 || sz > 1u << 20 || a->n > (spk_nir_max_values / sz))
                 rc = r_fail(r, SPK_ERR_SHAPE, node, "dataset '%s': strings too large", dname);
             char *buf = rc ? NULL : malloc(a->n * sz);
             if (!rc && !buf)
