@@ -860,6 +860,79 @@ static int r_fail(nir_reader *r, int code, const char *node, const char *fmt, ..
     return spk_error_set(r->err, code, "%s: %s", r->path, msg);
 }
 
+/* libhdf5 allocates a global heap collection as large as the collection's header says before it
+ * checks that against the end of the file, so a damaged header costs gigabytes. A contiguous
+ * variable-length string dataset is therefore checked first, from the raw bytes: each element is
+ * a 4-byte length, the collection's address and a 4-byte index (HDF5 file format spec, "Global
+ * Heap ID" and "Global Heap Collection": "GCOL", version, 3 reserved, collection size). */
+#define NIR_MAX_STRING (1u << 16)
+
+static uint64_t le_uint(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int vlen_heaps_ok(nir_reader *r, hid_t d, size_t n, const char *node, const char *dname)
+{
+    haddr_t off = H5Dget_offset(d);
+    if (off == HADDR_UNDEF || n == 0)
+        return SPK_OK; /* compact or chunked: left to libhdf5 */
+    hid_t fid = H5Iget_file_id(d);
+    hid_t fcpl = fid >= 0 ? H5Fget_create_plist(fid) : -1;
+    size_t sa = 0, ss = 0;
+    hsize_t ub = 0;
+    int ok = fcpl >= 0 && H5Pget_sizes(fcpl, &sa, &ss) >= 0 && H5Pget_userblock(fcpl, &ub) >= 0;
+    if (fcpl >= 0)
+        H5Pclose(fcpl);
+    if (fid >= 0)
+        H5Fclose(fid);
+    if (!ok || sa < 2 || sa > 8 || ss < 2 || ss > 8)
+        return r_fail(r, SPK_ERR_PARSE, node, "dataset '%s': unreadable file parameters", dname);
+    FILE *f = fopen(r->path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        if (f)
+            fclose(f);
+        return spk_error_set(r->err, SPK_ERR_IO, "%s: %s", r->path, strerror(errno));
+    }
+    const uint64_t end = (uint64_t)st.st_size;
+    const size_t el = 4 + sa + 4;
+    int rc = SPK_OK;
+    uint64_t last = UINT64_MAX;
+    for (size_t i = 0; !rc && i < n; i++) {
+        unsigned char e[24], h[24];
+        uint64_t at = (uint64_t)ub + (uint64_t)off + (uint64_t)i * el;
+        if (at + el > end || fseeko(f, (off_t)at, SEEK_SET) != 0 || fread(e, 1, el, f) != el) {
+            rc =
+                r_fail(r, SPK_ERR_PARSE, node, "dataset '%s' lies past the end of the file", dname);
+            break;
+        }
+        uint64_t len = le_uint(e, 4), heap = le_uint(e + 4, (int)sa);
+        if (len == 0 || heap == last)
+            continue;
+        if (len > NIR_MAX_STRING) {
+            rc = r_fail(r, SPK_ERR_PARSE, node, "dataset '%s': a string of %llu bytes", dname,
+                        (unsigned long long)len);
+            break;
+        }
+        uint64_t hat = (uint64_t)ub + heap;
+        if (heap >= end || hat + 8 + ss > end || fseeko(f, (off_t)hat, SEEK_SET) != 0 ||
+            fread(h, 1, 8 + ss, f) != 8 + ss || memcmp(h, "GCOL", 4) != 0 ||
+            le_uint(h + 8, (int)ss) > end - heap) {
+            rc = r_fail(r, SPK_ERR_PARSE, node,
+                        "dataset '%s': a string's heap is damaged or past the end of the file",
+                        dname);
+            break;
+        }
+        last = heap;
+    }
+    fclose(f);
+    return rc;
+}
+
 /* Reads a dataset whole: numbers as doubles, strings (fixed or variable length) as copies. */
 static int r_dataset(nir_reader *r, hid_t loc, const char *dname, const char *node, nir_arr *a)
 {
@@ -913,6 +986,8 @@ static int r_dataset(nir_reader *r, hid_t loc, const char *dname, const char *no
             char **buf = calloc(a->n, sizeof *buf);
             if (!buf)
                 rc = spk_error_set(r->err, SPK_ERR_NOMEM, "out of memory");
+            else if ((rc = vlen_heaps_ok(r, d, a->n, node, dname)))
+                ;
             else if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
                 rc = r_fail(r, SPK_ERR_PARSE, node, "cannot read dataset '%s' (%s)", dname,
                             h5_msg(hb));
