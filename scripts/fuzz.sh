@@ -31,6 +31,8 @@ cmake --build build-fuzz -j"$(nproc)" --target "${run[@]/#/fuzz_}"
 
 # Leaks are errors like any other memory bug; a report stops the run at once.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+# ... except libhdf5's own on damaged files (tests/fuzz/lsan-libhdf5.supp says why)
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/fuzz/lsan-libhdf5.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OMP_NUM_THREADS=1
 # Each input goes through a scratch file (the readers take paths): on tmpfs that is ~15x faster

@@ -1502,8 +1502,8 @@ static int import_neuron(nir_reader *r, nir_out *o, nir_node *nd, const char *sr
             g[i] = isinf(tau[i]) || isinf(tsyn[i])
                        ? NAN
                        : (win[i] * dt / tsyn[i]) * (rr[i] * dt / tau[i]);
-        if (!rc && fabs(g[i] - 1.0) < 1e-12)
-            g[i] = 1.0; /* r = tau / dt up to rounding: no scaling at all */
+        if (!rc && fabs(g[i] - 1.0) < 1e-6)
+            g[i] = 1.0; /* r = tau / dt up to float32 storage (snnTorch writes float32) */
         if (!rc && !(g[i] > 0.0 && isfinite(g[i])))
             rc = r_fail(r, SPK_ERR_INVALID, nd->name,
                         "the input gain (r dt / tau, or r) is %g at neuron %d, expected a "
