@@ -406,6 +406,24 @@ Test(nir, wrong_shapes_name_the_node)
     free(nir);
 }
 
+Test(nir, values_that_are_not_finite_float32)
+{
+    char *nir = good_export("inf");
+    hid_t f = open_rw(nir);
+    cr_assert_geq(H5Ldelete(f, "node/nodes/fc3/bias", H5P_DEFAULT), 0);
+    const hsize_t d = 4;
+    const double big[4] = {0, 1e300, 0, 0}; /* finite as a double, not as a float */
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    hid_t ds = H5Dcreate2(f, "node/nodes/fc3/bias", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT,
+                          H5P_DEFAULT);
+    cr_assert_geq(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, big), 0);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    H5Fclose(f);
+    expect_import_error(nir, SPK_ERR_INVALID, "node 'fc3'", "not a finite float32", NULL);
+    free(nir);
+}
+
 static void set_edges(const char *nir, int n, const char **e)
 {
     hid_t f = open_rw(nir);

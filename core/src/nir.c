@@ -1343,9 +1343,15 @@ typedef struct nir_out {
     int approximate;
 } nir_out;
 
-static int out_tensor(nir_reader *r, nir_out *o, const char *layer, const char *wname, int ndim,
+/* A tensor of model.safetensors ("layer.wname"); every value must be a finite float32. */
+static int out_tensor(nir_reader *r, nir_out *o, const nir_node *nd, const char *wname, int ndim,
                       const int64_t *shape, const double *v, size_t n)
 {
+    const char *layer = nd->lname;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite((float)v[i]))
+            return r_fail(r, SPK_ERR_INVALID, nd->name,
+                          "%s holds %g at %zu, which is not a finite float32", wname, v[i], i);
     if (o->n_t == o->cap_t) {
         int cap = o->cap_t ? 2 * o->cap_t : 16;
         spk_st_tensor *nt = realloc(o->t, (size_t)cap * sizeof *nt);
@@ -1435,7 +1441,7 @@ static int neuron_weight(nir_reader *r, nir_out *o, const nir_node *nd, const ch
         spk_strbuf_appendf(&o->yaml, ", %s: %.9g", key, (double)(float)v[0]);
     else
         spk_strbuf_appendf(&o->yaml, ", per_neuron_%s: true", key);
-    return out_tensor(r, o, nd->lname, key, 1, &shape, v, same ? 1 : (size_t)n);
+    return out_tensor(r, o, nd, key, 1, &shape, v, same ? 1 : (size_t)n);
 }
 
 /* decay = 1 - dt / tau, which must lie in [0, 1] (tau >= dt; infinite tau: no leak) */
@@ -1513,6 +1519,9 @@ static int import_neuron(nir_reader *r, nir_out *o, nir_node *nd, const char *sr
             thr[i] /= g[i];
             vr[i] /= g[i];
         }
+        if (!rc && !isfinite((float)vr[i]))
+            rc =
+                r_fail(r, SPK_ERR_INVALID, nd->name, "v_reset / gain is %g at neuron %d", vr[i], i);
         if (!rc && nd->kind == NK_CUBALIF && vr[i] != 0.0)
             rc = r_fail(r, SPK_ERR_UNSUPPORTED, nd->name,
                         "v_reset is %g: neuron.synaptic resets to 0 only", vr[i]);
@@ -1667,9 +1676,9 @@ static int import_node(nir_reader *r, nir_out *o, int idx)
         spk_strbuf_appendf(&o->yaml, ", out: %llu%s}\n", (unsigned long long)w->dims[0],
                            b ? "" : ", bias: false");
         int64_t ws[2] = {(int64_t)w->dims[0], (int64_t)w->dims[1]};
-        rc = out_tensor(r, o, nd->lname, "weight", 2, ws, w->v, w->n);
+        rc = out_tensor(r, o, nd, "weight", 2, ws, w->v, w->n);
         if (!rc && b)
-            rc = out_tensor(r, o, nd->lname, "bias", 1, ws, b->v, b->n);
+            rc = out_tensor(r, o, nd, "bias", 1, ws, b->v, b->n);
         nd->ndim = 1;
         nd->dims[0] = (int)w->dims[0];
         return rc;
@@ -1725,9 +1734,9 @@ static int import_node(nir_reader *r, nir_out *o, int idx)
             spk_strbuf_appendf(&o->yaml, ", groups: %d", groups);
         spk_strbuf_appendf(&o->yaml, "%s}\n", b ? "" : ", bias: false");
         int64_t ws[4] = {O, (int64_t)w->dims[1], k, k};
-        rc = out_tensor(r, o, nd->lname, "weight", 4, ws, w->v, w->n);
+        rc = out_tensor(r, o, nd, "weight", 4, ws, w->v, w->n);
         if (!rc && b)
-            rc = out_tensor(r, o, nd->lname, "bias", 1, ws, b->v, b->n);
+            rc = out_tensor(r, o, nd, "bias", 1, ws, b->v, b->n);
         nd->dims[0] = O;
         nd->dims[1] = (int)oh;
         nd->dims[2] = (int)ow;
