@@ -918,13 +918,35 @@ static int vlen_heaps_ok(nir_reader *r, hid_t d, size_t n, const char *node, con
                         (unsigned long long)len);
             break;
         }
-        uint64_t hat = (uint64_t)ub + heap;
+        uint64_t hat = (uint64_t)ub + heap, csize = 0;
         if (heap >= end || hat + 8 + ss > end || fseeko(f, (off_t)hat, SEEK_SET) != 0 ||
             fread(h, 1, 8 + ss, f) != 8 + ss || memcmp(h, "GCOL", 4) != 0 ||
-            le_uint(h + 8, (int)ss) > end - heap) {
+            (csize = le_uint(h + 8, (int)ss)) > end - hat || csize > (1u << 26)) {
             rc = r_fail(r, SPK_ERR_PARSE, node,
                         "dataset '%s': a string's heap is damaged or past the end of the file",
                         dname);
+            break;
+        }
+        /* the collection's objects (index 2 bytes, references 2, reserved 4, size, data padded
+         * to 8): each must lie inside it, since libhdf5 copies an object as long as its size
+         * says; the free space (index 0) ends the list */
+        unsigned char *c = malloc((size_t)csize);
+        if (!c) {
+            rc = spk_error_set(r->err, SPK_ERR_NOMEM, "out of memory");
+            break;
+        }
+        int bad = fseeko(f, (off_t)hat, SEEK_SET) != 0 || fread(c, 1, csize, f) != csize;
+        for (uint64_t p = 8 + ss; !bad && p + 8 + ss <= csize;) {
+            uint64_t oi = le_uint(c + p, 2), os = le_uint(c + p + 8, (int)ss);
+            if (oi == 0)
+                break;
+            if (os > csize - (p + 8 + ss))
+                bad = 1;
+            p += 8 + ss + ((os + 7) & ~(uint64_t)7);
+        }
+        free(c);
+        if (bad) {
+            rc = r_fail(r, SPK_ERR_PARSE, node, "dataset '%s': a string's heap is damaged", dname);
             break;
         }
         last = heap;
