@@ -901,7 +901,8 @@ static int vlen_heaps_ok(nir_reader *r, hid_t d, size_t n, const char *node, con
     const uint64_t end = (uint64_t)st.st_size;
     const size_t el = 4 + sa + 4;
     int rc = SPK_OK;
-    uint64_t last = UINT64_MAX;
+    uint64_t last = UINT64_MAX, csize = 0;
+    unsigned char *c = NULL; /* the collection at `last` */
     for (size_t i = 0; !rc && i < n; i++) {
         unsigned char e[24], h[24];
         uint64_t at = (uint64_t)ub + (uint64_t)off + (uint64_t)i * el;
@@ -911,46 +912,60 @@ static int vlen_heaps_ok(nir_reader *r, hid_t d, size_t n, const char *node, con
             break;
         }
         uint64_t len = le_uint(e, 4), heap = le_uint(e + 4, (int)sa);
-        if (len == 0 || heap == last)
+        uint64_t want = le_uint(e + 4 + sa, 4);
+        if (len == 0)
             continue;
         if (len > NIR_MAX_STRING) {
             rc = r_fail(r, SPK_ERR_PARSE, node, "dataset '%s': a string of %llu bytes", dname,
                         (unsigned long long)len);
             break;
         }
-        uint64_t hat = (uint64_t)ub + heap, csize = 0;
-        if (heap >= end || hat + 8 + ss > end || fseeko(f, (off_t)hat, SEEK_SET) != 0 ||
-            fread(h, 1, 8 + ss, f) != 8 + ss || memcmp(h, "GCOL", 4) != 0 ||
-            (csize = le_uint(h + 8, (int)ss)) > end - hat || csize > (1u << 26)) {
-            rc = r_fail(r, SPK_ERR_PARSE, node,
-                        "dataset '%s': a string's heap is damaged or past the end of the file",
-                        dname);
-            break;
+        if (heap != last) {
+            free(c);
+            c = NULL;
+            last = UINT64_MAX;
+            uint64_t hat = (uint64_t)ub + heap;
+            if (heap >= end || hat + 8 + ss > end || fseeko(f, (off_t)hat, SEEK_SET) != 0 ||
+                fread(h, 1, 8 + ss, f) != 8 + ss || memcmp(h, "GCOL", 4) != 0 ||
+                (csize = le_uint(h + 8, (int)ss)) > end - hat || csize > (1u << 26) ||
+                csize < 8 + ss) {
+                rc = r_fail(r, SPK_ERR_PARSE, node,
+                            "dataset '%s': a string's heap is damaged or past the end of the file",
+                            dname);
+                break;
+            }
+            if (!(c = malloc((size_t)csize))) {
+                rc = spk_error_set(r->err, SPK_ERR_NOMEM, "out of memory");
+                break;
+            }
+            if (fseeko(f, (off_t)hat, SEEK_SET) != 0 || fread(c, 1, csize, f) != csize) {
+                rc = r_fail(r, SPK_ERR_PARSE, node, "dataset '%s': cannot read a string's heap",
+                            dname);
+                break;
+            }
+            last = heap;
         }
         /* the collection's objects (index 2 bytes, references 2, reserved 4, size, data padded
-         * to 8): each must lie inside it, since libhdf5 copies an object as long as its size
-         * says; the free space (index 0) ends the list */
-        unsigned char *c = malloc((size_t)csize);
-        if (!c) {
-            rc = spk_error_set(r->err, SPK_ERR_NOMEM, "out of memory");
-            break;
-        }
-        int bad = fseeko(f, (off_t)hat, SEEK_SET) != 0 || fread(c, 1, csize, f) != csize;
-        for (uint64_t p = 8 + ss; !bad && p + 8 + ss <= csize;) {
+         * to 8) up to the free space (index 0) must all lie inside it, and the string's object
+         * must be one of them and as long as the string: libhdf5 copies an object as long as its
+         * size says */
+        int found = 0;
+        for (uint64_t p = 8 + ss; p + 8 + ss <= csize;) {
             uint64_t oi = le_uint(c + p, 2), os = le_uint(c + p + 8, (int)ss);
             if (oi == 0)
                 break;
-            if (os > csize - (p + 8 + ss))
-                bad = 1;
+            if (os > csize - (p + 8 + ss)) { /* libhdf5 would take it as it stands */
+                found = 0;
+                break;
+            }
+            if (oi == want)
+                found = os >= len;
             p += 8 + ss + ((os + 7) & ~(uint64_t)7);
         }
-        free(c);
-        if (bad) {
+        if (!found)
             rc = r_fail(r, SPK_ERR_PARSE, node, "dataset '%s': a string's heap is damaged", dname);
-            break;
-        }
-        last = heap;
     }
+    free(c);
     fclose(f);
     return rc;
 }
