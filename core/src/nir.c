@@ -1912,6 +1912,11 @@ static int import_graph(nir_reader *r, const char *dir, const spk_nir_options *o
     double scale = opt->input_scale > 0 ? opt->input_scale
                    : r->input_scale > 0 ? r->input_scale
                                         : 1.0;
+    if (!rc && !(isfinite(o.dt) && o.dt > 0.0))
+        rc = r_fail(r, SPK_ERR_INVALID, "metadata", "dt is %g, expected a positive number", o.dt);
+    if (!rc && !(isfinite((float)scale) && (float)scale > 0.0f))
+        rc = r_fail(r, SPK_ERR_INVALID, "metadata",
+                    "input_scale is %g, expected a positive float32", scale);
     if (!rc && T < 1)
         rc = r_fail(r, SPK_ERR_INVALID, NULL,
                     "the file gives no time_steps (metadata): give --time-steps");
