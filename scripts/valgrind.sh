@@ -23,7 +23,7 @@ done
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
 vg=(valgrind --tool=memcheck --error-exitcode=99 --leak-check=full
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
-    --track-origins=yes --num-callers=30)
+    --track-origins=yes --num-callers=30 --suppressions=scripts/valgrind.supp)
 echo "valgrind.sh: train (4 batches of 16, 32 test images)"
 "${vg[@]}" build-valgrind/spikecl train models/fmnist_lif_mlp.yaml --device cpu --threads 2 \
     --data "$work/data" --limit-train 64 --limit-test 32 --batch 16 --epochs 1 \

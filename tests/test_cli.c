@@ -41,6 +41,7 @@ Test(cli, help_of_every_command_exits_0)
         {"train", "spikecl train MODEL.yaml", "--limit-train N"},
         {"eval", "spikecl eval  MODEL.yaml --weights FILE", "--weights FILE"},
         {"bench", "spikecl bench MODEL.yaml", "--batches N"},
+        {"plot", "spikecl plot  RUN_DIR", "--weights FILE"},
         {"devices", "spikecl devices", "--help"},
         {"plugins", "spikecl plugins", "--help"},
     };
@@ -49,7 +50,7 @@ Test(cli, help_of_every_command_exits_0)
                                "%s models/fmnist_lif_mlp.yaml --help"};
         for (size_t k = 0; k < 4; k++) {
             if (k == 3 && i >= 3)
-                continue; /* devices and plugins take no model */
+                continue; /* plot takes a run folder, devices and plugins no model */
             char args[256], *out;
             snprintf(args, sizeof args, forms[k], cases[i].cmd);
             strcat(args, " 2>/dev/null"); /* the help goes to stdout */
@@ -97,7 +98,7 @@ Test(cli, unknown_and_misplaced_options_exit_2)
         {"train models/fmnist_lif_mlp.yaml --limit 5", "option '--limit' is ambiguous"},
         {"eval models/fmnist_lif_mlp.yaml --weights x --epochs 3", "--epochs applies to train"},
         {"bench models/fmnist_lif_mlp.yaml --limit-test 3",
-         "--limit-test applies to train and eval"},
+         "--limit-test applies to train, eval and plot"},
         {"train models/fmnist_lif_mlp.yaml --weights x", "--weights applies to eval"},
         {"train models/fmnist_lif_mlp.yaml --resume=yes", "--resume takes no value"},
         {"train models/fmnist_lif_mlp.yaml --device", "--device needs a value"},

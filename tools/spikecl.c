@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "fsutil.h" /* core/src: compiled into the CLI too (CMakeLists.txt) */
+#include "runlog.h"
 #include "spikecl/nir.h"
 #include "spikecl/spikecl.h"
 
@@ -41,6 +42,9 @@ enum {
     OPT_LIMIT_TEST,
     OPT_THREADS,
     OPT_RESUME,
+    OPT_NO_PLOTS,
+    OPT_LOG_EVERY,
+    OPT_PREDICTIONS,
     OPT_OUTPUT,
     OPT_TIME_STEPS,
     OPT_DT,
@@ -65,6 +69,9 @@ static const struct option long_opts[] = {
     {"limit-test", required_argument, NULL, OPT_VAL0 + OPT_LIMIT_TEST},
     {"threads", required_argument, NULL, OPT_VAL0 + OPT_THREADS},
     {"resume", no_argument, NULL, OPT_VAL0 + OPT_RESUME},
+    {"no-plots", no_argument, NULL, OPT_VAL0 + OPT_NO_PLOTS},
+    {"log-every", required_argument, NULL, OPT_VAL0 + OPT_LOG_EVERY},
+    {"predictions", required_argument, NULL, OPT_VAL0 + OPT_PREDICTIONS},
     {"output", required_argument, NULL, OPT_VAL0 + OPT_OUTPUT},
     {"time-steps", required_argument, NULL, OPT_VAL0 + OPT_TIME_STEPS},
     {"dt", required_argument, NULL, OPT_VAL0 + OPT_DT},
@@ -96,6 +103,9 @@ static const char *const opt_help[OPT_COUNT] = {
     [OPT_THREADS] = "N  CPU threads (default: OpenMP's, i.e. $OMP_NUM_THREADS or all cores)",
     [OPT_RESUME] = "continue the run in the --out folder from its last checkpoint pair\n"
                    "(give the same --epochs)",
+    [OPT_NO_PLOTS] = "do not draw the run folder's pictures at the end",
+    [OPT_LOG_EVERY] = "N  a metrics.jsonl line every N batches (default 50; 0: epochs only)",
+    [OPT_PREDICTIONS] = "FILE  write index,label,prediction,count_0.. per test sample (CSV)",
     [OPT_OUTPUT] = "PATH  (also -o) export: the NIR file; import: the folder for\n"
                    "model.yaml and model.safetensors",
     [OPT_TIME_STEPS] = "N  time_steps of the imported model (default: the file's metadata)",
@@ -123,6 +133,8 @@ typedef struct opts {
     int help;
     const char *model, *device, *out, *data, *weights;
     int epochs, batch, seed_set, limit_train, limit_test, threads, batches, resume;
+    int no_plots, log_every;
+    const char *predictions;
     double lr;
     const char *output;          /* export, import */
     int time_steps, approximate; /* import; export and import */
@@ -135,6 +147,7 @@ static int cmd_eval(const opts *o);
 static int cmd_bench(const opts *o);
 static int cmd_devices(const opts *o);
 static int cmd_plugins(const opts *o);
+static int cmd_plot(const opts *o);
 static int cmd_export(const opts *o);
 static int cmd_import(const opts *o);
 
@@ -142,20 +155,24 @@ static const command commands[] = {
     {"train", cmd_train, 1,
      OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_EPOCHS) | OPT_BIT(OPT_BATCH) | OPT_BIT(OPT_LR) |
          OPT_BIT(OPT_SEED) | OPT_BIT(OPT_OUT) | OPT_BIT(OPT_DATA) | OPT_BIT(OPT_LIMIT_TRAIN) |
-         OPT_BIT(OPT_LIMIT_TEST) | OPT_BIT(OPT_THREADS) | OPT_BIT(OPT_RESUME),
+         OPT_BIT(OPT_LIMIT_TEST) | OPT_BIT(OPT_THREADS) | OPT_BIT(OPT_RESUME) |
+         OPT_BIT(OPT_NO_PLOTS) | OPT_BIT(OPT_LOG_EVERY),
      "  spikecl train MODEL.yaml [--device ID] [--epochs N] [--batch N] [--lr X] [--seed N]\n"
      "                           [--out DIR] [--data DIR] [--limit-train N] [--limit-test N]\n"
-     "                           [--threads N] [--resume]\n",
+     "                           [--threads N] [--resume] [--no-plots] [--log-every N]\n",
      "Trains the model, evaluates it on the test split after every epoch and writes the\n"
-     "checkpoint pair (model.safetensors, optimizer.safetensors) to the --out folder. The\n"
-     "last line of stdout is a JSON object with the figures.\n"},
+     "checkpoint pair (model.safetensors, optimizer.safetensors) to the --out folder, with\n"
+     "the run's record: model.yaml (every default written out), run.json, metrics.jsonl,\n"
+     "best.safetensors and, at the end, the pictures (see `spikecl plot`). The last line\n"
+     "of stdout is a JSON object with the figures.\n"},
     {"eval", cmd_eval, 1,
      OPT_BIT(OPT_WEIGHTS) | OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_DATA) | OPT_BIT(OPT_LIMIT_TEST) |
-         OPT_BIT(OPT_BATCH) | OPT_BIT(OPT_THREADS),
+         OPT_BIT(OPT_BATCH) | OPT_BIT(OPT_THREADS) | OPT_BIT(OPT_PREDICTIONS),
      "  spikecl eval  MODEL.yaml --weights FILE [--device ID] [--data DIR] [--limit-test N]\n"
-     "                           [--batch N] [--threads N]\n",
+     "                           [--batch N] [--threads N] [--predictions FILE.csv]\n",
      "Evaluates a checkpoint of the model on the test split. The last line of stdout is a\n"
-     "JSON object with the figures.\n"},
+     "JSON object with the figures, the confusion matrix (rows: true class) and the\n"
+     "accuracy of each class.\n"},
     {"bench", cmd_bench, 1,
      OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_BATCHES) | OPT_BIT(OPT_BATCH) | OPT_BIT(OPT_THREADS) |
          OPT_BIT(OPT_DATA),
@@ -164,6 +181,14 @@ static const command commands[] = {
      "Times training and inference on one batch, repeated (on the model's data, else on\n"
      "uniform noise); the time per layer goes to stderr, the figures to the last line of\n"
      "stdout as a JSON object. SPIKECL_PROFILE=1 adds each OpenCL kernel's device time.\n"},
+    {"plot", cmd_plot, 1,
+     OPT_BIT(OPT_WEIGHTS) | OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_DATA) | OPT_BIT(OPT_LIMIT_TEST) |
+         OPT_BIT(OPT_BATCH) | OPT_BIT(OPT_THREADS),
+     "  spikecl plot  RUN_DIR [--weights FILE] [--device ID] [--data DIR] [--limit-test N]\n"
+     "                        [--batch N] [--threads N]\n",
+     "Draws the pictures of a train run's folder (RUN_DIR/model.yaml, model.safetensors,\n"
+     "metrics.jsonl; data and limits as run.json recorded them): curves.png, raster.png,\n"
+     "spike_counter.png, confusion.png (with confusion.json) and membrane.png.\n"},
     {"devices", cmd_devices, 0, 0, "  spikecl devices\n",
      "Lists the CPU and every OpenCL device with its id for --device.\n"},
     {"plugins", cmd_plugins, 0, 0, "  spikecl plugins\n",
@@ -349,6 +374,14 @@ static int take_option(opts *o, int i, const char *v)
     case OPT_RESUME:
         o->resume = 1;
         return 0;
+    case OPT_NO_PLOTS:
+        o->no_plots = 1;
+        return 0;
+    case OPT_PREDICTIONS:
+        o->predictions = v;
+        return 0;
+    case OPT_LOG_EVERY:
+        return parse_int(flag, v, 0, 1 << 30, &o->log_every);
     case OPT_OUTPUT:
         o->output = v;
         return 0;
@@ -410,6 +443,7 @@ static int parse_args(int argc, char **argv, opts *o)
     o->argv = argv;
     o->epochs = o->batch = o->limit_train = o->limit_test = -1;
     o->batches = 20;
+    o->log_every = 50;
     o->lr = -1;
     if (argc < 2)
         return usage_error("no command given");
@@ -464,8 +498,10 @@ static int parse_args(int argc, char **argv, opts *o)
     if (rc)
         return rc;
     if (o->cmd->needs_model && !o->model)
-        return usage_error("'%s' needs a %s file", o->cmd->name,
-                           o->cmd->run == cmd_import ? "NIR" : "model");
+        return usage_error("'%s' needs %s", o->cmd->name,
+                           o->cmd->run == cmd_plot     ? "a run folder"
+                           : o->cmd->run == cmd_import ? "a NIR file"
+                                                       : "a model file");
     if ((o->cmd->run == cmd_export || o->cmd->run == cmd_import) && !o->output)
         return usage_error("%s needs -o %s", o->cmd->name,
                            o->cmd->run == cmd_export ? "NET.nir" : "DIR");
@@ -490,40 +526,10 @@ static int open_device(const opts *o, spk_backend **be, spk_error *err)
     return rc;
 }
 
-/* s as a JSON string. jansson escapes it and takes UTF-8 only; a name or path that is not
- * (a folder name in Latin-1, say) keeps its valid sequences and has each other byte replaced by
- * U+FFFD, so that the line still parses. NULL when out of memory. */
+/* s as a JSON string, bytes that are not UTF-8 replaced (runlog.c). */
 static json_t *json_text(const char *s)
 {
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    size_t n = strlen(s), len = 0;
-    char *fixed = malloc(3 * n + 1); /* each byte becomes at most the 3 bytes of U+FFFD */
-    if (!fixed)
-        return NULL;
-    for (size_t i = 0; i < n;) {
-        size_t k = 1;
-        if ((unsigned char)s[i] >= 0x80) /* jansson decides which sequence is valid */
-            for (k = 2; k <= 4 && i + k <= n; k++) {
-                json_t *t = json_stringn(s + i, k);
-                json_decref(t);
-                if (t)
-                    break;
-            }
-        if (k > 4 || i + k > n) {
-            memcpy(fixed + len, "\xef\xbf\xbd", 3);
-            len += 3;
-            i++;
-        } else {
-            memcpy(fixed + len, s + i, k);
-            len += k;
-            i += k;
-        }
-    }
-    j = json_stringn(fixed, len);
-    free(fixed);
-    return j;
+    return spk_json_text(s);
 }
 
 /* x rounded to `decimals` places; printed with JSON_REAL_PRECISION(15) that is the shortest
@@ -609,11 +615,15 @@ static int load_split(const opts *o, spk_train_config *tc, int train, spk_datase
 typedef struct progress_state {
     int tty;
     int next_decile;
+    spk_runlog *rl; /* metrics.jsonl's batch lines (NULL: none) */
+    spk_session *s; /* for the learning rate */
 } progress_state;
 
 static void on_progress(const spk_progress *p, void *user)
 {
     progress_state *ps = user;
+    if (ps->rl)
+        spk_runlog_batch(ps->rl, p, spk_session_lr(ps->s));
     double frac = p->total ? (double)p->done / p->total : 1.0;
     if (ps->tty) {
         int w = 30, filled = (int)(frac * w);
@@ -773,12 +783,19 @@ static int cmd_train(const opts *o)
         else if (!rc)
             fprintf(stderr, "spikecl: resuming %s after epoch %d\n", outdir, first);
     }
+    spk_runlog rl = {0}; /* the run folder: model.yaml, run.json, metrics.jsonl, best */
+    spk_run_info ri = {o->argc,       o->argv,  be ? be->description : "", o->data, o->limit_train,
+                       o->limit_test, o->resume};
+    if (!rc && o->data)
+        rc = spk_runlog_take_data(m, o->data, &err);
+    if (!rc && (rc = spk_runlog_open(&rl, outdir, m, &ri, o->log_every, tc->batch, &err)))
+        write_failed = rc == SPK_ERR_IO;
     catch_stop_signals();
     int stopped = 0;
     double t0 = now_s(), train_s = 0;
     spk_batch_stats st = {0}, ev = {0};
     long trained = 0;
-    progress_state ps = {.tty = isatty(2)};
+    progress_state ps = {.tty = isatty(2), .rl = &rl, .s = s};
     for (int e = first; !rc && e < tc->epochs; e++) {
         ps.next_decile = 1;
         double te0 = now_s();
@@ -813,6 +830,9 @@ static int cmd_train(const opts *o)
                     e + 1, max_name, max_abs, (double)tc->optim.lr);
         if (!rc)
             rc = save_pair(s, ckpt, state, e + 1, 0, &write_failed, &err);
+        if (!rc &&
+            (rc = spk_runlog_epoch(&rl, s, e, tc->epochs, &st, &ev, st.n / (now_s() - te0), &err)))
+            write_failed = rc == SPK_ERR_IO;
         if (!rc)
             printf("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.0f "
                    "samples/s\n",
@@ -827,6 +847,15 @@ static int cmd_train(const opts *o)
             stopped = 1;
             break;
         }
+    }
+    spk_runlog_close(&rl);
+    if (!rc && !stopped && !o->no_plots) {
+        rc = spk_runlog_pictures(outdir, s, lte, spk_model_time_steps(m), spk_model_name(m), ckpt,
+                                 &err);
+        write_failed = rc == SPK_ERR_IO;
+        if (!rc)
+            fprintf(stderr, "spikecl: pictures in %s (spikecl plot %s draws them again)\n", outdir,
+                    outdir);
     }
     int code = 0;
     if (stopped) {
@@ -882,17 +911,28 @@ static int cmd_eval(const opts *o)
         rc = spk_session_new(m, be, batch, &s, &err);
     if (!rc)
         rc = spk_session_load(s, o->weights, &err);
-    spk_batch_stats ev = {0};
+    spk_probe pr = {0}; /* the evaluation, with each sample's result */
     if (!rc)
-        rc = spk_evaluate(s, lte, &ev, &err);
+        rc = spk_probe_run(s, lte, spk_model_time_steps(m), &pr, &err);
+    FILE *pf = NULL;
+    if (!rc && o->predictions && !(pf = fopen(o->predictions, "w")))
+        rc =
+            spk_error_set(&err, SPK_ERR_IO, "cannot write %s: %s", o->predictions, strerror(errno));
+    if (pf && (spk_probe_write_csv(&pr, pf) | fclose(pf)))
+        rc =
+            spk_error_set(&err, SPK_ERR_IO, "cannot write %s: %s", o->predictions, strerror(errno));
     int code = 0;
     if (rc)
-        code = fail(&err);
+        code =
+            rc == SPK_ERR_IO ? (fprintf(stderr, "spikecl: error: %s\n", err.msg), 1) : fail(&err);
     else
-        code = print_json_line(json_pack("{s:o, s:o, s:i, s:o}", "test_accuracy",
-                                         json_fixed((double)ev.correct / ev.n, 4), "test_loss",
-                                         json_fixed(ev.loss_sum / ev.n, 5), "samples", ev.n,
-                                         "device", json_text(be->ops->name)));
+        code = print_json_line(json_pack("{s:o, s:o, s:i, s:o, s:o, s:o}", "test_accuracy",
+                                         json_fixed((double)pr.correct / pr.n, 4), "test_loss",
+                                         json_fixed(pr.loss_sum / pr.n, 5), "samples", pr.n,
+                                         "device", json_text(be->ops->name), "confusion",
+                                         spk_probe_confusion_json(&pr), "per_class_accuracy",
+                                         spk_probe_class_accuracy_json(&pr)));
+    spk_probe_free(&pr);
     spk_session_free(s);
     spk_backend_free(be);
     spk_loader_free(lte);
@@ -1032,6 +1072,72 @@ static int cmd_bench(const opts *o)
     spk_backend_free(be);
     spk_loader_free(ld);
     spk_dataset_free(tr);
+    spk_model_free(m);
+    return code;
+}
+
+/* `spikecl plot RUN_DIR`: the run's model and weights on its test split (as run.json recorded
+ * --data and --limit-test, unless given again), drawn into RUN_DIR. */
+static int cmd_plot(const opts *o)
+{
+    const char *dir = o->model;
+    char path[4200], weights[4200];
+    spk_error err = {0};
+    spk_model *m = NULL;
+    spk_backend *be = NULL;
+    spk_session *s = NULL;
+    spk_dataset *te = NULL;
+    spk_loader *lte = NULL;
+    opts po = *o; /* --data and --limit-test from run.json's last invocation */
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    json_t *run = json_load_file(path, 0, NULL);
+    json_t *inv = run ? json_array_get(json_object_get(run, "invocations"),
+                                       json_array_size(json_object_get(run, "invocations")) - 1)
+                      : NULL;
+    if (!po.data && inv && json_is_string(json_object_get(inv, "data")))
+        po.data = json_string_value(json_object_get(inv, "data"));
+    if (po.limit_test < 0 && inv && json_is_integer(json_object_get(inv, "limit_test")))
+        po.limit_test = (int)json_integer_value(json_object_get(inv, "limit_test"));
+    snprintf(path, sizeof path, "%s/model.yaml", dir);
+    snprintf(weights, sizeof weights, "%s", o->weights ? o->weights : "");
+    if (!o->weights)
+        snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
+    int rc = spk_model_load(path, &m, &err);
+    if (rc) { /* not a run folder, or a broken model.yaml: bad input either way */
+        fprintf(stderr, "spikecl: error: %s is not a train run's folder (its model.yaml): %s\n",
+                dir, err.msg);
+        json_decref(run);
+        return EXIT_USAGE;
+    }
+    spk_train_config *tc = spk_model_train_config(m);
+    int batch = o->batch > 0 ? o->batch : tc->batch;
+    if (!rc)
+        rc = load_split(&po, tc, 0, &te, &err);
+    if (!rc)
+        rc = spk_loader_new(te, batch, 0, 0, po.limit_test, &lte, &err);
+    if (!rc)
+        rc = open_device(o, &be, &err);
+    if (!rc)
+        rc = spk_session_new(m, be, batch, &s, &err);
+    if (!rc)
+        rc = spk_session_load(s, weights, &err);
+    if (!rc)
+        rc = spk_runlog_pictures(dir, s, lte, spk_model_time_steps(m), spk_model_name(m), weights,
+                                 &err);
+    int code = 0;
+    if (rc)
+        code =
+            rc == SPK_ERR_IO ? (fprintf(stderr, "spikecl: error: %s\n", err.msg), 1) : fail(&err);
+    else
+        code = print_json_line(json_pack("{s:o, s:[s, s, s, s, s], s:o}", "folder", json_text(dir),
+                                         "pictures", "curves.png", "raster.png",
+                                         "spike_counter.png", "confusion.png", "membrane.png",
+                                         "weights", json_text(weights)));
+    json_decref(run);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_loader_free(lte);
+    spk_dataset_free(te);
     spk_model_free(m);
     return code;
 }

@@ -79,6 +79,7 @@ static int upload_batch(spk_session *s, const float *x, const int32_t *labels, i
             s->h_ids[b] =
                 (float)((s->batch_counter * (uint32_t)s->batch + (uint32_t)b) & 0xffffffu);
     s->ids_set = 0;
+    s->last_n = n;
     /* frames come as [T, n, ...]: layers run at B = n, so that is the packed layout they read */
     const size_t steps = s->in_shape.time == SPK_TIME_STEPS ? (size_t)s->T : 1;
     int rc = s->be->ops->upload(s->be, s->input.buf, 0, x,

@@ -877,9 +877,16 @@ static uint64_t le_uint(const unsigned char *p, int n)
 
 static int vlen_heaps_ok(nir_reader *r, hid_t d, size_t n, const char *node, const char *dname)
 {
+    if (n == 0)
+        return SPK_OK;
+    /* compact or chunked storage would need its own parsing to check: nir.write (h5py) stores
+     * strings contiguously, and other layouts are refused */
     haddr_t off = H5Dget_offset(d);
-    if (off == HADDR_UNDEF || n == 0)
-        return SPK_OK; /* compact or chunked: left to libhdf5 */
+    if (off == HADDR_UNDEF)
+        return r_fail(r, SPK_ERR_UNSUPPORTED, node,
+                      "dataset '%s': variable-length strings are read from contiguous storage "
+                      "only (as h5py writes them)",
+                      dname);
     hid_t fid = H5Iget_file_id(d);
     hid_t fcpl = fid >= 0 ? H5Fget_create_plist(fid) : -1;
     size_t sa = 0, ss = 0;
@@ -970,6 +977,18 @@ static int vlen_heaps_ok(nir_reader *r, hid_t d, size_t n, const char *node, con
     return rc;
 }
 
+/* A variable-length string's base type must be one byte: libhdf5 sizes its conversion buffer
+ * by it (a damaged one asked for 8 GB). */
+static int vlen_chars(hid_t t)
+{
+    hid_t b = H5Tget_super(t);
+    if (b < 0)
+        return 0;
+    size_t sz = H5Tget_size(b);
+    H5Tclose(b);
+    return sz == 1;
+}
+
 /* Reads a dataset whole: numbers as doubles, strings (fixed or variable length) as copies. */
 static int r_dataset(nir_reader *r, hid_t loc, const char *dname, const char *node, nir_arr *a)
 {
@@ -1025,6 +1044,11 @@ static int r_dataset(nir_reader *r, hid_t loc, const char *dname, const char *no
                 rc = spk_error_set(r->err, SPK_ERR_NOMEM, "out of memory");
             else if ((rc = vlen_heaps_ok(r, d, a->n, node, dname)))
                 ;
+            else if (!vlen_chars(t))
+                rc = r_fail(r, SPK_ERR_PARSE, node,
+                            "dataset '%s': a variable-length string whose characters are not "
+                            "bytes",
+                            dname);
             else if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
                 rc = r_fail(r, SPK_ERR_PARSE, node, "cannot read dataset '%s' (%s)", dname,
                             h5_msg(hb));

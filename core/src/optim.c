@@ -133,3 +133,8 @@ void spk_session_set_lr(spk_session *s, float lr)
 {
     s->lr = lr;
 }
+
+float spk_session_lr(const spk_session *s)
+{
+    return s->lr;
+}

@@ -9,6 +9,7 @@
  *   metrics.c     loss and accuracy readback, times
  *   weights.c     learnable tensors by name           -> layer.c
  *   checkpoint.c  weights and optimizer state files   -> weights.c, layer.c, safetensors.c
+ *   inspect.c     a node's output, state, parameters  -> params.c
  * (error.c left out: everyone calls it). train.c sits above them, on the public calls.
  */
 #ifndef SPK_SESSION_INTERNAL_H
@@ -78,6 +79,7 @@ struct spk_session {
     int smooth;
     int profile;
     int pending; /* samples of a submitted, unfinished training batch */
+    int last_n;  /* samples of the last uploaded batch (the layout of every output) */
     double opt_s;
     float lr; /* current learning rate (the schedule's value) */
     uint32_t batch_counter;

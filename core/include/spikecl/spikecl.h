@@ -102,6 +102,11 @@ SPK_API spk_train_config *spk_model_train_config(spk_model *m);
 SPK_API uint64_t spk_model_seed(const spk_model *m);
 SPK_API void spk_model_set_seed(spk_model *m, uint64_t seed);
 
+/* The model as YAML with every default written out (layer parameters, input, train: and its
+ * optimizer), data paths absolute as loaded: a file spk_model_load reads back into the same
+ * model. *out is malloc'ed. */
+SPK_API int spk_model_to_yaml(const spk_model *m, char **out, spk_error *err);
+
 /* ---- sessions: a model placed on a backend for a batch size ---- */
 
 typedef struct spk_session spk_session;
@@ -140,6 +145,8 @@ SPK_API void spk_session_set_batch_index(spk_session *s, int batch);
 SPK_API int spk_session_set_sample_ids(spk_session *s, const uint32_t *ids, int n, spk_error *err);
 /* The learning rate of the next steps (the training loop applies the schedule through it). */
 SPK_API void spk_session_set_lr(spk_session *s, float lr);
+/* The learning rate the last step used (the schedule's value). */
+SPK_API float spk_session_lr(const spk_session *s);
 /* The session's copy of the optimizer settings (lr is the configured rate, not the schedule's). */
 SPK_API const spk_optim_config *spk_session_optim(const spk_session *s);
 
@@ -175,6 +182,24 @@ SPK_API void spk_session_node_times(const spk_session *s, int i, double *forward
                                     double *backward_s);
 /* Seconds spent in the optimizer update (profiling on). */
 SPK_API double spk_session_optimizer_time(const spk_session *s);
+
+/* Looking inside the last forward pass (for pictures; not on the training path). Node i counts
+ * as spk_session_node_name does. info: the layer's kind (spk_layer_kind), its output's steps
+ * (T, or 1 when it has no time axis or is constant in time), floats per sample and step, and n,
+ * the samples of the last batch; SPK_ERR_INVALID for a bad index (any pointer may be NULL). */
+SPK_API int spk_session_node_info(const spk_session *s, int i, int *kind, int *steps, int *features,
+                                  int *n);
+/* Downloads node i's output of the last forward, [steps, n, features] as info gives them; cap
+ * is dst's size in floats. */
+SPK_API int spk_session_node_output(spk_session *s, int i, float *dst, size_t cap, spk_error *err);
+/* The same for a state buffer the layer keeps, by name ("mem": a neuron layer's membrane over
+ * the steps, [T, n, features]); *features gets its floats per sample and step.
+ * SPK_ERR_NOTFOUND when the layer keeps no such state. */
+SPK_API int spk_session_node_state(spk_session *s, int i, const char *name, float *dst, size_t cap,
+                                   int *features, spk_error *err);
+/* A numeric parameter of node i's layer as the model set it ("threshold"; an init value gives
+ * its constant, or the middle of its range); SPK_ERR_NOTFOUND when the type has none. */
+SPK_API int spk_session_node_param(const spk_session *s, int i, const char *name, double *value);
 
 /* Test mode: neurons use the smooth function whose derivative is their surrogate instead of the
  * spike step, so finite differences can check the whole backward pass. */
