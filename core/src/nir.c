@@ -953,14 +953,21 @@ static int vlen_heaps_ok(nir_reader *r, hid_t d, size_t n, const char *node, con
             last = heap;
         }
         /* the collection's objects (index 2 bytes, references 2, reserved 4, size, data padded
-         * to 8) up to the free space (index 0) must all lie inside it, and the string's object
-         * must be one of them and as long as the string: libhdf5 copies an object as long as its
-         * size says */
+         * to 8; index 0 is free space) must all lie inside it, and the string's object must be
+         * one of them and as long as the string: libhdf5 copies an object as long as its size
+         * says */
         int found = 0;
         for (uint64_t p = 8 + ss; p + 8 + ss <= csize;) {
             uint64_t oi = le_uint(c + p, 2), os = le_uint(c + p + 8, (int)ss);
-            if (oi == 0)
-                break;
+            if (oi == 0) { /* free space: libhdf5 steps over its size, header included, and
+                            * would loop for ever on a size of 0 */
+                if (os < 8 + ss || os > csize - p) {
+                    found = 0;
+                    break;
+                }
+                p += os;
+                continue;
+            }
             if (os > csize - (p + 8 + ss)) { /* libhdf5 would take it as it stands */
                 found = 0;
                 break;
