@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-harnesses=(model idx safetensors events nir)
+# "all" leaves out nir: it mostly explores libhdf5 1.10.8's own parsing of damaged files, which
+# crashes inside libhdf5 (tests/fuzz/README); run it by name
+harnesses=(model idx safetensors events)
 which=${1:-}
 seconds=${2:-}
 if [ -z "$which" ] || [ -z "$seconds" ]; then
@@ -19,7 +21,7 @@ shift 2
 if [ "$which" = all ]; then
     run=("${harnesses[@]}")
 else
-    case " ${harnesses[*]} " in *" $which "*) run=("$which") ;;
+    case " ${harnesses[*]} nir " in *" $which "*) run=("$which") ;;
         *) echo "fuzz.sh: unknown harness '$which' (model, idx, safetensors, events, nir, all)" >&2; exit 2 ;;
     esac
 fi
@@ -45,11 +47,7 @@ for h in "${run[@]}"; do
     mkdir -p "build-fuzz/corpus/$h" "build-fuzz/crashes/$h"
     echo "fuzz.sh: $h for ${seconds}s"
     # -rss_limit_mb bounds memory on a shared machine; -max_len covers the largest seed.
-    # libhdf5 (the nir harness) checks what malloc returns: a damaged size field asks for
-    # terabytes and gets NULL, which ASan would report as an error before libhdf5 sees it
-    opts=$ASAN_OPTIONS
-    [ "$h" = nir ] && opts=$opts:allocator_may_return_null=1
-    if ! ASAN_OPTIONS=$opts build-fuzz/fuzz_"$h" -max_total_time="$seconds" -print_final_stats=1 \
+    if ! build-fuzz/fuzz_"$h" -max_total_time="$seconds" -print_final_stats=1 \
             -rss_limit_mb=2048 -max_len=65536 -timeout=20 \
             -artifact_prefix="build-fuzz/crashes/$h/" "$@" \
             "build-fuzz/corpus/$h" "tests/fuzz/corpus/$h"; then
