@@ -6,10 +6,13 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libyaml-dev libjansson-dev libopenblas-dev zlib1g-dev
           libcriterion-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
-          clinfo dataset-fashion-mnist unzip zip libcairo2-dev fonts-dejavu-core)
+          clinfo dataset-fashion-mnist unzip zip libcairo2-dev fonts-dejavu-core libhdf5-dev
+          python3-venv)
 # unzip: get-nmnist.sh; zip: its test
 # libcairo2-dev: the CLI draws a run's pictures (PNG) with cairo; fonts-dejavu-core gives its
 # text a font on a minimal system
+# libhdf5-dev: NIR files (spikecl export/import); python3-venv: test_nir_python pip-installs
+# the `nir` package into build/nir-venv
 # CI also fuzzes (clang; libclang-rt-14-dev ships clang 14's libFuzzer, libomp-dev its OpenMP),
 # runs valgrind, compares the public ABI with its baseline (abigail-tools) and compiles every
 # OpenCL program for nvptx64, amdgcn and spir64 (clang-15) (.ci/run).

@@ -19,6 +19,7 @@
 
 #include "fsutil.h" /* core/src: compiled into the CLI too (CMakeLists.txt) */
 #include "runlog.h"
+#include "spikecl/nir.h"
 #include "spikecl/spikecl.h"
 
 #define EXIT_USAGE 2
@@ -44,6 +45,11 @@ enum {
     OPT_NO_PLOTS,
     OPT_LOG_EVERY,
     OPT_PREDICTIONS,
+    OPT_OUTPUT,
+    OPT_TIME_STEPS,
+    OPT_DT,
+    OPT_INPUT_SCALE,
+    OPT_APPROXIMATE,
     OPT_COUNT
 };
 #define OPT_VAL0   256
@@ -66,6 +72,11 @@ static const struct option long_opts[] = {
     {"no-plots", no_argument, NULL, OPT_VAL0 + OPT_NO_PLOTS},
     {"log-every", required_argument, NULL, OPT_VAL0 + OPT_LOG_EVERY},
     {"predictions", required_argument, NULL, OPT_VAL0 + OPT_PREDICTIONS},
+    {"output", required_argument, NULL, OPT_VAL0 + OPT_OUTPUT},
+    {"time-steps", required_argument, NULL, OPT_VAL0 + OPT_TIME_STEPS},
+    {"dt", required_argument, NULL, OPT_VAL0 + OPT_DT},
+    {"input-scale", required_argument, NULL, OPT_VAL0 + OPT_INPUT_SCALE},
+    {"approximate", no_argument, NULL, OPT_VAL0 + OPT_APPROXIMATE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -95,6 +106,14 @@ static const char *const opt_help[OPT_COUNT] = {
     [OPT_NO_PLOTS] = "do not draw the run folder's pictures at the end",
     [OPT_LOG_EVERY] = "N  a metrics.jsonl line every N batches (default 50; 0: epochs only)",
     [OPT_PREDICTIONS] = "FILE  write index,label,prediction,count_0.. per test sample (CSV)",
+    [OPT_OUTPUT] = "PATH  (also -o) export: the NIR file; import: the folder for\n"
+                   "model.yaml and model.safetensors",
+    [OPT_TIME_STEPS] = "N  time_steps of the imported model (default: the file's metadata)",
+    [OPT_DT] = "X  seconds per step relating NIR time constants to decays\n"
+               "(default: the file's metadata, else 1e-4 as snnTorch)",
+    [OPT_INPUT_SCALE] = "X  input.scale of the imported model (default: the file's, else 1)",
+    [OPT_APPROXIMATE] = "allow the approximations docs/NIR.md lists (reset: subtract as a\n"
+                        "reset to zero, neuron.synaptic <-> CubaLIF)",
 };
 
 struct opts;
@@ -117,6 +136,9 @@ typedef struct opts {
     int no_plots, log_every;
     const char *predictions;
     double lr;
+    const char *output;          /* export, import */
+    int time_steps, approximate; /* import; export and import */
+    double dt, input_scale;      /* export and import; import */
     unsigned long long seed;
 } opts;
 
@@ -126,6 +148,8 @@ static int cmd_bench(const opts *o);
 static int cmd_devices(const opts *o);
 static int cmd_plugins(const opts *o);
 static int cmd_plot(const opts *o);
+static int cmd_export(const opts *o);
+static int cmd_import(const opts *o);
 
 static const command commands[] = {
     {"train", cmd_train, 1,
@@ -171,6 +195,20 @@ static const command commands[] = {
      "Lists the CPU and every OpenCL device with its id for --device.\n"},
     {"plugins", cmd_plugins, 0, 0, "  spikecl plugins\n",
      "Lists the layer types (built-in and from $SPIKECL_PLUGIN_PATH) with their parameters.\n"},
+    {"export", cmd_export, 1,
+     OPT_BIT(OPT_WEIGHTS) | OPT_BIT(OPT_OUTPUT) | OPT_BIT(OPT_DT) | OPT_BIT(OPT_APPROXIMATE),
+     "  spikecl export MODEL.yaml --weights FILE -o NET.nir [--dt X] [--approximate]\n",
+     "Writes the model's layers with the checkpoint's weights as a NIR graph (HDF5) that\n"
+     "snnTorch, Norse, Lava, ... import (docs/NIR.md). The last line of stdout is a JSON\n"
+     "object.\n"},
+    {"import", cmd_import, 1,
+     OPT_BIT(OPT_OUTPUT) | OPT_BIT(OPT_TIME_STEPS) | OPT_BIT(OPT_DT) | OPT_BIT(OPT_INPUT_SCALE) |
+         OPT_BIT(OPT_APPROXIMATE),
+     "  spikecl import NET.nir -o DIR [--time-steps N] [--dt X] [--input-scale X]\n"
+     "                            [--approximate]\n",
+     "Reads a NIR graph and writes DIR/model.yaml and DIR/model.safetensors, which train,\n"
+     "eval and bench take as they are (docs/NIR.md). The last line of stdout is a JSON\n"
+     "object.\n"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -346,6 +384,24 @@ static int take_option(opts *o, int i, const char *v)
         return 0;
     case OPT_LOG_EVERY:
         return parse_int(flag, v, 0, 1 << 30, &o->log_every);
+    case OPT_OUTPUT:
+        o->output = v;
+        return 0;
+    case OPT_APPROXIMATE:
+        o->approximate = 1;
+        return 0;
+    case OPT_TIME_STEPS:
+        return parse_int(flag, v, 1, 1000000, &o->time_steps);
+    case OPT_DT:
+    case OPT_INPUT_SCALE: {
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        if (*end || end == v || errno || !isfinite(x) || !(x > 0))
+            return usage_error("%s expects a positive number, got '%s'", flag, v);
+        *(i == OPT_DT ? &o->dt : &o->input_scale) = x;
+        return 0;
+    }
     case OPT_EPOCHS:
         return parse_int(flag, v, 1, 100000, &o->epochs);
     case OPT_BATCH:
@@ -416,12 +472,15 @@ static int parse_args(int argc, char **argv, opts *o)
     int c, rc = 0;
     while (!rc) {
         int at = optind; /* the word getopt_long is about to read */
-        c = getopt_long(sub_argc, sub_argv, "-:h", long_opts, NULL);
+        c = getopt_long(sub_argc, sub_argv, "-:ho:", long_opts, NULL);
         if (c == -1)
             break;
         if (c == 'h') {
             o->help = 1;
             return 0;
+        } else if (c == 'o') { /* -o: export and import's --output */
+            rc = o->cmd->options & OPT_BIT(OPT_OUTPUT) ? take_option(o, OPT_OUTPUT, optarg)
+                                                       : option_elsewhere(OPT_OUTPUT);
         } else if (c == 1) {
             rc = take_positional(o, optarg);
         } else if (c == ':') {
@@ -442,7 +501,12 @@ static int parse_args(int argc, char **argv, opts *o)
         return rc;
     if (o->cmd->needs_model && !o->model)
         return usage_error("'%s' needs %s", o->cmd->name,
-                           o->cmd->run == cmd_plot ? "a run folder" : "a model file");
+                           o->cmd->run == cmd_plot     ? "a run folder"
+                           : o->cmd->run == cmd_import ? "a NIR file"
+                                                       : "a model file");
+    if ((o->cmd->run == cmd_export || o->cmd->run == cmd_import) && !o->output)
+        return usage_error("%s needs -o %s", o->cmd->name,
+                           o->cmd->run == cmd_export ? "NET.nir" : "DIR");
     if (o->cmd->run == cmd_eval && !o->weights)
         return usage_error("eval needs --weights FILE");
     return 0;
@@ -1135,6 +1199,47 @@ static int cmd_plugins(const opts *o)
                    p->choices ? p->choices : "", p->choices ? "] " : "");
     }
     return 0;
+}
+
+/* export: the model on the CPU with the checkpoint's weights (or its initial ones), to NIR */
+static int cmd_export(const opts *o)
+{
+    spk_error err = {0};
+    spk_model *m = NULL;
+    spk_backend *be = NULL;
+    spk_session *s = NULL;
+    spk_nir_options no = {.dt = o->dt, .approximate = o->approximate};
+    int rc = spk_model_load(o->model, &m, &err);
+    if (!rc)
+        rc = spk_backend_open("cpu", &be, &err);
+    if (!rc)
+        rc = spk_session_new(m, be, 1, &s, &err);
+    if (!rc && o->weights)
+        rc = spk_session_load(s, o->weights, &err);
+    if (!rc)
+        rc = spk_nir_export(s, o->output, &no, &err);
+    int code = rc ? fail(&err)
+                  : print_json_line(
+                        json_pack("{s:s, s:b}", "nir", o->output, "weights", o->weights != NULL));
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+    return code;
+}
+
+static int cmd_import(const opts *o)
+{
+    spk_error err = {0};
+    spk_nir_options no = {.dt = o->dt,
+                          .time_steps = o->time_steps,
+                          .input_scale = (float)o->input_scale,
+                          .approximate = o->approximate};
+    if (spk_nir_import(o->model, o->output, &no, &err))
+        return fail(&err);
+    char model[4096], weights[4096];
+    snprintf(model, sizeof model, "%s/model.yaml", o->output);
+    snprintf(weights, sizeof weights, "%s/model.safetensors", o->output);
+    return print_json_line(json_pack("{s:s, s:s}", "model", model, "weights", weights));
 }
 
 int main(int argc, char **argv)
