@@ -83,7 +83,8 @@ static const struct option long_opts[] = {
 
 /* What --help says of each option (a '\n' continues the text on the next line). */
 static const char *const opt_help[OPT_COUNT] = {
-    [OPT_WEIGHTS] = "FILE  the checkpoint to evaluate (a train run's model.safetensors)",
+    [OPT_WEIGHTS] =
+        "FILE  the checkpoint to evaluate, draw or export (a train run's model.safetensors)",
     [OPT_DEVICE] = "ID  cpu, opencl, opencl:P:D, opencl:NAME or auto (default auto:\n"
                    "$SPIKECL_DEVICE, else the first OpenCL GPU, else cpu;\n"
                    "`spikecl devices` lists them)",
