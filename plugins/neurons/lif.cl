@@ -20,7 +20,7 @@
 #define LIF_CFG_WANT_GTHR 1024
 
 /* One step of the membrane for one lane: m_t from m_{t-1}, the carried spike r_t and I_t. */
-static inline float lif_update(const float m, const float r, const float cur, const float b,
+SPK_INLINE float lif_update(const float m, const float r, const float cur, const float b,
                                const float th, const float rv, const int reset)
 {
     if (reset == LIF_RESET_SUBTRACT)
@@ -88,7 +88,7 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
 /* BPTT over the window in reverse time. a = dL/dm_t (from the output at t and from m_{t+1});
  * carry = a * dm_t/dm_{t-1}. Per-item sums of dL/dbeta and dL/dthr go to gbeta[i], gthr[i]
  * (reduced over the batch by the host's reduce_grad); grad_in is a ([T, B, N]) or sum_t a (constant input). */
-static inline float lif_back_step(SPK_GLOBAL const float *gout,
+SPK_INLINE float lif_back_step(SPK_GLOBAL const float *gout,
                                  SPK_GLOBAL const float *mem, const int t, const int i,
                                  const int bn, const float b, const float th,
                                  const int reset, const int sg, const float slope,

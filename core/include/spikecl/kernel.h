@@ -75,6 +75,12 @@
     }                                                                                              \
     }
 #define SPK_LANE_VAR(type, name) type name[SPK_LANES]
+/* A helper called in a lane loop: always inlined on the CPU, or the call keeps the loop scalar. */
+#if defined(__GNUC__)
+#define SPK_INLINE static inline __attribute__((always_inline))
+#else
+#define SPK_INLINE static inline
+#endif
 #define SPK_EACH_LANE(l)         _Pragma("omp simd") for (int l = 0; l < spk__w; l++)
 
 /* The argument unpacking behind SPK_CPU_ENTRY (up to 24 arguments). */
