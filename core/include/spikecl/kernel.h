@@ -57,6 +57,15 @@
     }                                                                                              \
     }
 
+#if defined(__GNUC__)
+#define SPK__ASSUME(c)                                                                             \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            __builtin_unreachable();                                                               \
+    } while (0)
+#else
+#define SPK__ASSUME(c) ((void)0)
+#endif
 /* Lane blocks (see the top of this file). SPK_LANES: items per block, a few SIMD vectors wide. */
 #ifndef SPK_LANES
 #define SPK_LANES 32
@@ -70,7 +79,8 @@
                                                                              spk__b++)             \
         {                                                                                          \
             const int i0 = spk__b * SPK_LANES;                                                     \
-            const int spk__w = spk__n - i0 < SPK_LANES ? spk__n - i0 : SPK_LANES;
+            const int spk__w = spk__n - i0 < SPK_LANES ? spk__n - i0 : SPK_LANES;                  \
+            SPK__ASSUME(spk__w > 0); /* every lane loop runs: its lane variables get set */
 #define SPK_END_LANES                                                                              \
     }                                                                                              \
     }
@@ -81,7 +91,7 @@
 #else
 #define SPK_INLINE static inline
 #endif
-#define SPK_EACH_LANE(l)         _Pragma("omp simd") for (int l = 0; l < spk__w; l++)
+#define SPK_EACH_LANE(l) _Pragma("omp simd") for (int l = 0; l < spk__w; l++)
 
 /* The argument unpacking behind SPK_CPU_ENTRY (up to 24 arguments). */
 #define SPK__ARG_B(k) (a[k].v.p)
