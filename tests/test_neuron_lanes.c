@@ -44,8 +44,9 @@ typedef struct shape {
     int T, B, N;
 } shape;
 
-/* B*N: 1, 7 (< 8 lanes), 33 (one block and a tail), 4101 (parallel, odd chunks) */
-static const shape shapes[] = {{3, 1, 1}, {5, 1, 7}, {4, 3, 11}, {3, 3, 1367}};
+/* B*N: 1, 7 (< one vector), 33 (vectors and a tail), 4101 (32 blocks and a tail, parallel),
+ * 385 (three blocks and a tail, serial) */
+static const shape shapes[] = {{3, 1, 1}, {5, 1, 7}, {4, 3, 11}, {3, 3, 1367}, {4, 5, 77}};
 
 static const spk_cpu_kernel *find(const spk_cpu_kernel *table, const char *name)
 {

@@ -68,7 +68,7 @@
 #endif
 /* Lane blocks (see the top of this file). SPK_LANES: items per block, a few SIMD vectors wide. */
 #ifndef SPK_LANES
-#define SPK_LANES 32
+#define SPK_LANES 128
 #endif
 #define SPK_FOR_LANES(i0, n)                                                                       \
     {                                                                                              \
