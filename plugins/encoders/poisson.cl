@@ -72,8 +72,9 @@ SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in
             r3[l] = r.v[3];
         }
         if (nf % 4 == 0) {
+            /* tb nf + 4 g = 4 (tb ng + g) = 4 i: the lanes' outputs are contiguous */
             SPK_EACH_LANE(l) {
-                const int xi = bl[l] * nf + 4 * gl[l], oi = tbl[l] * nf + 4 * gl[l];
+                const int xi = bl[l] * nf + 4 * gl[l], oi = 4 * (i0 + l);
                 out[oi] = poisson_spike(r0[l], gain * in[xi]);
                 out[oi + 1] = poisson_spike(r1[l], gain * in[xi + 1]);
                 out[oi + 2] = poisson_spike(r2[l], gain * in[xi + 2]);
