@@ -44,7 +44,13 @@
 #include "spikecl/philox.h"
 #include "spikecl/surrogate.h"
 
+/* SPK_KERNEL_CLONES (the portable build's built-in plugins): GCC compiles each kernel, its
+ * OpenMP body included, for AVX2 and for the baseline, and picks one at load time (ifunc). */
+#if defined(SPK_KERNEL_CLONES) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SPK_KERNEL static __attribute__((target_clones("avx2", "default")))
+#else
 #define SPK_KERNEL static
+#endif
 #define SPK_GLOBAL
 /* Small loops stay on one thread: waking the OpenMP team costs more than they do. */
 #define SPK_FOR_ITEMS(i, n)                                                                        \
