@@ -21,6 +21,9 @@ done
 
 # OpenBLAS picks its kernels for the CPU at run time; Haswell's (AVX2) are ones valgrind runs.
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
+# With neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set the CLI sets the latter and execs itself
+# (tools/spikecl.c), and the exec'd process would run outside valgrind: set it here.
+export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-1000}
 vg=(valgrind --tool=memcheck --error-exitcode=99 --leak-check=full
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
     --track-origins=yes --num-callers=30 --suppressions=scripts/valgrind.supp)

@@ -1243,8 +1243,28 @@ static int cmd_import(const opts *o)
     return print_json_line(json_pack("{s:s, s:s}", "model", model, "weights", weights));
 }
 
+/* The OpenMP wait policy. libgomp's threads spin up to 300,000 times at every barrier and
+ * between parallel regions (OMP_WAIT_POLICY unset); with another process busy on one of the
+ * cores, the thread sharing that core spins against it and each barrier waits for a scheduler
+ * slice: 2-thread training fell ~7x. A bounded spin keeps back-to-back kernels fast and sleeps
+ * soon after. libgomp reads its settings once, when it loads, so when the user set neither
+ * variable the CLI sets GOMP_SPINCOUNT and runs itself again (measurements: docs/ARCHITECTURE.md,
+ * "Threads"). */
+#define SPK_CLI_SPINCOUNT "1000"
+
+static void bound_omp_spin(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+        return;
+    if (setenv("GOMP_SPINCOUNT", SPK_CLI_SPINCOUNT, 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    /* no exec (no /proc): carry on with the runtime's defaults */
+}
+
 int main(int argc, char **argv)
 {
+    bound_omp_spin(argv);
     opts o;
     int rc = parse_args(argc, argv, &o);
     if (rc)

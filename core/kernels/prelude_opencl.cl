@@ -9,6 +9,18 @@
 #define SPK_END_ITEMS                                                                              \
     }                                                                                              \
     }
+/* Lane blocks: one item per work item, a block of one lane. */
+#define SPK_LANES 1
+#define SPK_FOR_LANES(i0, n)                                                                       \
+    {                                                                                              \
+        const int i0 = (int)get_global_id(0);                                                      \
+        if (i0 < (n)) {
+#define SPK_END_LANES                                                                              \
+    }                                                                                              \
+    }
+#define SPK_LANE_VAR(type, name) type name[1]
+#define SPK_INLINE static inline
+#define SPK_EACH_LANE(l)         for (int l = 0; l < 1; l++)
 /* No SPK_CPU_ENTRY here: OpenCL C 1.2 has no variadic macros, so the backend blanks its uses. */
 #define expf exp
 #define logf log

@@ -6,31 +6,96 @@
  * one draw gives the four words for features 4g .. 4g+3, so Philox runs once per four pixels,
  * and a sample gets the same spikes whatever batch it is in. i runs over n = T * B * ng items,
  * ng = the number of groups of four features per sample. */
+/* A spike when the uniform from word u is below the probability clamp(v, 0, 1). Selects instead
+ * of fminf/fmaxf: the same spikes (NaN gives probability 0 either way, and u < -0 is u < 0),
+ * and they vectorise under IEEE flags. */
+SPK_INLINE float poisson_spike(const spk_u32 u, const float v)
+{
+    const float lo = v > 0.0f ? v : 0.0f;
+    const float p = lo < 1.0f ? lo : 1.0f;
+    return spk_u32_to_unit(u) < p ? 1.0f : 0.0f;
+}
+
 SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in,
                                SPK_GLOBAL const float *ids, const int n, const int ng,
                                const int nb, const int nf, const float gain, const int seed,
                                const int key1)
 {
-    SPK_FOR_ITEMS(i, n) {
-        const int tb = i / ng;
-        const int g = i - tb * ng;
-        const int t = tb / nb;
-        const int b = tb - t * nb;
-        spk_philox_ctr c;
-        c.v[0] = (spk_u32)g;
-        c.v[1] = (spk_u32)t;
-        c.v[2] = (spk_u32)ids[b];
-        c.v[3] = 0u;
-        const spk_philox_ctr r = spk_philox4x32_10(c, (spk_u32)seed, (spk_u32)key1);
-        for (int k = 0; k < 4; k++) {
-            const int f = 4 * g + k;
-            if (f < nf) {
-                const float p = fminf(fmaxf(gain * in[b * nf + f], 0.0f), 1.0f);
-                out[tb * nf + f] = spk_u32_to_unit(r.v[k]) < p ? 1.0f : 0.0f;
+    /* Lane blocks (spikecl/kernel.h): on the CPU the counters are set per lane (integer
+     * division stays scalar), then Philox runs in SIMD lanes, then the spikes are written. */
+    SPK_FOR_LANES(i0, n) {
+        SPK_LANE_VAR(int, tbl);
+        SPK_LANE_VAR(int, gl);
+        SPK_LANE_VAR(int, bl);
+        SPK_LANE_VAR(spk_u32, tl);
+        SPK_LANE_VAR(spk_u32, idl);
+        SPK_LANE_VAR(spk_u32, r0);
+        SPK_LANE_VAR(spk_u32, r1);
+        SPK_LANE_VAR(spk_u32, r2);
+        SPK_LANE_VAR(spk_u32, r3);
+        if (ng >= SPK_LANES) {
+            /* a block spans at most two rows (tb, tb + 1): one division per block */
+            const int tb0 = i0 / ng, g0 = i0 - tb0 * ng;
+            const int t0 = tb0 / nb, b0 = tb0 - t0 * nb;
+            const int b1 = b0 + 1 < nb ? b0 + 1 : 0, t1 = b0 + 1 < nb ? t0 : t0 + 1;
+            SPK_EACH_LANE(l) {
+                const int wrap = g0 + l >= ng;
+                tbl[l] = wrap ? tb0 + 1 : tb0;
+                gl[l] = wrap ? g0 + l - ng : g0 + l;
+                bl[l] = wrap ? b1 : b0;
+                tl[l] = (spk_u32)(wrap ? t1 : t0);
+            }
+        } else {
+            SPK_EACH_LANE(l) {
+                const int i = i0 + l;
+                const int tb = i / ng;
+                const int t = tb / nb;
+                tbl[l] = tb;
+                gl[l] = i - tb * ng;
+                bl[l] = tb - t * nb;
+                tl[l] = (spk_u32)t;
+            }
+        }
+        SPK_EACH_LANE(l) {
+            idl[l] = (spk_u32)ids[bl[l]];
+        }
+        SPK_EACH_LANE(l) {
+            spk_philox_ctr c;
+            c.v[0] = (spk_u32)gl[l];
+            c.v[1] = tl[l];
+            c.v[2] = idl[l];
+            c.v[3] = 0u;
+            const spk_philox_ctr r = spk_philox4x32_10(c, (spk_u32)seed, (spk_u32)key1);
+            r0[l] = r.v[0];
+            r1[l] = r.v[1];
+            r2[l] = r.v[2];
+            r3[l] = r.v[3];
+        }
+        if (nf % 4 == 0) {
+            /* tb nf + 4 g = 4 (tb ng + g) = 4 i: the lanes' outputs are contiguous */
+            SPK_EACH_LANE(l) {
+                const int xi = bl[l] * nf + 4 * gl[l], oi = 4 * (i0 + l);
+                out[oi] = poisson_spike(r0[l], gain * in[xi]);
+                out[oi + 1] = poisson_spike(r1[l], gain * in[xi + 1]);
+                out[oi + 2] = poisson_spike(r2[l], gain * in[xi + 2]);
+                out[oi + 3] = poisson_spike(r3[l], gain * in[xi + 3]);
+            }
+        } else {
+            SPK_EACH_LANE(l) {
+                const int f = 4 * gl[l];
+                SPK_GLOBAL const float *x = in + bl[l] * nf + f;
+                SPK_GLOBAL float *o = out + tbl[l] * nf + f;
+                o[0] = poisson_spike(r0[l], gain * x[0]);
+                if (f + 1 < nf)
+                    o[1] = poisson_spike(r1[l], gain * x[1]);
+                if (f + 2 < nf)
+                    o[2] = poisson_spike(r2[l], gain * x[2]);
+                if (f + 3 < nf)
+                    o[3] = poisson_spike(r3[l], gain * x[3]);
             }
         }
     }
-    SPK_END_ITEMS
+    SPK_END_LANES
 }
 
 /* Straight-through backward: E[spike] = clamp(gain x, 0, 1), so

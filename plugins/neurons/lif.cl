@@ -19,45 +19,119 @@
 #define LIF_CFG_WANT_GBETA 512
 #define LIF_CFG_WANT_GTHR 1024
 
+/* One step of the membrane for one lane: m_t from m_{t-1}, the carried spike r_t and I_t. */
+SPK_INLINE float lif_update(const float m, const float r, const float cur, const float b,
+                               const float th, const float rv, const int reset)
+{
+    if (reset == LIF_RESET_SUBTRACT)
+        return b * m + cur - r * th;
+    if (reset == LIF_RESET_ZERO) /* to reset_value rv, then decay */
+        return b * ((1.0f - r) * m + r * rv) + cur;
+    return b * m + cur;
+}
+
 /* Forward over the window. i indexes [B, N]; the input is read at t*in_ts + i (in_ts = 0 for a
  * constant input), beta and threshold at n*stride (stride 0: one value for the layer).
- * Saves m_t for every t into mem (the backward recomputes resets from it). */
+ * Saves m_t for every t into mem (the backward recomputes resets from it). Lane blocks
+ * (spikecl/kernel.h): the CPU runs neighbouring items in SIMD lanes, t stays sequential. */
 SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
                             SPK_GLOBAL const float *in, SPK_GLOBAL const float *beta,
                             SPK_GLOBAL const float *thr, const int T, const int bn, const int nn,
                             const int in_ts, const int beta_st, const int thr_st, const int cfg,
                             const float slope, const float rv)
 {
-    SPK_FOR_ITEMS(i, bn) {
-        const int n = i % nn;
-        const float b = beta[n * beta_st];
-        const float th = thr[n * thr_st];
-        const int reset = LIF_CFG_RESET(cfg);
-        const int sg = LIF_CFG_SG(cfg);
-        const int smooth = (cfg & LIF_CFG_SMOOTH) != 0;
-        const int out_mem = (cfg & LIF_CFG_OUT_MEM) != 0;
-        float m = 0.0f;
-        /* r_t = S(m_{t-1} - thr) equals the previous step's spike: carry it */
-        float s = spk_sg_spike(-th, sg, slope, smooth);
+    const int reset = LIF_CFG_RESET(cfg);
+    const int sg = LIF_CFG_SG(cfg);
+    const int smooth = (cfg & LIF_CFG_SMOOTH) != 0;
+    const int out_mem = (cfg & LIF_CFG_OUT_MEM) != 0;
+    SPK_FOR_LANES(i0, bn) {
+        SPK_LANE_VAR(float, m);
+        SPK_LANE_VAR(float, s);
+        SPK_LANE_VAR(float, b);
+        SPK_LANE_VAR(float, th);
+        SPK_EACH_LANE(l) {
+            const int n = (i0 + l) % nn;
+            b[l] = beta[n * beta_st];
+            th[l] = thr[n * thr_st];
+            m[l] = 0.0f;
+            /* r_t = S(m_{t-1} - thr) equals the previous step's spike: carry it */
+            s[l] = spk_sg_spike(-th[l], sg, slope, smooth);
+        }
         for (int t = 0; t < T; t++) {
-            const float cur = in[t * in_ts + i];
-            if (reset == LIF_RESET_SUBTRACT)
-                m = b * m + cur - s * th;
-            else if (reset == LIF_RESET_ZERO) /* to reset_value rv, then decay */
-                m = b * ((1.0f - s) * m + s * rv) + cur;
-            else
-                m = b * m + cur;
-            s = spk_sg_spike(m - th, sg, slope, smooth);
-            mem[t * bn + i] = m;
-            out[t * bn + i] = out_mem ? m : s;
+            /* the step function has no call in it: that loop vectorises */
+            if (!smooth) {
+                SPK_EACH_LANE(l) {
+                    const int i = i0 + l;
+                    const float v = lif_update(m[l], s[l], in[t * in_ts + i], b[l], th[l], rv, reset);
+                    const float sv = spk_sg_spike(v - th[l], sg, slope, 0);
+                    m[l] = v;
+                    s[l] = sv;
+                    mem[t * bn + i] = v;
+                    out[t * bn + i] = out_mem ? v : sv;
+                }
+            } else {
+                SPK_EACH_LANE(l) {
+                    const int i = i0 + l;
+                    const float v = lif_update(m[l], s[l], in[t * in_ts + i], b[l], th[l], rv, reset);
+                    const float sv = spk_sg_spike(v - th[l], sg, slope, 1);
+                    m[l] = v;
+                    s[l] = sv;
+                    mem[t * bn + i] = v;
+                    out[t * bn + i] = out_mem ? v : sv;
+                }
+            }
         }
     }
-    SPK_END_ITEMS
+    SPK_END_LANES
 }
 
 /* BPTT over the window in reverse time. a = dL/dm_t (from the output at t and from m_{t+1});
  * carry = a * dm_t/dm_{t-1}. Per-item sums of dL/dbeta and dL/dthr go to gbeta[i], gthr[i]
  * (reduced over the batch by the host's reduce_grad); grad_in is a ([T, B, N]) or sum_t a (constant input). */
+SPK_INLINE float lif_back_step(SPK_GLOBAL const float *gout,
+                                 SPK_GLOBAL const float *mem, const int t, const int i,
+                                 const int bn, const float b, const float th,
+                                 const int reset, const int sg, const float slope,
+                                 const int smooth, const int out_mem, const int nodetach,
+                                 const float rv, float *carry, float *gb, float *gt)
+{
+    const float m = mem[t * bn + i];
+    /* an unconditional load (of m_0 at t = 0) keeps the lane loop free of branches */
+    const float mload = mem[(t > 0 ? t - 1 : 0) * bn + i];
+    const float mp = t > 0 ? mload : 0.0f;
+    const float g = gout[t * bn + i];
+    float a = *carry, gbv = *gb, gtv = *gt, c;
+    /* locals, stored once at the end: the lane loop keeps no conditional store */
+    if (out_mem) {
+        a += g;
+    } else {
+        const float d = spk_sg_grad(m - th, sg, slope);
+        a += g * d;
+        gtv -= g * d; /* s_t = S(m_t - thr) */
+    }
+    /* the reset r_t = S(m_{t-1} - thr) and, unless detached, its derivative */
+    const float r = spk_sg_spike(mp - th, sg, slope, smooth);
+    const float dr = nodetach ? spk_sg_grad(mp - th, sg, slope) : 0.0f;
+    if (reset == LIF_RESET_SUBTRACT) {
+        /* m_t = b m_{t-1} + I_t - r_t thr */
+        gbv += a * mp;
+        gtv += a * (dr * th - r);
+        c = a * (b - dr * th);
+    } else if (reset == LIF_RESET_ZERO) {
+        /* m_t = b ((1 - r_t) m_{t-1} + r_t rv) + I_t */
+        gbv += a * ((1.0f - r) * mp + r * rv);
+        gtv += a * b * (mp - rv) * dr;
+        c = a * b * (1.0f - r + (rv - mp) * dr);
+    } else {
+        gbv += a * mp;
+        c = a * b;
+    }
+    *carry = c;
+    *gb = gbv;
+    *gt = gtv;
+    return a;
+}
+
 SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
                              SPK_GLOBAL float *gthr, SPK_GLOBAL const float *gout,
                              SPK_GLOBAL const float *mem, SPK_GLOBAL const float *beta,
@@ -65,61 +139,64 @@ SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
                              const int in_ts, const int beta_st, const int thr_st, const int cfg,
                              const float slope, const float rv)
 {
-    SPK_FOR_ITEMS(i, bn) {
-        const int n = i % nn;
-        const float b = beta[n * beta_st];
-        const float th = thr[n * thr_st];
-        const int reset = LIF_CFG_RESET(cfg);
-        const int sg = LIF_CFG_SG(cfg);
-        const int smooth = (cfg & LIF_CFG_SMOOTH) != 0;
-        const int out_mem = (cfg & LIF_CFG_OUT_MEM) != 0;
-        const int nodetach = (cfg & LIF_CFG_NODETACH) != 0;
-        const int want_gin = (cfg & LIF_CFG_WANT_GIN) != 0;
-        float carry = 0.0f, gb = 0.0f, gt = 0.0f, gsum = 0.0f;
-        for (int t = T - 1; t >= 0; t--) {
-            const float m = mem[t * bn + i];
-            const float mp = t > 0 ? mem[(t - 1) * bn + i] : 0.0f;
-            const float g = gout[t * bn + i];
-            float a = carry;
-            if (out_mem) {
-                a += g;
-            } else {
-                const float d = spk_sg_grad(m - th, sg, slope);
-                a += g * d;
-                gt -= g * d; /* s_t = S(m_t - thr) */
-            }
-            /* the reset r_t = S(m_{t-1} - thr) and, unless detached, its derivative */
-            const float r = spk_sg_spike(mp - th, sg, slope, smooth);
-            const float dr = nodetach ? spk_sg_grad(mp - th, sg, slope) : 0.0f;
-            if (reset == LIF_RESET_SUBTRACT) {
-                /* m_t = b m_{t-1} + I_t - r_t thr */
-                gb += a * mp;
-                gt += a * (dr * th - r);
-                carry = a * (b - dr * th);
-            } else if (reset == LIF_RESET_ZERO) {
-                /* m_t = b ((1 - r_t) m_{t-1} + r_t rv) + I_t */
-                gb += a * ((1.0f - r) * mp + r * rv);
-                gt += a * b * (mp - rv) * dr;
-                carry = a * b * (1.0f - r + (rv - mp) * dr);
-            } else {
-                gb += a * mp;
-                carry = a * b;
-            }
-            if (want_gin) {
-                if (in_ts)
-                    gin[t * in_ts + i] = a;
-                else
-                    gsum += a;
-            }
+    const int reset = LIF_CFG_RESET(cfg);
+    const int sg = LIF_CFG_SG(cfg);
+    const int smooth = (cfg & LIF_CFG_SMOOTH) != 0;
+    const int out_mem = (cfg & LIF_CFG_OUT_MEM) != 0;
+    const int nodetach = (cfg & LIF_CFG_NODETACH) != 0;
+    const int want_gin = (cfg & LIF_CFG_WANT_GIN) != 0;
+    SPK_FOR_LANES(i0, bn) {
+        SPK_LANE_VAR(float, b);
+        SPK_LANE_VAR(float, th);
+        SPK_LANE_VAR(float, carry);
+        SPK_LANE_VAR(float, gb);
+        SPK_LANE_VAR(float, gt);
+        SPK_LANE_VAR(float, gsum);
+        SPK_LANE_VAR(float, ag); /* dL/dm_t of the step */
+        SPK_EACH_LANE(l) {
+            const int n = (i0 + l) % nn;
+            b[l] = beta[n * beta_st];
+            th[l] = thr[n * thr_st];
+            carry[l] = 0.0f;
+            gb[l] = 0.0f;
+            gt[l] = 0.0f;
+            gsum[l] = 0.0f;
         }
-        if (want_gin && !in_ts)
-            gin[i] = gsum;
-        if (cfg & LIF_CFG_WANT_GBETA)
-            gbeta[i] = gb;
-        if (cfg & LIF_CFG_WANT_GTHR)
-            gthr[i] = gt;
+        for (int t = T - 1; t >= 0; t--) {
+            /* a literal surrogate kind leaves no call in the lane loop: it vectorises */
+#define LIF_BACK_LANES(kind, sm)                                                                  \
+    SPK_EACH_LANE(l) {                                                                             \
+        ag[l] = lif_back_step(gout, mem, t, i0 + l, bn, b[l], th[l], reset, kind, slope, sm,      \
+                              out_mem, nodetach, rv, &carry[l], &gb[l], &gt[l]);                 \
+        gsum[l] += ag[l];                                                                          \
     }
-    SPK_END_ITEMS
+            if (smooth)
+                LIF_BACK_LANES(sg, 1)
+            else if (sg == LIF_SG_FAST_SIGMOID)
+                LIF_BACK_LANES(LIF_SG_FAST_SIGMOID, 0)
+            else if (sg == LIF_SG_ATAN)
+                LIF_BACK_LANES(LIF_SG_ATAN, 0)
+            else if (sg == LIF_SG_TRIANGLE)
+                LIF_BACK_LANES(LIF_SG_TRIANGLE, 0)
+            else
+                LIF_BACK_LANES(sg, 0)
+#undef LIF_BACK_LANES
+            if (want_gin && in_ts)
+                SPK_EACH_LANE(l) {
+                    gin[t * in_ts + i0 + l] = ag[l];
+                }
+        }
+        SPK_EACH_LANE(l) {
+            const int i = i0 + l;
+            if (want_gin && !in_ts)
+                gin[i] = gsum[l];
+            if (cfg & LIF_CFG_WANT_GBETA)
+                gbeta[i] = gb[l];
+            if (cfg & LIF_CFG_WANT_GTHR)
+                gthr[i] = gt[l];
+        }
+    }
+    SPK_END_LANES
 }
 
 SPK_CPU_ENTRY(lif_forward, B, B, B, B, B, I, I, I, I, I, I, I, F, F)

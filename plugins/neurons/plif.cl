@@ -35,85 +35,138 @@ PLIF_FN float plif_after(const float h, const float s, const int soft, const flo
 
 /* Forward over the window. i indexes [B, N]; the input is read at t*in_ts + i (in_ts = 0 for a
  * constant input), w at n*w_st (0: one value for the layer). Saves H_t for every t: backward
- * recomputes S_t and V_t from it. */
+ * recomputes S_t and V_t from it.
+ * Lane blocks (spikecl/kernel.h): the CPU runs neighbouring items in SIMD lanes. */
 SPK_KERNEL void plif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *hmem,
                              SPK_GLOBAL const float *in, SPK_GLOBAL const float *w, const int T,
                              const int bn, const int nn, const int in_ts, const int w_st,
                              const int cfg, const float slope, const float vth, const float vr)
 {
-    SPK_FOR_ITEMS(i, bn) {
-        const float k = plif_rate(w[(i % nn) * w_st]);
-        const int soft = (cfg & PLIF_CFG_SOFT) != 0;
-        const int decay = (cfg & PLIF_CFG_NODECAY) == 0;
-        const int sg = PLIF_CFG_SG(cfg);
-        const int smooth = (cfg & PLIF_CFG_SMOOTH) != 0;
-        const int out_mem = (cfg & PLIF_CFG_OUT_MEM) != 0;
-        float v = vr;
+    const int soft = (cfg & PLIF_CFG_SOFT) != 0;
+    const int decay = (cfg & PLIF_CFG_NODECAY) == 0;
+    const int sg = PLIF_CFG_SG(cfg);
+    const int smooth = (cfg & PLIF_CFG_SMOOTH) != 0;
+    const int out_mem = (cfg & PLIF_CFG_OUT_MEM) != 0;
+    SPK_FOR_LANES(i0, bn) {
+        SPK_LANE_VAR(float, k);
+        SPK_LANE_VAR(float, v);
+        SPK_EACH_LANE(l) {
+            k[l] = plif_rate(w[((i0 + l) % nn) * w_st]);
+            v[l] = vr;
+        }
         for (int t = 0; t < T; t++) {
-            const float x = in[t * in_ts + i];
-            const float h = decay ? v + k * (x - (v - vr)) : v - k * (v - vr) + x;
-            const float s = spk_sg_spike(h - vth, sg, slope, smooth);
-            v = plif_after(h, s, soft, vth, vr);
-            hmem[t * bn + i] = h;
-            out[t * bn + i] = out_mem ? h : s;
+            /* a literal smooth = 0 leaves no call in the lane loop: it vectorises */
+#define PLIF_FWD_LANES(sm)                                                                        \
+    SPK_EACH_LANE(l) {                                                                             \
+        const int i = i0 + l;                                                                      \
+        const float x = in[t * in_ts + i];                                                         \
+        const float h = decay ? v[l] + k[l] * (x - (v[l] - vr)) : v[l] - k[l] * (v[l] - vr) + x;   \
+        const float s = spk_sg_spike(h - vth, sg, slope, sm);                                     \
+        v[l] = plif_after(h, s, soft, vth, vr);                                                    \
+        hmem[t * bn + i] = h;                                                                      \
+        out[t * bn + i] = out_mem ? h : s;                                                         \
+    }
+            if (smooth)
+                PLIF_FWD_LANES(1)
+            else
+                PLIF_FWD_LANES(0)
+#undef PLIF_FWD_LANES
         }
     }
-    SPK_END_ITEMS
+    SPK_END_LANES
 }
 
 /* BPTT over the window in reverse time. av = dL/dV_t (from H_{t+1}), ah = dL/dH_t (from the
  * output at t and through V_t). dL/dk is summed per item and turned into dL/dw = dL/dk k (1 - k)
  * in gw[i] (reduced over the batch by the host's reduce_grad); grad_in is ah k (decay_input) or ah, per
- * step ([T, B, N]) or summed over t (constant input). */
+ * step ([T, B, N]) or summed over t (constant input).
+ * One lane's step; returns dL/dx_t. State goes through locals, stored once. */
+SPK_INLINE float plif_back_step(SPK_GLOBAL const float *gout, SPK_GLOBAL const float *hmem,
+                                SPK_GLOBAL const float *in, const int t, const int i,
+                                const int bn, const int in_ts, const float k, const int soft,
+                                const int decay, const int sg, const float slope, const int smooth,
+                                const int out_mem, const int nodetach, const float vth,
+                                const float vr, float *av, float *gk)
+{
+    const float h = hmem[t * bn + i];
+    /* V_{t-1}, exactly as forward computed it; an unconditional load (H_0 at t = 0) keeps the
+     * lane loop free of branches */
+    const float hp = hmem[(t > 0 ? t - 1 : 0) * bn + i];
+    const float vafter = plif_after(hp, spk_sg_spike(hp - vth, sg, slope, smooth), soft, vth, vr);
+    const float vp = t > 0 ? vafter : vr;
+    const float g = gout[t * bn + i];
+    const float s = spk_sg_spike(h - vth, sg, slope, smooth);
+    const float d = spk_sg_grad(h - vth, sg, slope);
+    float ah = out_mem ? g : g * d;
+    /* dV_t/dH_t; a detached reset keeps S as a constant factor */
+    if (soft)
+        ah += *av * (1.0f - (nodetach ? vth * d : 0.0f));
+    else
+        ah += *av * ((1.0f - s) + (nodetach ? (vr - h) * d : 0.0f));
+    const float x = in[t * in_ts + i];
+    *gk += ah * (decay ? x - (vp - vr) : -(vp - vr));
+    *av = ah * (1.0f - k);
+    return decay ? ah * k : ah;
+}
+
 SPK_KERNEL void plif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gw,
                               SPK_GLOBAL const float *gout, SPK_GLOBAL const float *hmem,
                               SPK_GLOBAL const float *in, SPK_GLOBAL const float *w, const int T,
                               const int bn, const int nn, const int in_ts, const int w_st,
                               const int cfg, const float slope, const float vth, const float vr)
 {
-    SPK_FOR_ITEMS(i, bn) {
-        const float k = plif_rate(w[(i % nn) * w_st]);
-        const int soft = (cfg & PLIF_CFG_SOFT) != 0;
-        const int decay = (cfg & PLIF_CFG_NODECAY) == 0;
-        const int sg = PLIF_CFG_SG(cfg);
-        const int smooth = (cfg & PLIF_CFG_SMOOTH) != 0;
-        const int out_mem = (cfg & PLIF_CFG_OUT_MEM) != 0;
-        const int nodetach = (cfg & PLIF_CFG_NODETACH) != 0;
-        const int want_gin = (cfg & PLIF_CFG_WANT_GIN) != 0;
-        float av = 0.0f, gk = 0.0f, gsum = 0.0f;
-        for (int t = T - 1; t >= 0; t--) {
-            const float h = hmem[t * bn + i];
-            float vp = vr; /* V_{t-1}, exactly as forward computed it */
-            if (t > 0) {
-                const float hp = hmem[(t - 1) * bn + i];
-                vp = plif_after(hp, spk_sg_spike(hp - vth, sg, slope, smooth), soft, vth, vr);
-            }
-            const float g = gout[t * bn + i];
-            const float s = spk_sg_spike(h - vth, sg, slope, smooth);
-            const float d = spk_sg_grad(h - vth, sg, slope);
-            float ah = out_mem ? g : g * d;
-            /* dV_t/dH_t; a detached reset keeps S as a constant factor */
-            if (soft)
-                ah += av * (1.0f - (nodetach ? vth * d : 0.0f));
-            else
-                ah += av * ((1.0f - s) + (nodetach ? (vr - h) * d : 0.0f));
-            const float x = in[t * in_ts + i];
-            gk += ah * (decay ? x - (vp - vr) : -(vp - vr));
-            av = ah * (1.0f - k);
-            if (want_gin) {
-                const float gx = decay ? ah * k : ah;
-                if (in_ts)
-                    gin[t * in_ts + i] = gx;
-                else
-                    gsum += gx;
-            }
+    const int soft = (cfg & PLIF_CFG_SOFT) != 0;
+    const int decay = (cfg & PLIF_CFG_NODECAY) == 0;
+    const int sg = PLIF_CFG_SG(cfg);
+    const int smooth = (cfg & PLIF_CFG_SMOOTH) != 0;
+    const int out_mem = (cfg & PLIF_CFG_OUT_MEM) != 0;
+    const int nodetach = (cfg & PLIF_CFG_NODETACH) != 0;
+    const int want_gin = (cfg & PLIF_CFG_WANT_GIN) != 0;
+    SPK_FOR_LANES(i0, bn) {
+        SPK_LANE_VAR(float, k);
+        SPK_LANE_VAR(float, av);
+        SPK_LANE_VAR(float, gk);
+        SPK_LANE_VAR(float, gsum);
+        SPK_LANE_VAR(float, gx); /* dL/dx_t of the step */
+        SPK_EACH_LANE(l) {
+            k[l] = plif_rate(w[((i0 + l) % nn) * w_st]);
+            av[l] = 0.0f;
+            gk[l] = 0.0f;
+            gsum[l] = 0.0f;
         }
-        if (want_gin && !in_ts)
-            gin[i] = gsum;
-        if (cfg & PLIF_CFG_WANT_GW)
-            gw[i] = gk * k * (1.0f - k);
+        for (int t = T - 1; t >= 0; t--) {
+            /* a literal surrogate kind leaves no call in the lane loop: it vectorises */
+#define PLIF_BACK_LANES(kind, sm)                                                                 \
+    SPK_EACH_LANE(l) {                                                                             \
+        gx[l] = plif_back_step(gout, hmem, in, t, i0 + l, bn, in_ts, k[l], soft, decay, kind,      \
+                               slope, sm, out_mem, nodetach, vth, vr, &av[l], &gk[l]);             \
+        gsum[l] += gx[l];                                                                          \
     }
-    SPK_END_ITEMS
+            if (smooth)
+                PLIF_BACK_LANES(sg, 1)
+            else if (sg == PLIF_SG_FAST_SIGMOID)
+                PLIF_BACK_LANES(PLIF_SG_FAST_SIGMOID, 0)
+            else if (sg == PLIF_SG_ATAN)
+                PLIF_BACK_LANES(PLIF_SG_ATAN, 0)
+            else if (sg == PLIF_SG_TRIANGLE)
+                PLIF_BACK_LANES(PLIF_SG_TRIANGLE, 0)
+            else
+                PLIF_BACK_LANES(sg, 0)
+#undef PLIF_BACK_LANES
+            if (want_gin && in_ts)
+                SPK_EACH_LANE(l) {
+                    gin[t * in_ts + i0 + l] = gx[l];
+                }
+        }
+        SPK_EACH_LANE(l) {
+            const int i = i0 + l;
+            if (want_gin && !in_ts)
+                gin[i] = gsum[l];
+            if (cfg & PLIF_CFG_WANT_GW)
+                gw[i] = gk[l] * k[l] * (1.0f - k[l]);
+        }
+    }
+    SPK_END_LANES
 }
 
 SPK_CPU_ENTRY(plif_forward, B, B, B, B, I, I, I, I, I, I, F, F, F)

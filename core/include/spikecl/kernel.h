@@ -16,6 +16,23 @@
  * header: SPK_FOR_ITEMS becomes an OpenMP loop over i, and SPK_CPU_ENTRY generates a function that
  * unpacks an argument array (B = buffer, I = int, F = float, in order) and calls the kernel.
  * Inside SPK_FOR_ITEMS do not `return`; the body is a loop on the CPU.
+ *
+ * Lane blocks, for items that each carry a state through a sequential loop (a neuron over T):
+ *
+ *   SPK_FOR_LANES(i0, n) {
+ *       SPK_LANE_VAR(float, m);                      per-item state: m[l]
+ *       SPK_EACH_LANE(l) { m[l] = 0.0f; }
+ *       for (int t = 0; t < T; t++)
+ *           SPK_EACH_LANE(l) { const int i = i0 + l; m[l] = a * m[l] + x[t * n + i]; ... }
+ *   } SPK_END_LANES
+ *
+ * OpenCL runs one work item per i (i0 = i, one lane). The CPU gives each iteration of its
+ * OpenMP loop a block of up to SPK_LANES neighbouring items and makes SPK_EACH_LANE an
+ * `omp simd` loop over them, so SIMD lanes carry neighbouring items (contiguous in a [T, B*N]
+ * layout) while t stays sequential. Keep a lane's body free of calls (expf, ...) and of
+ * branches the compiler cannot turn into selects on the fast path, or it stays scalar; a
+ * uniform branch around the SPK_EACH_LANE loops is free. Each lane's arithmetic is unchanged,
+ * so results are bit-identical to the one-item form.
  * Math: use the float functions of C99 (expf, fabsf, ...); OpenCL maps them to its built-ins. */
 #ifndef SPIKECL_KERNEL_H
 #define SPIKECL_KERNEL_H
@@ -27,7 +44,13 @@
 #include "spikecl/philox.h"
 #include "spikecl/surrogate.h"
 
+/* SPK_KERNEL_CLONES (the portable build's built-in plugins): GCC compiles each kernel, its
+ * OpenMP body included, for AVX2 and for the baseline, and picks one at load time (ifunc). */
+#if defined(SPK_KERNEL_CLONES) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SPK_KERNEL static __attribute__((target_clones("avx2", "default")))
+#else
 #define SPK_KERNEL static
+#endif
 #define SPK_GLOBAL
 /* Small loops stay on one thread: waking the OpenMP team costs more than they do. */
 #define SPK_FOR_ITEMS(i, n)                                                                        \
@@ -39,6 +62,42 @@
 #define SPK_END_ITEMS                                                                              \
     }                                                                                              \
     }
+
+#if defined(__GNUC__)
+#define SPK__ASSUME(c)                                                                             \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            __builtin_unreachable();                                                               \
+    } while (0)
+#else
+#define SPK__ASSUME(c) ((void)0)
+#endif
+/* Lane blocks (see the top of this file). SPK_LANES: items per block, a few SIMD vectors wide. */
+#ifndef SPK_LANES
+#define SPK_LANES 128
+#endif
+#define SPK_FOR_LANES(i0, n)                                                                       \
+    {                                                                                              \
+        const int spk__n = (n);                                                                    \
+        const int spk__nb = (spk__n + SPK_LANES - 1) / SPK_LANES;                                  \
+        _Pragma("omp parallel for schedule(static) if (spk__n > 4096)") for (int spk__b = 0;       \
+                                                                             spk__b < spk__nb;     \
+                                                                             spk__b++)             \
+        {                                                                                          \
+            const int i0 = spk__b * SPK_LANES;                                                     \
+            const int spk__w = spk__n - i0 < SPK_LANES ? spk__n - i0 : SPK_LANES;                  \
+            SPK__ASSUME(spk__w > 0); /* every lane loop runs: its lane variables get set */
+#define SPK_END_LANES                                                                              \
+    }                                                                                              \
+    }
+#define SPK_LANE_VAR(type, name) type name[SPK_LANES]
+/* A helper called in a lane loop: always inlined on the CPU, or the call keeps the loop scalar. */
+#if defined(__GNUC__)
+#define SPK_INLINE static inline __attribute__((always_inline))
+#else
+#define SPK_INLINE static inline
+#endif
+#define SPK_EACH_LANE(l) _Pragma("omp simd") for (int l = 0; l < spk__w; l++)
 
 /* The argument unpacking behind SPK_CPU_ENTRY (up to 24 arguments). */
 #define SPK__ARG_B(k) (a[k].v.p)
