@@ -58,15 +58,16 @@ SPK_KERNEL void conv2d_im2col(SPK_GLOBAL float *col, SPK_GLOBAL const float *x, 
 
 /* The inverse, col2im: one item per input plane (r, c) adds every column row of that channel
  * back onto the plane. Each item reads k*k runs of P contiguous values and writes only its own
- * plane (no atomics, the same order on every backend). */
+ * plane (no atomics, the same order on every backend). The columns may hold a block of `rows`
+ * images that starts at image r0 of gx. */
 SPK_KERNEL void conv2d_col2im(SPK_GLOBAL float *gx, SPK_GLOBAL const float *dcol, const int n,
                               const int rows, const int C, const int H, const int W, const int OH,
                               const int OW, const int k, const int stride, const int pad,
-                              const int dil)
+                              const int dil, const int r0)
 {
     SPK_FOR_ITEMS(i, n) {
         const int r = i % rows, c = i / rows;
-        SPK_GLOBAL float *dst = gx + (r * C + c) * H * W;
+        SPK_GLOBAL float *dst = gx + ((r0 + r) * C + c) * H * W;
         for (int j = 0; j < H * W; j++)
             dst[j] = 0.0f;
         for (int a = 0; a < k; a++)
@@ -168,10 +169,206 @@ SPK_KERNEL void conv2d_gather_groups(SPK_GLOBAL float *gw, SPK_GLOBAL const floa
     SPK_END_ITEMS
 }
 
+/* ---- the sparse path, for inputs that are mostly zero (spikes) ----
+ * The work follows the nonzero inputs: each one adds v * W[:, c, a, b] (v = 1 for a spike) to
+ * the outputs its taps reach, and its weight gradient adds v * the output gradient there. Output
+ * channels are the innermost, contiguous axis of the weight and the accumulators ([K, O] and
+ * [OW, O]), so those adds are plain vector loops. Every sum runs in the same order on every
+ * backend: channels c, tap rows a, nonzero columns in increasing x, tap columns b. */
+
+/* One item per input row (image r, channel c, row y): the row's nonzero inputs, in increasing
+ * column order, as list[0] = count, then (column, value) pairs, 2 * W + 1 floats per row (the
+ * value beside its column spares the sums a dependent load). Branch-free: every column is
+ * written and the count advances only past nonzeros. */
+SPK_KERNEL void conv2d_sparse_lists(SPK_GLOBAL float *list, SPK_GLOBAL const float *x,
+                                    const int n, const int W)
+{
+    SPK_FOR_ITEMS(i, n) {
+        SPK_GLOBAL const float *row = x + i * W;
+        SPK_GLOBAL float *L = list + i * (2 * W + 1);
+        int cnt = 0;
+        for (int j = 0; j < W; j++) {
+            const float v = row[j];
+            L[1 + 2 * cnt] = (float)j;
+            L[2 + 2 * cnt] = v;
+            cnt += v != 0.0f;
+        }
+        L[0] = (float)cnt;
+    }
+    SPK_END_ITEMS
+}
+
+/* Nonzero counts of ns images spread over the rows (image s * rows / ns), for the density the
+ * host reads to choose a path: cnt[at + s]. */
+SPK_KERNEL void conv2d_count_nonzero(SPK_GLOBAL float *cnt, SPK_GLOBAL const float *x,
+                                     const int ns, const int rows, const int len, const int at)
+{
+    SPK_FOR_ITEMS(s, ns) {
+        SPK_GLOBAL const float *img = x + (s * rows / ns) * len;
+        int c = 0;
+        for (int j = 0; j < len; j++)
+            c += img[j] != 0.0f;
+        cnt[at + s] = (float)c;
+    }
+    SPK_END_ITEMS
+}
+
+/* wt[K, O] = the weight [O, K] transposed (groups == 1), one item per value. */
+SPK_KERNEL void conv2d_transpose_w(SPK_GLOBAL float *wt, SPK_GLOBAL const float *w, const int n,
+                                   const int O, const int K)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int o = i % O, kc = i / O;
+        wt[i] = w[o * K + kc];
+    }
+    SPK_END_ITEMS
+}
+
+/* The output column ox that tap column b of input column xi feeds, or -1. */
+static inline int conv2d_tap_ox(const int xi, const int b, const int stride, const int pad,
+                                const int dil, const int OW)
+{
+    const int t = xi + pad - b * dil;
+    if (stride == 1) /* the common case, without the divisions */
+        return t < 0 || t >= OW ? -1 : t;
+    if (t < 0 || t % stride != 0 || t / stride >= OW)
+        return -1;
+    return t / stride;
+}
+
+/* Forward over nonzeros: one item per output row (image r, row oy), accumulating [OW, O] in
+ * acc (its own slice of the scratch) and then writing it to y in NCHW, plus the bias. */
+SPK_KERNEL void conv2d_sparse_forward(SPK_GLOBAL float *y, SPK_GLOBAL float *acc_all,
+                                      SPK_GLOBAL const float *list,
+                                      SPK_GLOBAL const float *wt, SPK_GLOBAL const float *bias,
+                                      const int n, const int C, const int H, const int W,
+                                      const int O, const int OH, const int OW, const int k,
+                                      const int stride, const int pad, const int dil,
+                                      const int has_bias)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int r = i / OH, oy = i % OH;
+        SPK_GLOBAL float *acc = acc_all + i * OW * O;
+        for (int j = 0; j < OW * O; j++)
+            acc[j] = 0.0f;
+        for (int c = 0; c < C; c++)
+            for (int a = 0; a < k; a++) {
+                const int yin = oy * stride - pad + a * dil;
+                if (yin < 0 || yin >= H)
+                    continue;
+                const int rowi = (r * C + c) * H + yin;
+                SPK_GLOBAL const float *L = list + rowi * (2 * W + 1);
+                const int cnt = (int)L[0];
+                for (int j = 0; j < cnt; j++) {
+                    const int xi = (int)L[1 + 2 * j];
+                    const float v = L[2 + 2 * j];
+                    for (int b = 0; b < k; b++) {
+                        const int ox = conv2d_tap_ox(xi, b, stride, pad, dil, OW);
+                        if (ox < 0)
+                            continue;
+                        SPK_GLOBAL const float *restrict wr = wt + ((c * k + a) * k + b) * O;
+                        SPK_GLOBAL float *restrict d = acc + ox * O;
+                        for (int o = 0; o < O; o++)
+                            d[o] += v * wr[o];
+                    }
+                }
+            }
+        for (int o = 0; o < O; o++) {
+            const float bo = has_bias ? bias[o] : 0.0f;
+            SPK_GLOBAL float *dst = y + ((r * O + o) * OH + oy) * OW;
+            for (int ox = 0; ox < OW; ox++)
+                dst[ox] = acc[ox * O + o] + bo;
+        }
+    }
+    SPK_END_ITEMS
+}
+
+/* The output gradient [rows, O, P] as [rows, P, O] (channels innermost), one item per pixel. */
+SPK_KERNEL void conv2d_to_pixel_major(SPK_GLOBAL float *gt, SPK_GLOBAL const float *gy,
+                                      const int n, const int O, const int P)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int q = i % P, r = i / P;
+        SPK_GLOBAL const float *src = gy + r * O * P + q;
+        SPK_GLOBAL float *dst = gt + i * O;
+        for (int o = 0; o < O; o++)
+            dst[o] = src[o * P];
+    }
+    SPK_END_ITEMS
+}
+
+/* Weight gradient over nonzeros: one item per (input channel c, block of images), with the
+ * channel's k*k taps as part[blk, (c, a, b), :]: every nonzero input of the block's images adds
+ * v * gt[r, oy, ox, :] to each tap that reaches an output. Images outermost, so an image's
+ * pixel-major output gradient gt[r] and the item's k*k*O sums stay in cache; blocks give items
+ * to spread over threads, and conv2d_sparse_wgrad_sum adds them up. */
+SPK_KERNEL void conv2d_sparse_wgrad(SPK_GLOBAL float *part, SPK_GLOBAL const float *gt,
+                                    SPK_GLOBAL const float *list,
+                                    const int n, const int rows, const int nblk, const int C,
+                                    const int H, const int W, const int O, const int OH,
+                                    const int OW, const int k, const int stride, const int pad,
+                                    const int dil)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int c = i % C, blk = i / C;
+        const int r0 = blk * rows / nblk, r1 = (blk + 1) * rows / nblk;
+        SPK_GLOBAL float *acc = part + (blk * C + c) * k * k * O;
+        for (int j = 0; j < k * k * O; j++)
+            acc[j] = 0.0f;
+        for (int r = r0; r < r1; r++)
+            for (int yin = 0; yin < H; yin++) {
+                const int rowi = (r * C + c) * H + yin;
+                SPK_GLOBAL const float *L = list + rowi * (2 * W + 1);
+                const int cnt = (int)L[0];
+                for (int a = 0; a < k && cnt > 0; a++) {
+                    const int oy = conv2d_tap_ox(yin, a, stride, pad, dil, OH);
+                    if (oy < 0)
+                        continue;
+                    for (int j = 0; j < cnt; j++) {
+                        const int xi = (int)L[1 + 2 * j];
+                        const float v = L[2 + 2 * j];
+                        for (int b = 0; b < k; b++) {
+                            const int ox = conv2d_tap_ox(xi, b, stride, pad, dil, OW);
+                            if (ox < 0)
+                                continue;
+                            SPK_GLOBAL const float *restrict g =
+                                gt + ((r * OH + oy) * OW + ox) * O;
+                            SPK_GLOBAL float *restrict d = acc + (a * k + b) * O;
+                            for (int o = 0; o < O; o++)
+                                d[o] += v * g[o];
+                        }
+                    }
+                }
+            }
+    }
+    SPK_END_ITEMS
+}
+
+/* gw[o, kc] += the sum over blocks of part[blk, kc, o], one item per weight value. */
+SPK_KERNEL void conv2d_sparse_wgrad_sum(SPK_GLOBAL float *gw, SPK_GLOBAL const float *part,
+                                        const int n, const int O, const int K, const int nblk)
+{
+    SPK_FOR_ITEMS(i, n) {
+        const int kc = i % K, o = i / K;
+        float s = 0.0f;
+        for (int blk = 0; blk < nblk; blk++)
+            s += part[(blk * K + kc) * O + o];
+        gw[i] += s;
+    }
+    SPK_END_ITEMS
+}
+
 SPK_CPU_ENTRY(conv2d_im2col, B, B, I, I, I, I, I, I, I, I, I, I, I)
-SPK_CPU_ENTRY(conv2d_col2im, B, B, I, I, I, I, I, I, I, I, I, I, I)
+SPK_CPU_ENTRY(conv2d_col2im, B, B, I, I, I, I, I, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_to_nchw, B, B, B, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_from_nchw, B, B, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_bias_grad, B, B, I, I)
 SPK_CPU_ENTRY(conv2d_expand_groups, B, B, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_gather_groups, B, B, I, I, I, I, I)
+SPK_CPU_ENTRY(conv2d_sparse_lists, B, B, I, I)
+SPK_CPU_ENTRY(conv2d_count_nonzero, B, B, I, I, I, I)
+SPK_CPU_ENTRY(conv2d_transpose_w, B, B, I, I, I)
+SPK_CPU_ENTRY(conv2d_sparse_forward, B, B, B, B, B, I, I, I, I, I, I, I, I, I, I, I, I)
+SPK_CPU_ENTRY(conv2d_to_pixel_major, B, B, I, I, I)
+SPK_CPU_ENTRY(conv2d_sparse_wgrad, B, B, B, I, I, I, I, I, I, I, I, I, I, I, I, I)
+SPK_CPU_ENTRY(conv2d_sparse_wgrad_sum, B, B, I, I, I, I)
