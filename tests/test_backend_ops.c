@@ -214,6 +214,11 @@ static const img_case img_cases[] = {
       0}, {1, 28, 28}},
     {{"synapse.conv2d", "{out: 6, kernel: 2, stride: 3, padding: 1, groups: 6}", 1, {CONST},
       VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0}, {6, 5, 7}},
+    /* the sparse path (it follows the nonzero inputs) on spikes and on a dense constant image */
+    {{"synapse.conv2d", "{out: 7, kernel: 3, padding: 1, sparse: always}", 1, {STEPS},
+      VAL_SPIKES, 0, 0, TOL_SUM, 0, 0}, {5, 9, 8}},
+    {{"synapse.conv2d", "{out: 5, kernel: 2, stride: 2, dilation: 2, padding: 1, sparse: always}",
+      1, {CONST}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0}, {3, 7, 10}},
     /* pooling: the seed's MP2 on spikes (ties everywhere: max must pick the same cell), odd
      * sizes that drop the last row, overlapping padded windows, constant images; the kernels
      * are elementwise gathers, so max is exact and avg within rounding of the same sum */

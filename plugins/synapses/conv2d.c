@@ -170,12 +170,13 @@ static const spk_tensor *conv2d_wmat(spk_layer *l, spk_exec *x, int *rc)
 }
 
 /* The dcol state doubles as the sparse path's scratch (it is idle there until the input
- * gradient's GEMM): the transposed weight [K, O], then the sampled counts; in backward the
- * weight gradient's partial sums [SPARSE_BLOCKS, K, O]. */
-static int conv2d_sparse_fits(const conv2d_priv *p, const spk_tensor *dcol)
+ * gradient's GEMM): the transposed weight [K, O] in forward, the weight gradient's partial sums
+ * [SPARSE_BLOCKS, K, O] in backward. */
+static int conv2d_sparse_fits(const conv2d_priv *p, const spk_tensor *dcol, int rows)
 {
     const size_t KO = (size_t)p->C * p->k * p->k * p->O;
-    return KO * (SPARSE_BLOCKS + 1) + SPARSE_SAMPLES <= dcol->numel;
+    const int nblk = rows < SPARSE_BLOCKS ? rows : SPARSE_BLOCKS;
+    return KO * (size_t)nblk <= dcol->numel;
 }
 
 /* Picks the path of this forward (and its backward) into p->sparse_now. */
@@ -183,7 +184,8 @@ static int conv2d_choose(spk_layer *l, spk_exec *x, int rows)
 {
     conv2d_priv *p = l->priv;
     p->sparse_now = 0;
-    if (p->s_list < 0 || p->sparse_mode == 2 || !conv2d_sparse_fits(p, &l->state[p->s_dcol].t))
+    if (p->s_list < 0 || p->sparse_mode == 2 ||
+        !conv2d_sparse_fits(p, &l->state[p->s_dcol].t, rows))
         return SPK_OK;
     if (p->sparse_mode == 1) {
         p->sparse_now = 1;
@@ -191,9 +193,11 @@ static int conv2d_choose(spk_layer *l, spk_exec *x, int rows)
     }
     if (!spk_builtin_host_memory(x))
         return SPK_OK;
-    spk_tensor *scratch = &l->state[p->s_dcol].t;
+    /* the counts go to the columns' first values, which im2col overwrites when the dense path
+     * is taken (the sparse one leaves the columns alone) */
+    spk_tensor *scratch = &l->state[p->s_col].t;
     const int ns = rows < SPARSE_SAMPLES ? rows : SPARSE_SAMPLES;
-    const int len = p->C * p->H * p->W, at = p->C * p->k * p->k * p->O;
+    const int len = p->C * p->H * p->W, at = 0;
     int rc = SPK_LAUNCH(l, x, "conv2d_count_nonzero", (size_t)ns, SPK_ARG_BUF(scratch),
                         SPK_ARG_BUF(x->in[0]), SPK_ARG_INT(ns), SPK_ARG_INT(rows), SPK_ARG_INT(len),
                         SPK_ARG_INT(at));
@@ -280,7 +284,7 @@ static int conv2d_forward(spk_layer *l, spk_exec *x)
 /* Backward of the sparse path. The weight gradient follows the nonzero inputs; the bias
  * gradient is a column sum of the pixel-major output gradient gt [rows * P, O]; the input
  * gradient, dense, is the GEMM W^T gt^T into columns [K, pixels] and their col2im, a few
- * images at a time on the CPU so that the columns stay in cache (all at once elsewhere). */
+ * images at a time so that the columns stay in the CPU's cache. */
 static int conv2d_sparse_bwd_run(spk_layer *l, spk_exec *x, int rows)
 {
     const conv2d_priv *p = l->priv;
@@ -316,11 +320,9 @@ static int conv2d_sparse_bwd_run(spk_layer *l, spk_exec *x, int rows)
         return rc;
     if (!x->grad_in[0])
         return SPK_OK;
-    int chunk = rows;
-    if (spk_builtin_host_memory(x)) {
-        chunk = SPARSE_COL_BYTES / ((int)sizeof(float) * P * K);
-        chunk = chunk < 1 ? 1 : chunk > rows ? rows : chunk;
-    }
+    /* the same blocks on every backend, so that the scratch they leave compares equal */
+    int chunk = SPARSE_COL_BYTES / ((int)sizeof(float) * P * K);
+    chunk = chunk < 1 ? 1 : chunk > rows ? rows : chunk;
     for (int r0 = 0; r0 < rows; r0 += chunk) {
         const int ch = rows - r0 < chunk ? rows - r0 : chunk;
         const size_t cols = (size_t)ch * P;
