@@ -213,32 +213,28 @@ static int conv2d_choose(spk_layer *l, spk_exec *x, int rows)
     return SPK_OK;
 }
 
-/* Forward over the nonzero inputs: their lists, the transposed weight, the sums. */
+/* Forward over the nonzero inputs: the transposed weight, then one pass per image that lists
+ * the nonzeros (kept for backward) and adds their weight columns. */
 static int conv2d_sparse_fwd_run(spk_layer *l, spk_exec *x, int rows)
 {
     const conv2d_priv *p = l->priv;
     const int K = p->C * p->k * p->k;
     spk_tensor *list = &l->state[p->s_list].t, *wt = &l->state[p->s_dcol].t;
     spk_tensor *acc = &l->state[p->s_ocol].t;
-    int n = rows * p->C * p->H;
-    int rc = SPK_LAUNCH(l, x, "conv2d_sparse_lists", (size_t)n, SPK_ARG_BUF(list),
-                        SPK_ARG_BUF(x->in[0]), SPK_ARG_INT(n), SPK_ARG_INT(p->W));
-    if (rc)
-        return rc;
-    n = K * p->O;
-    rc = SPK_LAUNCH(l, x, "conv2d_transpose_w", (size_t)n, SPK_ARG_BUF(wt),
-                    SPK_ARG_BUF(&l->weights[p->w_weight].value), SPK_ARG_INT(n), SPK_ARG_INT(p->O),
-                    SPK_ARG_INT(K));
+    int n = K * p->O;
+    int rc = SPK_LAUNCH(l, x, "conv2d_transpose_w", (size_t)n, SPK_ARG_BUF(wt),
+                        SPK_ARG_BUF(&l->weights[p->w_weight].value), SPK_ARG_INT(n),
+                        SPK_ARG_INT(p->O), SPK_ARG_INT(K));
     if (rc)
         return rc;
     const spk_tensor *bias = p->w_bias >= 0 ? &l->weights[p->w_bias].value : wt;
-    n = rows * p->OH;
+    n = rows;
     return SPK_LAUNCH(l, x, "conv2d_sparse_forward", (size_t)n, SPK_ARG_BUF(x->out),
-                      SPK_ARG_BUF(acc), SPK_ARG_BUF(list), SPK_ARG_BUF(wt), SPK_ARG_BUF(bias),
-                      SPK_ARG_INT(n), SPK_ARG_INT(p->C), SPK_ARG_INT(p->H), SPK_ARG_INT(p->W),
-                      SPK_ARG_INT(p->O), SPK_ARG_INT(p->OH), SPK_ARG_INT(p->OW), SPK_ARG_INT(p->k),
-                      SPK_ARG_INT(p->stride), SPK_ARG_INT(p->pad), SPK_ARG_INT(p->dil),
-                      SPK_ARG_INT(p->w_bias >= 0));
+                      SPK_ARG_BUF(acc), SPK_ARG_BUF(list), SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(wt),
+                      SPK_ARG_BUF(bias), SPK_ARG_INT(n), SPK_ARG_INT(p->C), SPK_ARG_INT(p->H),
+                      SPK_ARG_INT(p->W), SPK_ARG_INT(p->O), SPK_ARG_INT(p->OH), SPK_ARG_INT(p->OW),
+                      SPK_ARG_INT(p->k), SPK_ARG_INT(p->stride), SPK_ARG_INT(p->pad),
+                      SPK_ARG_INT(p->dil), SPK_ARG_INT(p->w_bias >= 0));
 }
 
 static int conv2d_forward(spk_layer *l, spk_exec *x)
@@ -407,21 +403,13 @@ static int conv2d_backward(spk_layer *l, spk_exec *x)
 }
 
 static const spk_cpu_kernel conv2d_cpu_kernels[] = {
-    SPK_CPU_KERNEL(conv2d_sparse_lists),
-    SPK_CPU_KERNEL(conv2d_count_nonzero),
-    SPK_CPU_KERNEL(conv2d_transpose_w),
-    SPK_CPU_KERNEL(conv2d_sparse_forward),
-    SPK_CPU_KERNEL(conv2d_to_pixel_major),
-    SPK_CPU_KERNEL(conv2d_sparse_wgrad),
-    SPK_CPU_KERNEL(conv2d_sparse_wgrad_sum),
-    SPK_CPU_KERNEL(conv2d_im2col),
-    SPK_CPU_KERNEL(conv2d_col2im),
-    SPK_CPU_KERNEL(conv2d_to_nchw),
-    SPK_CPU_KERNEL(conv2d_from_nchw),
-    SPK_CPU_KERNEL(conv2d_bias_grad),
-    SPK_CPU_KERNEL(conv2d_expand_groups),
-    SPK_CPU_KERNEL(conv2d_gather_groups),
-    {0},
+    SPK_CPU_KERNEL(conv2d_count_nonzero),  SPK_CPU_KERNEL(conv2d_transpose_w),
+    SPK_CPU_KERNEL(conv2d_sparse_forward), SPK_CPU_KERNEL(conv2d_to_pixel_major),
+    SPK_CPU_KERNEL(conv2d_sparse_wgrad),   SPK_CPU_KERNEL(conv2d_sparse_wgrad_sum),
+    SPK_CPU_KERNEL(conv2d_im2col),         SPK_CPU_KERNEL(conv2d_col2im),
+    SPK_CPU_KERNEL(conv2d_to_nchw),        SPK_CPU_KERNEL(conv2d_from_nchw),
+    SPK_CPU_KERNEL(conv2d_bias_grad),      SPK_CPU_KERNEL(conv2d_expand_groups),
+    SPK_CPU_KERNEL(conv2d_gather_groups),  {0},
 };
 
 const spk_layer_type spk_builtin_synapse_conv2d = {

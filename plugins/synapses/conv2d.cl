@@ -176,28 +176,6 @@ SPK_KERNEL void conv2d_gather_groups(SPK_GLOBAL float *gw, SPK_GLOBAL const floa
  * [OW, O]), so those adds are plain vector loops. Every sum runs in the same order on every
  * backend: channels c, tap rows a, nonzero columns in increasing x, tap columns b. */
 
-/* One item per input row (image r, channel c, row y): the row's nonzero inputs, in increasing
- * column order, as list[0] = count, then (column, value) pairs, 2 * W + 1 floats per row (the
- * value beside its column spares the sums a dependent load). Branch-free: every column is
- * written and the count advances only past nonzeros. */
-SPK_KERNEL void conv2d_sparse_lists(SPK_GLOBAL float *list, SPK_GLOBAL const float *x,
-                                    const int n, const int W)
-{
-    SPK_FOR_ITEMS(i, n) {
-        SPK_GLOBAL const float *row = x + i * W;
-        SPK_GLOBAL float *L = list + i * (2 * W + 1);
-        int cnt = 0;
-        for (int j = 0; j < W; j++) {
-            const float v = row[j];
-            L[1 + 2 * cnt] = (float)j;
-            L[2 + 2 * cnt] = v;
-            cnt += v != 0.0f;
-        }
-        L[0] = (float)cnt;
-    }
-    SPK_END_ITEMS
-}
-
 /* Nonzero counts of ns images spread over the rows (image s * rows / ns), for the density the
  * host reads to choose a path: cnt[at + s]. */
 SPK_KERNEL void conv2d_count_nonzero(SPK_GLOBAL float *cnt, SPK_GLOBAL const float *x,
@@ -236,48 +214,61 @@ static inline int conv2d_tap_ox(const int xi, const int b, const int stride, con
     return t / stride;
 }
 
-/* Forward over nonzeros: one item per output row (image r, row oy), accumulating [OW, O] in
- * acc (its own slice of the scratch) and then writing it to y in NCHW, plus the bias. */
+/* Forward over nonzeros: one item per image r. It lists its input rows' nonzeros (as
+ * conv2d_sparse_lists does, into its own slot of `list`, which backward reads again), adds each
+ * nonzero's v * W[:, c, a, b] to the [P, O] sums in acc (its own slice of the scratch) for every
+ * tap (a, b) that reaches an output, and writes the sums to y in NCHW plus the bias. One pass
+ * over the image, all of it in cache; each output sums in the order c, y, x of its inputs. */
 SPK_KERNEL void conv2d_sparse_forward(SPK_GLOBAL float *y, SPK_GLOBAL float *acc_all,
-                                      SPK_GLOBAL const float *list,
+                                      SPK_GLOBAL float *list, SPK_GLOBAL const float *x,
                                       SPK_GLOBAL const float *wt, SPK_GLOBAL const float *bias,
                                       const int n, const int C, const int H, const int W,
                                       const int O, const int OH, const int OW, const int k,
                                       const int stride, const int pad, const int dil,
                                       const int has_bias)
 {
-    SPK_FOR_ITEMS(i, n) {
-        const int r = i / OH, oy = i % OH;
-        SPK_GLOBAL float *acc = acc_all + i * OW * O;
-        for (int j = 0; j < OW * O; j++)
+    SPK_FOR_ITEMS(r, n) {
+        const int P = OH * OW;
+        SPK_GLOBAL float *acc = acc_all + r * P * O;
+        for (int j = 0; j < P * O; j++)
             acc[j] = 0.0f;
         for (int c = 0; c < C; c++)
-            for (int a = 0; a < k; a++) {
-                const int yin = oy * stride - pad + a * dil;
-                if (yin < 0 || yin >= H)
-                    continue;
+            for (int yin = 0; yin < H; yin++) {
                 const int rowi = (r * C + c) * H + yin;
-                SPK_GLOBAL const float *L = list + rowi * (2 * W + 1);
-                const int cnt = (int)L[0];
+                SPK_GLOBAL const float *row = x + rowi * W;
+                SPK_GLOBAL float *L = list + rowi * (2 * W + 1);
+                int cnt = 0;
+                for (int j = 0; j < W; j++) {
+                    const float v = row[j];
+                    L[1 + 2 * cnt] = (float)j;
+                    L[2 + 2 * cnt] = v;
+                    cnt += v != 0.0f;
+                }
+                L[0] = (float)cnt;
                 for (int j = 0; j < cnt; j++) {
                     const int xi = (int)L[1 + 2 * j];
                     const float v = L[2 + 2 * j];
-                    for (int b = 0; b < k; b++) {
-                        const int ox = conv2d_tap_ox(xi, b, stride, pad, dil, OW);
-                        if (ox < 0)
+                    for (int a = 0; a < k; a++) {
+                        const int oy = conv2d_tap_ox(yin, a, stride, pad, dil, OH);
+                        if (oy < 0)
                             continue;
-                        SPK_GLOBAL const float *restrict wr = wt + ((c * k + a) * k + b) * O;
-                        SPK_GLOBAL float *restrict d = acc + ox * O;
-                        for (int o = 0; o < O; o++)
-                            d[o] += v * wr[o];
+                        for (int b = 0; b < k; b++) {
+                            const int ox = conv2d_tap_ox(xi, b, stride, pad, dil, OW);
+                            if (ox < 0)
+                                continue;
+                            SPK_GLOBAL const float *restrict wr = wt + ((c * k + a) * k + b) * O;
+                            SPK_GLOBAL float *restrict d = acc + (oy * OW + ox) * O;
+                            for (int o = 0; o < O; o++)
+                                d[o] += v * wr[o];
+                        }
                     }
                 }
             }
         for (int o = 0; o < O; o++) {
             const float bo = has_bias ? bias[o] : 0.0f;
-            SPK_GLOBAL float *dst = y + ((r * O + o) * OH + oy) * OW;
-            for (int ox = 0; ox < OW; ox++)
-                dst[ox] = acc[ox * O + o] + bo;
+            SPK_GLOBAL float *dst = y + (r * O + o) * P;
+            for (int q = 0; q < P; q++)
+                dst[q] = acc[q * O + o] + bo;
         }
     }
     SPK_END_ITEMS
@@ -365,10 +356,9 @@ SPK_CPU_ENTRY(conv2d_from_nchw, B, B, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_bias_grad, B, B, I, I)
 SPK_CPU_ENTRY(conv2d_expand_groups, B, B, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_gather_groups, B, B, I, I, I, I, I)
-SPK_CPU_ENTRY(conv2d_sparse_lists, B, B, I, I)
 SPK_CPU_ENTRY(conv2d_count_nonzero, B, B, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_transpose_w, B, B, I, I, I)
-SPK_CPU_ENTRY(conv2d_sparse_forward, B, B, B, B, B, I, I, I, I, I, I, I, I, I, I, I, I)
+SPK_CPU_ENTRY(conv2d_sparse_forward, B, B, B, B, B, B, I, I, I, I, I, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_to_pixel_major, B, B, I, I, I)
 SPK_CPU_ENTRY(conv2d_sparse_wgrad, B, B, B, I, I, I, I, I, I, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_sparse_wgrad_sum, B, B, I, I, I, I)
