@@ -278,7 +278,7 @@ static int conv2d_forward(spk_layer *l, spk_exec *x)
 }
 
 /* Backward of the sparse path. The weight gradient follows the nonzero inputs; the bias
- * gradient is a column sum of the pixel-major output gradient gt [rows * P, O]; the input
+ * gradient sums the NCHW output gradient's runs per channel; the input
  * gradient, dense, is the GEMM W^T gt^T into columns [K, pixels] and their col2im, a few
  * images at a time so that the columns stay in the CPU's cache. */
 static int conv2d_sparse_bwd_run(spk_layer *l, spk_exec *x, int rows)
@@ -312,7 +312,9 @@ static int conv2d_sparse_bwd_run(spk_layer *l, spk_exec *x, int rows)
             return rc;
     }
     if (p->w_bias >= 0 && !l->weights[p->w_bias].frozen &&
-        (rc = l->host->reduce_grad(x, &l->weights[p->w_bias].grad, gt, rows * P, p->O)))
+        (rc = SPK_LAUNCH(l, x, "conv2d_bias_grad_nchw", (size_t)p->O,
+                         SPK_ARG_BUF(&l->weights[p->w_bias].grad), SPK_ARG_BUF(x->grad_out),
+                         SPK_ARG_INT(p->O), SPK_ARG_INT(rows), SPK_ARG_INT(P))))
         return rc;
     if (!x->grad_in[0])
         return SPK_OK;
@@ -403,13 +405,21 @@ static int conv2d_backward(spk_layer *l, spk_exec *x)
 }
 
 static const spk_cpu_kernel conv2d_cpu_kernels[] = {
-    SPK_CPU_KERNEL(conv2d_count_nonzero),  SPK_CPU_KERNEL(conv2d_transpose_w),
-    SPK_CPU_KERNEL(conv2d_sparse_forward), SPK_CPU_KERNEL(conv2d_to_pixel_major),
-    SPK_CPU_KERNEL(conv2d_sparse_wgrad),   SPK_CPU_KERNEL(conv2d_sparse_wgrad_sum),
-    SPK_CPU_KERNEL(conv2d_im2col),         SPK_CPU_KERNEL(conv2d_col2im),
-    SPK_CPU_KERNEL(conv2d_to_nchw),        SPK_CPU_KERNEL(conv2d_from_nchw),
-    SPK_CPU_KERNEL(conv2d_bias_grad),      SPK_CPU_KERNEL(conv2d_expand_groups),
-    SPK_CPU_KERNEL(conv2d_gather_groups),  {0},
+    SPK_CPU_KERNEL(conv2d_count_nonzero),
+    SPK_CPU_KERNEL(conv2d_transpose_w),
+    SPK_CPU_KERNEL(conv2d_sparse_forward),
+    SPK_CPU_KERNEL(conv2d_to_pixel_major),
+    SPK_CPU_KERNEL(conv2d_sparse_wgrad),
+    SPK_CPU_KERNEL(conv2d_sparse_wgrad_sum),
+    SPK_CPU_KERNEL(conv2d_bias_grad_nchw),
+    SPK_CPU_KERNEL(conv2d_im2col),
+    SPK_CPU_KERNEL(conv2d_col2im),
+    SPK_CPU_KERNEL(conv2d_to_nchw),
+    SPK_CPU_KERNEL(conv2d_from_nchw),
+    SPK_CPU_KERNEL(conv2d_bias_grad),
+    SPK_CPU_KERNEL(conv2d_expand_groups),
+    SPK_CPU_KERNEL(conv2d_gather_groups),
+    {0},
 };
 
 const spk_layer_type spk_builtin_synapse_conv2d = {
