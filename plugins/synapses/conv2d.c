@@ -54,9 +54,9 @@ typedef struct conv2d_priv {
  * C*k*k*O multiply-adds per output pixel; measured on the seed's conv2 (12->32, 5x5, 12x12) with
  * OpenBLAS on one core the sparse path stays ahead up to about this density. */
 #define SPARSE_MAX_DENSITY 0.25
-#define SPARSE_SAMPLES     64          /* images whose nonzeros are counted for the density */
-#define SPARSE_BLOCKS      32          /* image blocks of the sparse weight gradient */
-#define SPARSE_COL_BYTES   (256 << 10) /* input-gradient columns per GEMM on the CPU */
+#define SPARSE_SAMPLES     64           /* images whose nonzeros are counted for the density */
+#define SPARSE_BLOCKS      32           /* image blocks of the sparse weight gradient */
+#define SPARSE_COL_BYTES   (1024 << 10) /* input-gradient columns per GEMM on the CPU */
 
 static int conv2d_init(spk_layer *l, spk_error *err)
 {
@@ -224,7 +224,7 @@ static int conv2d_sparse_fwd_run(spk_layer *l, spk_exec *x, int rows)
     int n = K * p->O;
     int rc = SPK_LAUNCH(l, x, "conv2d_transpose_w", (size_t)n, SPK_ARG_BUF(wt),
                         SPK_ARG_BUF(&l->weights[p->w_weight].value), SPK_ARG_INT(n),
-                        SPK_ARG_INT(p->O), SPK_ARG_INT(K));
+                        SPK_ARG_INT(p->O), SPK_ARG_INT(K), SPK_ARG_INT(p->k));
     if (rc)
         return rc;
     const spk_tensor *bias = p->w_bias >= 0 ? &l->weights[p->w_bias].value : wt;
@@ -307,7 +307,7 @@ static int conv2d_sparse_bwd_run(spk_layer *l, spk_exec *x, int rows)
         if (!rc)
             rc = SPK_LAUNCH(l, x, "conv2d_sparse_wgrad_sum", (size_t)n, SPK_ARG_BUF(&w->grad),
                             SPK_ARG_BUF(scratch), SPK_ARG_INT(n), SPK_ARG_INT(p->O), SPK_ARG_INT(K),
-                            SPK_ARG_INT(nblk));
+                            SPK_ARG_INT(nblk), SPK_ARG_INT(p->k));
         if (rc)
             return rc;
     }

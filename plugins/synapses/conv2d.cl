@@ -208,13 +208,23 @@ SPK_KERNEL void conv2d_count_nonzero(SPK_GLOBAL float *cnt, SPK_GLOBAL const flo
     SPK_END_ITEMS
 }
 
-/* wt[K, O] = the weight [O, K] transposed (groups == 1), one item per value. */
+/* The sparse path stores taps with their column b reversed, (c, a, k - 1 - b): a nonzero's
+ * taps b = b0..b1 then reach outputs ox = x + pad - b that run upwards with the stored rows, so
+ * at stride 1 and dilation 1 the adds of a whole tap row are one contiguous loop of
+ * (b1 - b0 + 1) * O values instead of one loop of O per tap. Flipping twice is the identity. */
+static inline int conv2d_flip_b(const int kc, const int k)
+{
+    const int b = kc % k;
+    return kc - b + (k - 1 - b);
+}
+
+/* wt[K, O] = the weight [O, K] transposed (groups == 1), taps flipped; one item per value. */
 SPK_KERNEL void conv2d_transpose_w(SPK_GLOBAL float *wt, SPK_GLOBAL const float *w, const int n,
-                                   const int O, const int K)
+                                   const int O, const int K, const int k)
 {
     SPK_FOR_ITEMS(i, n) {
-        const int o = i % O, kc = i / O;
-        wt[i] = w[o * K + kc];
+        const int o = i % O, kr = i / O;
+        wt[i] = w[o * K + conv2d_flip_b(kr, k)];
     }
     SPK_END_ITEMS
 }
@@ -229,6 +239,16 @@ static inline int conv2d_tap_ox(const int xi, const int b, const int stride, con
     if (t < 0 || t % stride != 0 || t / stride >= OW)
         return -1;
     return t / stride;
+}
+
+/* The taps b in [*b0, *b1] of input column xi that reach an output, at stride 1 and dilation 1:
+ * ox = xi + pad - b in [0, OW). Empty when *b0 > *b1. */
+static inline void conv2d_tap_range(const int xi, const int pad, const int k, const int OW,
+                                    int *b0, int *b1)
+{
+    const int lo = xi + pad - OW + 1, hi = xi + pad;
+    *b0 = lo > 0 ? lo : 0;
+    *b1 = hi < k - 1 ? hi : k - 1;
 }
 
 /* Forward over nonzeros: one item per image r. It lists its input rows' nonzeros (as
@@ -269,11 +289,26 @@ SPK_KERNEL void conv2d_sparse_forward(SPK_GLOBAL float *y, SPK_GLOBAL float *acc
                         const int oy = conv2d_tap_ox(yin, a, stride, pad, dil, OH);
                         if (oy < 0)
                             continue;
+                        if (stride == 1 && dil == 1) {
+                            /* the tap row in one loop (see conv2d_flip_b) */
+                            int b0, b1;
+                            conv2d_tap_range(xi, pad, k, OW, &b0, &b1);
+                            if (b0 > b1)
+                                continue;
+                            SPK_GLOBAL const float *restrict wr =
+                                wt + ((c * k + a) * k + k - 1 - b1) * O;
+                            SPK_GLOBAL float *restrict d = acc + (oy * OW + xi + pad - b1) * O;
+                            const int len = (b1 - b0 + 1) * O;
+                            for (int t = 0; t < len; t++)
+                                d[t] += v * wr[t];
+                            continue;
+                        }
                         for (int b = 0; b < k; b++) {
                             const int ox = conv2d_tap_ox(xi, b, stride, pad, dil, OW);
                             if (ox < 0)
                                 continue;
-                            SPK_GLOBAL const float *restrict wr = wt + ((c * k + a) * k + b) * O;
+                            SPK_GLOBAL const float *restrict wr =
+                                wt + ((c * k + a) * k + k - 1 - b) * O;
                             SPK_GLOBAL float *restrict d = acc + (oy * OW + ox) * O;
                             for (int o = 0; o < O; o++)
                                 d[o] += v * wr[o];
@@ -306,8 +341,8 @@ SPK_KERNEL void conv2d_to_pixel_major(SPK_GLOBAL float *gt, SPK_GLOBAL const flo
 }
 
 /* Weight gradient over nonzeros: one item per (input channel c, block of images), with the
- * channel's k*k taps as part[blk, (c, a, b), :]: every nonzero input of the block's images adds
- * v * gt[r, oy, ox, :] to each tap that reaches an output. Images outermost, so an image's
+ * channel's k*k taps as part[blk, (c, a, k - 1 - b), :] (flipped, as wt): every nonzero input of
+ * the block's images adds v * gt[r, oy, ox, :] to each tap that reaches an output. Images outermost, so an image's
  * pixel-major output gradient gt[r] and the item's k*k*O sums stay in cache; blocks give items
  * to spread over threads, and conv2d_sparse_wgrad_sum adds them up. */
 SPK_KERNEL void conv2d_sparse_wgrad(SPK_GLOBAL float *part, SPK_GLOBAL const float *gt,
@@ -335,13 +370,27 @@ SPK_KERNEL void conv2d_sparse_wgrad(SPK_GLOBAL float *part, SPK_GLOBAL const flo
                     for (int j = 0; j < cnt; j++) {
                         const int xi = (int)L[1 + 2 * j];
                         const float v = L[2 + 2 * j];
+                        if (stride == 1 && dil == 1) {
+                            /* the tap row in one loop (see conv2d_flip_b) */
+                            int b0, b1;
+                            conv2d_tap_range(xi, pad, k, OW, &b0, &b1);
+                            if (b0 > b1)
+                                continue;
+                            SPK_GLOBAL const float *restrict g =
+                                gt + ((r * OH + oy) * OW + xi + pad - b1) * O;
+                            SPK_GLOBAL float *restrict d = acc + (a * k + k - 1 - b1) * O;
+                            const int len = (b1 - b0 + 1) * O;
+                            for (int t = 0; t < len; t++)
+                                d[t] += v * g[t];
+                            continue;
+                        }
                         for (int b = 0; b < k; b++) {
                             const int ox = conv2d_tap_ox(xi, b, stride, pad, dil, OW);
                             if (ox < 0)
                                 continue;
                             SPK_GLOBAL const float *restrict g =
                                 gt + ((r * OH + oy) * OW + ox) * O;
-                            SPK_GLOBAL float *restrict d = acc + (a * k + b) * O;
+                            SPK_GLOBAL float *restrict d = acc + (a * k + k - 1 - b) * O;
                             for (int o = 0; o < O; o++)
                                 d[o] += v * g[o];
                         }
@@ -354,13 +403,14 @@ SPK_KERNEL void conv2d_sparse_wgrad(SPK_GLOBAL float *part, SPK_GLOBAL const flo
 
 /* gw[o, kc] += the sum over blocks of part[blk, kc, o], one item per weight value. */
 SPK_KERNEL void conv2d_sparse_wgrad_sum(SPK_GLOBAL float *gw, SPK_GLOBAL const float *part,
-                                        const int n, const int O, const int K, const int nblk)
+                                        const int n, const int O, const int K, const int nblk,
+                                        const int k)
 {
     SPK_FOR_ITEMS(i, n) {
-        const int kc = i % K, o = i / K;
+        const int kc = i % K, o = i / K, kr = conv2d_flip_b(kc, k);
         float s = 0.0f;
         for (int blk = 0; blk < nblk; blk++)
-            s += part[(blk * K + kc) * O + o];
+            s += part[(blk * K + kr) * O + o];
         gw[i] += s;
     }
     SPK_END_ITEMS
@@ -374,9 +424,9 @@ SPK_CPU_ENTRY(conv2d_bias_grad, B, B, I, I)
 SPK_CPU_ENTRY(conv2d_expand_groups, B, B, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_gather_groups, B, B, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_count_nonzero, B, B, I, I, I, I)
-SPK_CPU_ENTRY(conv2d_transpose_w, B, B, I, I, I)
+SPK_CPU_ENTRY(conv2d_transpose_w, B, B, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_sparse_forward, B, B, B, B, B, B, I, I, I, I, I, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_to_pixel_major, B, B, I, I, I)
 SPK_CPU_ENTRY(conv2d_sparse_wgrad, B, B, B, I, I, I, I, I, I, I, I, I, I, I, I, I)
-SPK_CPU_ENTRY(conv2d_sparse_wgrad_sum, B, B, I, I, I, I)
+SPK_CPU_ENTRY(conv2d_sparse_wgrad_sum, B, B, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_bias_grad_nchw, B, B, I, I, I)
