@@ -342,9 +342,9 @@ SPK_KERNEL void conv2d_to_pixel_major(SPK_GLOBAL float *gt, SPK_GLOBAL const flo
 
 /* Weight gradient over nonzeros: one item per (input channel c, block of images), with the
  * channel's k*k taps as part[blk, (c, a, k - 1 - b), :] (flipped, as wt): every nonzero input of
- * the block's images adds v * gt[r, oy, ox, :] to each tap that reaches an output. Images outermost, so an image's
- * pixel-major output gradient gt[r] and the item's k*k*O sums stay in cache; blocks give items
- * to spread over threads, and conv2d_sparse_wgrad_sum adds them up. */
+ * the block's images adds v * gt[r, oy, ox, :] to each tap that reaches an output. Images
+ * outermost, so an image's pixel-major output gradient gt[r] and the item's k*k*O sums stay in
+ * cache; blocks give items to spread over threads, and conv2d_sparse_wgrad_sum adds them up. */
 SPK_KERNEL void conv2d_sparse_wgrad(SPK_GLOBAL float *part, SPK_GLOBAL const float *gt,
                                     SPK_GLOBAL const float *list,
                                     const int n, const int rows, const int nblk, const int C,
