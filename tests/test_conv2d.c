@@ -1,6 +1,8 @@
 /* synapse.conv2d: forward against a naive direct convolution, backward against finite
  * differences, over odd sizes, stride, padding, dilation and groups, stepped and constant
  * inputs; the PyTorch layout and initialisation; shape errors at load with file:line:col. */
+#include <omp.h>
+
 #include "layer_check.h"
 
 typedef struct conv_cfg {
@@ -228,7 +230,7 @@ Test(conv2d, sparse_path_backward_matches_finite_differences)
 /* Both paths on the same weights and spikes: outputs and every gradient agree to float32
  * summation error (they add the same products in different orders). Enough images (T * B = 40)
  * that the weight gradient's image blocks and the input gradient's GEMM chunks both split. */
-Test(conv2d, sparse_and_dense_paths_agree)
+static void check_paths_agree(void)
 {
     const char *cfg = "{out: 20, kernel: 5, padding: 1, sparse: %s}";
     float *res[2][4];
@@ -261,6 +263,17 @@ Test(conv2d, sparse_and_dense_paths_agree)
     for (int m = 0; m < 2; m++)
         for (int k = 0; k < 4; k++)
             free(res[m][k]);
+}
+
+/* On one thread the input gradient goes through blocks of a few images; on more, in one GEMM. */
+Test(conv2d, sparse_and_dense_paths_agree)
+{
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    check_paths_agree();
+    omp_set_num_threads(threads > 1 ? threads : 2);
+    check_paths_agree();
+    omp_set_num_threads(threads);
 }
 
 /* Weight gradients accumulate over backward calls; grad_in is overwritten. */

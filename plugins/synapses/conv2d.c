@@ -16,6 +16,7 @@
  * and `never` force a path (tests, OpenCL). */
 #include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,9 +55,9 @@ typedef struct conv2d_priv {
  * C*k*k*O multiply-adds per output pixel; measured on the seed's conv2 (12->32, 5x5, 12x12) with
  * OpenBLAS on one core the sparse path stays ahead up to about this density. */
 #define SPARSE_MAX_DENSITY 0.25
-#define SPARSE_SAMPLES     64           /* images whose nonzeros are counted for the density */
-#define SPARSE_BLOCKS      32           /* image blocks of the sparse weight gradient */
-#define SPARSE_COL_BYTES   (1024 << 10) /* input-gradient columns per GEMM on the CPU */
+#define SPARSE_SAMPLES     64          /* images whose nonzeros are counted for the density */
+#define SPARSE_BLOCKS      32          /* image blocks of the sparse weight gradient */
+#define SPARSE_COL_BYTES   (256 << 10) /* input-gradient columns per GEMM on the CPU */
 
 static int conv2d_init(spk_layer *l, spk_error *err)
 {
@@ -114,7 +115,7 @@ static int conv2d_init(spk_layer *l, spk_error *err)
     const int rows_time = in->time == SPK_TIME_STEPS ? SPK_TIME_STEPS : SPK_TIME_NONE;
     if ((p.s_col = h->add_state(l, "col", P * K, rows_time, err)) < 0)
         return -p.s_col;
-    if ((p.s_dcol = h->add_state(l, "dcol", P * K, rows_time, err)) < 0)
+    if ((p.s_dcol = h->add_state(l, "scratch_dcol", P * K, rows_time, err)) < 0)
         return -p.s_dcol;
     if ((p.s_ocol = h->add_state(l, "out_cols", P * p.O, rows_time, err)) < 0)
         return -p.s_ocol;
@@ -318,9 +319,14 @@ static int conv2d_sparse_bwd_run(spk_layer *l, spk_exec *x, int rows)
         return rc;
     if (!x->grad_in[0])
         return SPK_OK;
-    /* the same blocks on every backend, so that the scratch they leave compares equal */
-    int chunk = SPARSE_COL_BYTES / ((int)sizeof(float) * P * K);
-    chunk = chunk < 1 ? 1 : chunk > rows ? rows : chunk;
+    /* blocks of images on one CPU thread; with more threads one GEMM and one col2im over all
+     * the images, each spread over the threads (a fork per block of a few images cost more than
+     * the cache saved, and collapses when a busy neighbour holds a core) */
+    int chunk = rows;
+    if (spk_builtin_host_memory(x) && omp_get_max_threads() == 1) {
+        chunk = SPARSE_COL_BYTES / ((int)sizeof(float) * P * K);
+        chunk = chunk < 1 ? 1 : chunk > rows ? rows : chunk;
+    }
     for (int r0 = 0; r0 < rows; r0 += chunk) {
         const int ch = rows - r0 < chunk ? rows - r0 : chunk;
         const size_t cols = (size_t)ch * P;
