@@ -1,11 +1,38 @@
 /* synapse.conv2d: forward against a naive direct convolution, backward against finite
  * differences, over odd sizes, stride, padding, dilation and groups, stepped and constant
  * inputs; the PyTorch layout and initialisation; shape errors at load with file:line:col. */
+#include <omp.h>
+
 #include "layer_check.h"
 
 typedef struct conv_cfg {
     int C, H, W, O, k, stride, pad, dil, groups, bias;
 } conv_cfg;
+
+/* The path under test and the input: `sparse` is the layer's key; keep < 1 zeroes the other
+ * inputs (a deterministic pattern), binary turns the kept ones into 1 (spikes). */
+typedef struct path_cfg {
+    const char *sparse;
+    double keep;
+    int binary;
+} path_cfg;
+static const path_cfg DEFAULT_PATH = {"auto", 1.0, 0};
+
+static void sparsify(lc *t, spk_tensor *x, const path_cfg *pc, unsigned seed)
+{
+    if (pc->keep >= 1.0 && !pc->binary)
+        return;
+    float *v = lc_fetch(t, x);
+    for (size_t i = 0; i < x->numel; i++) {
+        const unsigned h = (unsigned)(i * 2654435761u) ^ (seed * 40503u);
+        if ((double)((h >> 8) % 1000) >= pc->keep * 1000.0)
+            v[i] = 0.0f;
+        else if (pc->binary)
+            v[i] = 1.0f;
+    }
+    lc_set(t, x, v);
+    free(v);
+}
 
 static int out_size(int n, const conv_cfg *c)
 {
@@ -39,19 +66,19 @@ static void ref_conv(const conv_cfg *c, int rows, const float *x, const float *w
                 }
 }
 
-static void yaml_of(const conv_cfg *c, char *buf, size_t n)
+static void yaml_of(const conv_cfg *c, const char *sparse, char *buf, size_t n)
 {
     snprintf(buf, n,
              "{out: %d, kernel: %d, stride: %d, padding: %d, dilation: %d, groups: %d, "
-             "bias: %s}",
-             c->O, c->k, c->stride, c->pad, c->dil, c->groups, c->bias ? "true" : "false");
+             "bias: %s, sparse: %s}",
+             c->O, c->k, c->stride, c->pad, c->dil, c->groups, c->bias ? "true" : "false", sparse);
 }
 
-static void check_forward(const conv_cfg *c, int time, int T, int B)
+static void check_forward_path(const conv_cfg *c, int time, int T, int B, const path_cfg *pc)
 {
     lc t;
-    char yaml[160];
-    yaml_of(c, yaml, sizeof yaml);
+    char yaml[200];
+    yaml_of(c, pc->sparse, yaml, sizeof yaml);
     lc_new(&t, "synapse.conv2d", yaml, lc_shape(time, 3, c->C, c->H, c->W), T, B, 3);
     const spk_shape *o = &t.li->layer.out;
     cr_assert(o->ndim == 3 && o->dims[0] == c->O && o->dims[1] == out_size(c->H, c) &&
@@ -59,6 +86,7 @@ static void check_forward(const conv_cfg *c, int time, int T, int B)
               "%s: output shape [%d, %d, %d]", yaml, o->dims[0], o->dims[1], o->dims[2]);
     cr_assert_eq(o->time, time, "the output keeps the input's time mode");
     lc_fill(&t, &t.li->in[0], -1.0f, 1.0f, (unsigned)(c->C * 31 + c->H));
+    sparsify(&t, &t.li->in[0], pc, 3);
     lc_fwd(&t);
     const int rows = B * (time == SPK_TIME_STEPS ? T : 1);
     float *x = lc_fetch(&t, &t.li->in[0]);
@@ -74,6 +102,11 @@ static void check_forward(const conv_cfg *c, int time, int T, int B)
     cr_expect_leq(e, 1e-5, "%s time %d: forward differs by %g", yaml, time, e);
     free(x), free(w), free(b), free(want), free(got);
     lc_free(&t);
+}
+
+static void check_forward(const conv_cfg *c, int time, int T, int B)
+{
+    check_forward_path(c, time, T, B, &DEFAULT_PATH);
 }
 
 Test(conv2d, forward_matches_direct_convolution)
@@ -101,13 +134,14 @@ Test(conv2d, forward_matches_direct_convolution)
  * the differences have no truncation error; float32 rounding of the objective (~1e-6 absolute
  * on sums of a few hundred terms) over eps = 1e-2 is ~1e-4 of gradients of size ~1. A wrong
  * index, a tap sent to the wrong place or a missing group is off by O(1). */
-static void check_fd(const conv_cfg *c, int time, int T, int B)
+static void check_fd_path(const conv_cfg *c, int time, int T, int B, const path_cfg *pc)
 {
     lc t;
-    char yaml[160];
-    yaml_of(c, yaml, sizeof yaml);
+    char yaml[200];
+    yaml_of(c, pc->sparse, yaml, sizeof yaml);
     lc_new(&t, "synapse.conv2d", yaml, lc_shape(time, 3, c->C, c->H, c->W), T, B, 5);
     lc_fill(&t, &t.li->in[0], -1.0f, 1.0f, (unsigned)(c->O * 13 + c->W));
+    sparsify(&t, &t.li->in[0], pc, 5);
     float *R = malloc(t.li->out.numel * sizeof(float));
     spk_test_fill(R, t.li->out.numel, -1.0f, 1.0f, 77);
     lc_fwd(&t);
@@ -131,6 +165,11 @@ static void check_fd(const conv_cfg *c, int time, int T, int B)
     lc_free(&t);
 }
 
+static void check_fd(const conv_cfg *c, int time, int T, int B)
+{
+    check_fd_path(c, time, T, B, &DEFAULT_PATH);
+}
+
 Test(conv2d, backward_matches_finite_differences)
 {
     const conv_cfg cfgs[] = {
@@ -146,11 +185,103 @@ Test(conv2d, backward_matches_finite_differences)
     }
 }
 
+/* The sparse path (it follows the nonzero inputs): against the same direct convolution and
+ * finite differences, on spikes, on sparse real values and on dense values (it is exact for any
+ * input, only slower), over the same odd sizes, strides, padding and dilation. Groups take the
+ * dense path whatever the key says, so their cases check that fallback. */
+Test(conv2d, sparse_path_matches_direct_convolution)
+{
+    /* C H W O k stride pad dil groups bias */
+    const conv_cfg cfgs[] = {
+        {12, 12, 12, 32, 5, 1, 0, 1, 1, 1}, /* the seed's conv2 */
+        {3, 7, 9, 5, 3, 1, 1, 1, 1, 1},     /* odd sizes, padding */
+        {2, 11, 8, 4, 3, 2, 0, 1, 1, 0},    /* stride 2, no bias */
+        {3, 10, 13, 7, 2, 3, 2, 1, 1, 1},   /* stride 3 with padding */
+        {2, 9, 9, 3, 3, 1, 2, 2, 1, 1},     /* dilation */
+        {6, 8, 7, 9, 3, 2, 1, 2, 3, 1},     /* groups: the dense fallback */
+        {5, 1, 1, 3, 1, 1, 0, 1, 1, 1},     /* 1x1 image, 1x1 kernel */
+        {4, 6, 5, 17, 3, 2, 2, 2, 1, 1},    /* O not a multiple of the vector width */
+    };
+    const path_cfg paths[] = {
+        {"always", 0.15, 1}, {"always", 0.3, 0}, {"always", 1.0, 0}, {"auto", 0.1, 1}};
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
+        for (size_t j = 0; j < sizeof paths / sizeof paths[0]; j++) {
+            check_forward_path(&cfgs[i], SPK_TIME_STEPS, 3, 2, &paths[j]);
+            check_forward_path(&cfgs[i], SPK_TIME_CONST, 2, 3, &paths[j]);
+        }
+}
+
+Test(conv2d, sparse_path_backward_matches_finite_differences)
+{
+    const conv_cfg cfgs[] = {
+        {2, 7, 6, 3, 3, 1, 1, 1, 1, 1}, /* padding, odd sizes */
+        {2, 9, 8, 3, 3, 2, 0, 1, 1, 1}, /* stride 2: inputs no window reads get 0 */
+        {3, 8, 7, 2, 2, 3, 2, 1, 1, 0}, /* stride 3 > kernel, padding */
+        {2, 9, 9, 2, 3, 1, 1, 3, 1, 1}, /* dilation 3 */
+    };
+    const path_cfg paths[] = {{"always", 0.2, 1}, {"always", 0.4, 0}, {"always", 1.0, 0}};
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
+        for (size_t j = 0; j < sizeof paths / sizeof paths[0]; j++) {
+            check_fd_path(&cfgs[i], SPK_TIME_STEPS, 2, 2, &paths[j]);
+            check_fd_path(&cfgs[i], SPK_TIME_CONST, 3, 2, &paths[j]);
+        }
+}
+
+/* Both paths on the same weights and spikes: outputs and every gradient agree to float32
+ * summation error (they add the same products in different orders). Enough images (T * B = 40)
+ * that the weight gradient's image blocks and the input gradient's GEMM chunks both split. */
+static void check_paths_agree(void)
+{
+    const char *cfg = "{out: 20, kernel: 5, padding: 1, sparse: %s}";
+    float *res[2][4];
+    for (int m = 0; m < 2; m++) {
+        char yaml[120];
+        snprintf(yaml, sizeof yaml, cfg, m ? "never" : "always");
+        lc t;
+        lc_new(&t, "synapse.conv2d", yaml, lc_shape(SPK_TIME_STEPS, 3, 7, 11, 13), 8, 5, 21);
+        const path_cfg spikes = {"always", 0.1, 1};
+        lc_fill(&t, &t.li->in[0], -1.0f, 1.0f, 4);
+        sparsify(&t, &t.li->in[0], &spikes, 9);
+        lc_fill(&t, &t.li->grad_out, -1.0f, 1.0f, 6);
+        lc_fwd(&t);
+        lc_bwd(&t);
+        res[m][0] = lc_fetch(&t, &t.li->out);
+        res[m][1] = lc_fetch(&t, &t.li->grad_in[0]);
+        res[m][2] = lc_fetch(&t, &lc_weight(&t, "weight")->grad);
+        res[m][3] = lc_fetch(&t, &lc_weight(&t, "bias")->grad);
+        const size_t n[4] = {t.li->out.numel, t.li->grad_in[0].numel,
+                             lc_weight(&t, "weight")->grad.numel, 20};
+        if (m == 1) {
+            const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
+            for (int k = 0; k < 4; k++) {
+                double e = spk_test_nerr(res[0][k], res[1][k], n[k]);
+                cr_expect_leq(e, 1e-5, "%s: sparse and dense differ by %g", what[k], e);
+            }
+        }
+        lc_free(&t);
+    }
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 4; k++)
+            free(res[m][k]);
+}
+
+/* On one thread the input gradient goes through blocks of a few images; on more, in one GEMM. */
+Test(conv2d, sparse_and_dense_paths_agree)
+{
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    check_paths_agree();
+    omp_set_num_threads(threads > 1 ? threads : 2);
+    check_paths_agree();
+    omp_set_num_threads(threads);
+}
+
 /* Weight gradients accumulate over backward calls; grad_in is overwritten. */
 Test(conv2d, weight_grads_accumulate)
 {
-    const char *yamls[] = {"{out: 4, kernel: 3, padding: 1}", "{out: 4, kernel: 3, groups: 2}"};
-    for (int k = 0; k < 2; k++) {
+    const char *yamls[] = {"{out: 4, kernel: 3, padding: 1}", "{out: 4, kernel: 3, groups: 2}",
+                           "{out: 4, kernel: 3, padding: 1, sparse: always}"};
+    for (int k = 0; k < 3; k++) {
         lc t;
         lc_new(&t, "synapse.conv2d", yamls[k], lc_shape(SPK_TIME_STEPS, 3, 2, 5, 5), 2, 2, 9);
         lc_fill(&t, &t.li->in[0], -1.0f, 1.0f, 1);
