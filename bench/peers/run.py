@@ -212,6 +212,14 @@ def markdown(summ, workloads, sides):
     return "\n".join(lines)
 
 
+def save(path, meta, runs, summ=None):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    summary = [dict(side=k[0], workload=k[1], **v) for k, v in (summ or {}).items()]
+    with open(path + ".tmp", "w") as f:
+        json.dump({"meta": meta, "summary": summary, "runs": runs}, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,6 +235,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per run")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
     ap.add_argument("--md", default=os.path.join(HERE, "results", "latest.md"))
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="run nothing: the tables from the runs in FILE (e.g. a stopped run's)")
     args = ap.parse_args()
     args.pin = ["taskset", "-c", args.cpu]
     workloads = args.workloads.split(",")
@@ -241,6 +251,15 @@ def main():
             ap.error(f"--reps-for {item!r}: expected WORKLOAD=N for a chosen workload")
         reps[wl] = int(n)
     sides = ["spikecl_blas_unset", "spikecl_blas_set"] + peers
+    if args.from_json:
+        with open(args.from_json) as f:
+            runs = json.load(f)["runs"]
+        done = {r["workload"] for r in runs}
+        workloads = [wl for wl in workloads if wl in done]
+        reps = {wl: 1 + max(r["rep"] for r in runs if r["workload"] == wl) for wl in workloads}
+        sides = [s for s in sides if any(r["side"] == s for r in runs)]
+        report(args, runs, workloads, sides, reps, None)
+        return
     runs = []
     load_start = os.getloadavg()
     for wl in workloads:
@@ -251,16 +270,23 @@ def main():
             for side in order:
                 if (side, wl) in SKIP:
                     continue
+                load = round(os.getloadavg()[0], 2)
                 if side.startswith("spikecl"):
                     r = run_spikecl(args, wl, side.rsplit("_", 1)[1])
                 else:
                     r = run_peer(args, wl, side)
                 r["rep"] = rep
+                r["loadavg_1min_before"] = load  # other processes on the machine
                 runs.append(r)
                 fig = (f"{r['step_ms']:.1f} ms/step" if "step_ms" in r
                        else "FAILED: " + r["error"].strip().splitlines()[-1][:200])
                 print(f"[{wl} rep {rep}] {side}: {fig} ({r['wall_s']} s)", file=sys.stderr,
                       flush=True)
+                save(args.json, {"partial": True}, runs)  # what is done survives a stop
+    report(args, runs, workloads, sides, reps, load_start)
+
+
+def report(args, runs, workloads, sides, reps, load_start):
     summ = summarise(runs)
     cpu = "?"
     try:
@@ -268,30 +294,34 @@ def main():
             ["lscpu"], capture_output=True, text=True).stdout).group(1).strip()
     except Exception:  # noqa: BLE001 - the CPU name is informative only
         pass
+    loads = [r["loadavg_1min_before"] for r in runs if "loadavg_1min_before" in r]
+    if load_start is not None:
+        loads = [load_start[0]] + loads + [os.getloadavg()[0]]
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "cpu": cpu, "cores": os.cpu_count(), "pinned_to": args.cpu, "reps": args.reps,
-            "reps_per_workload": reps,
-            # other processes on the machine: the 1-minute load average before and after
-            "loadavg_1min": [round(load_start[0], 2), round(os.getloadavg()[0], 2)], "platform": platform.platform(),
+            "cpu": cpu, "cores": os.cpu_count(), "pinned_to": args.cpu,
+            "reps_per_workload": reps, "platform": platform.platform(),
+            # other processes on the machine: the 1-minute load average, over the runs
+            "loadavg_1min_min_median_max": ([round(min(loads), 2),
+                                             round(statistics.median(loads), 2),
+                                             round(max(loads), 2)] if loads else None),
             "blas_env_as_set": {v: os.environ.get(v) for v in BLAS_VARS}}
-    md = markdown(summ, workloads, [s for s in sides])
+    md = markdown(summ, workloads, sides)
     head = (f"{meta['date']}, {cpu} ({meta['cores']} cores), every run pinned to core "
             f"{args.cpu}, one thread, runs per side (alternating): "
-            + ", ".join(f"{wl} {n}" for wl, n in reps.items()) + f". Load average (1 min) {meta['loadavg_1min'][0]} before, "
-            f"{meta['loadavg_1min'][1]} after.\n\n")
+            + ", ".join(f"{wl} {n}" for wl, n in reps.items()) + ".")
+    if loads:
+        la = meta["loadavg_1min_min_median_max"]
+        head += (f" Load average (1 min) over the runs: min {la[0]}, median {la[1]}, "
+                 f"max {la[2]} (on {meta['cores']} cores).")
     kern = {s: summ[(s, wl)].get("openblas_kernel") for s in ("spikecl_blas_unset",
             "spikecl_blas_set") for wl in workloads
             if (s, wl) in summ and "openblas_kernel" in summ[(s, wl)]}
-    head += f"OpenBLAS kernel that ran: {json.dumps(kern)}\n\n"
+    head += f"\n\nOpenBLAS kernel that ran: {json.dumps(kern)}\n\n"
     print(head + md)
-    os.makedirs(os.path.dirname(args.json), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump({"meta": meta, "summary": [dict(side=k[0], workload=k[1], **v)
-                                             for k, v in summ.items()], "runs": runs},
-                  f, indent=1)
+    if not args.from_json:
+        save(args.json, meta, runs, summ)
     with open(args.md, "w") as f:
         f.write(head + md + "\n")
-
 
 if __name__ == "__main__":
     main()
