@@ -110,6 +110,7 @@ def run(framework, workload, step, args, extra=None, base_rss=None):
         "framework": framework,
         "workload": workload,
         "train_samples_per_s": round(w["B"] * args.batches / total, 1),
+        "train_s": round(total, 6),  # the timed steps, unrounded enough for ms per step
         "step_ms_median": round(1e3 * times[len(times) // 2], 3),
         "step_ms_min": round(1e3 * times[0], 3),
         # the first step includes tracing/compilation; minus a median step it is the compile time
