@@ -264,7 +264,10 @@ def main():
     sides = ["spikecl_blas_unset", "spikecl_blas_set"] + peers
     if args.from_json:
         with open(args.from_json) as f:
-            runs = json.load(f)["runs"]
+            saved = json.load(f)
+        runs = saved["runs"]
+        args.saved_date = saved["meta"].get("date")
+        args.saved_loads = saved["meta"].get("loadavg_1min")  # runs saved before loads per run
         for r in runs:
             if not r["side"].startswith("spikecl") and "error" not in r:
                 r["step_ms"] = peer_step_ms(r)
@@ -311,7 +314,10 @@ def report(args, runs, workloads, sides, reps, load_start):
     loads = [r["loadavg_1min_before"] for r in runs if "loadavg_1min_before" in r]
     if load_start is not None:
         loads = [load_start[0]] + loads + [os.getloadavg()[0]]
-    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    elif not loads and getattr(args, "saved_loads", None):
+        loads = args.saved_loads
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    meta = {"date": getattr(args, "saved_date", None) or now,
             "cpu": cpu, "cores": os.cpu_count(), "pinned_to": args.cpu,
             "reps_per_workload": reps, "platform": platform.platform(),
             # other processes on the machine: the 1-minute load average, over the runs
