@@ -39,7 +39,7 @@ max_mib=48
 # CMake writes the run path itself (it escapes $ORIGIN for make); lib/../lib is lib/ again, so
 # one run path serves the executables and libspikecl.
 # shellcheck disable=SC2016 # $ORIGIN is for the dynamic linker, not the shell
-nice -n 10 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPIKECL_NATIVE=OFF \
+nice -n 10 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPIKECL_NATIVE=OFF -DSPIKECL_NIR=OFF \
     -DSPIKECL_TESTS=ON -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN/../lib' \
     -DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags \
     -DCMAKE_SHARED_LINKER_FLAGS=-Wl,--disable-new-dtags >/dev/null
