@@ -152,16 +152,7 @@ SPK_KERNEL void if_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gthr,
                              nodetach, rv, &carry[l], &gt[l]);                                     \
         gsum[l] += ag[l];                                                                          \
     }
-            if (smooth)
-                IF_BACK_LANES(sg, 1)
-            else if (sg == IF_SG_FAST_SIGMOID)
-                IF_BACK_LANES(IF_SG_FAST_SIGMOID, 0)
-            else if (sg == IF_SG_ATAN)
-                IF_BACK_LANES(IF_SG_ATAN, 0)
-            else if (sg == IF_SG_TRIANGLE)
-                IF_BACK_LANES(IF_SG_TRIANGLE, 0)
-            else
-                IF_BACK_LANES(sg, 0)
+            SPK_SG_SPECIALISE(IF_BACK_LANES, sg, smooth)
 #undef IF_BACK_LANES
             if (want_gin && in_ts)
                 SPK_EACH_LANE(l) {

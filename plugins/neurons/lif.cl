@@ -170,16 +170,7 @@ SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
                               out_mem, nodetach, rv, &carry[l], &gb[l], &gt[l]);                 \
         gsum[l] += ag[l];                                                                          \
     }
-            if (smooth)
-                LIF_BACK_LANES(sg, 1)
-            else if (sg == LIF_SG_FAST_SIGMOID)
-                LIF_BACK_LANES(LIF_SG_FAST_SIGMOID, 0)
-            else if (sg == LIF_SG_ATAN)
-                LIF_BACK_LANES(LIF_SG_ATAN, 0)
-            else if (sg == LIF_SG_TRIANGLE)
-                LIF_BACK_LANES(LIF_SG_TRIANGLE, 0)
-            else
-                LIF_BACK_LANES(sg, 0)
+            SPK_SG_SPECIALISE(LIF_BACK_LANES, sg, smooth)
 #undef LIF_BACK_LANES
             if (want_gin && in_ts)
                 SPK_EACH_LANE(l) {

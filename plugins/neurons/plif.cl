@@ -142,16 +142,7 @@ SPK_KERNEL void plif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gw,
                                slope, sm, out_mem, nodetach, vth, vr, &av[l], &gk[l]);             \
         gsum[l] += gx[l];                                                                          \
     }
-            if (smooth)
-                PLIF_BACK_LANES(sg, 1)
-            else if (sg == PLIF_SG_FAST_SIGMOID)
-                PLIF_BACK_LANES(PLIF_SG_FAST_SIGMOID, 0)
-            else if (sg == PLIF_SG_ATAN)
-                PLIF_BACK_LANES(PLIF_SG_ATAN, 0)
-            else if (sg == PLIF_SG_TRIANGLE)
-                PLIF_BACK_LANES(PLIF_SG_TRIANGLE, 0)
-            else
-                PLIF_BACK_LANES(sg, 0)
+            SPK_SG_SPECIALISE(PLIF_BACK_LANES, sg, smooth)
 #undef PLIF_BACK_LANES
             if (want_gin && in_ts)
                 SPK_EACH_LANE(l) {

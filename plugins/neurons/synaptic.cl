@@ -198,16 +198,7 @@ SPK_KERNEL void syn_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *galpha,
                               &gt[l]);                                                             \
         gsum[l] += ag[l];                                                                          \
     }
-            if (smooth)
-                SYN_BACK_LANES(sg, 1)
-            else if (sg == SYN_SG_FAST_SIGMOID)
-                SYN_BACK_LANES(SYN_SG_FAST_SIGMOID, 0)
-            else if (sg == SYN_SG_ATAN)
-                SYN_BACK_LANES(SYN_SG_ATAN, 0)
-            else if (sg == SYN_SG_TRIANGLE)
-                SYN_BACK_LANES(SYN_SG_TRIANGLE, 0)
-            else
-                SYN_BACK_LANES(sg, 0)
+            SPK_SG_SPECIALISE(SYN_BACK_LANES, sg, smooth)
 #undef SYN_BACK_LANES
             if (want_gin && in_ts)
                 SPK_EACH_LANE(l) {

@@ -8,6 +8,22 @@
 /* static inline in both dialects, for the reason given in philox.h */
 #if !defined(__OPENCL_C_VERSION__) && !defined(__OPENCL_VERSION__)
 #include <math.h>
+/* Runs STEP(kind, smooth) — typically a lane loop over one time step — with the surrogate kind
+ * as a literal where it is one the lane loop vectorises (fast_sigmoid, atan, triangle: no call
+ * left once spk_sg_* inline), and with the run-time kind otherwise (sigmoid and smooth mode
+ * call expf/atanf). A neuron writes `SPK_SG_SPECIALISE(MY_STEP, sg, smooth)` once per loop. */
+#define SPK_SG_SPECIALISE(STEP, sg, smooth)                                                        \
+    if (smooth)                                                                                    \
+        STEP(sg, 1)                                                                                \
+    else if ((sg) == 0)                                                                            \
+        STEP(0, 0)                                                                                 \
+    else if ((sg) == 1)                                                                            \
+        STEP(1, 0)                                                                                 \
+    else if ((sg) == 3)                                                                            \
+        STEP(3, 0)                                                                                 \
+    else                                                                                           \
+        STEP(sg, 0)
+
 #endif
 #define SPK_SG_INLINE static inline
 
@@ -53,5 +69,21 @@ SPK_SG_INLINE float spk_sg_grad(const float x, const int kind, const float k)
     const float u = 1.0f - k * fabsf(x);
     return k * (u > 0.0f ? u : 0.0f);
 }
+
+/* Runs STEP(kind, smooth) — typically a lane loop over one time step — with the surrogate kind
+ * as a literal where it is one the lane loop vectorises (fast_sigmoid, atan, triangle: no call
+ * left once spk_sg_* inline), and with the run-time kind otherwise (sigmoid and smooth mode
+ * call expf/atanf). A neuron writes `SPK_SG_SPECIALISE(MY_STEP, sg, smooth)` once per loop. */
+#define SPK_SG_SPECIALISE(STEP, sg, smooth)                                                        \
+    if (smooth)                                                                                    \
+        STEP(sg, 1)                                                                                \
+    else if ((sg) == 0)                                                                            \
+        STEP(0, 0)                                                                                 \
+    else if ((sg) == 1)                                                                            \
+        STEP(1, 0)                                                                                 \
+    else if ((sg) == 3)                                                                            \
+        STEP(3, 0)                                                                                 \
+    else                                                                                           \
+        STEP(sg, 0)
 
 #endif
