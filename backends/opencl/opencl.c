@@ -674,10 +674,10 @@ static void spk_ocl_release(spk_backend *be, spk_buffer *buf)
     free(buf);
 }
 
-static int spk_ocl_upload(spk_backend *be, spk_buffer *dst, size_t offset, const void *src,
-                          size_t bytes, spk_error *err)
+/* The arguments of both uploads, checked before anything is queued. */
+static int spk_ocl_upload_args(const spk_buffer *dst, size_t offset, const void *src, size_t bytes,
+                               spk_error *err)
 {
-    spk_ocl *o = be->impl;
     if (!dst || (!src && bytes))
         return spk_error_set(err, SPK_ERR_INVALID, "OpenCL upload: NULL buffer or source");
     if (!spk_ocl_in_range(offset, bytes, dst->bytes))
@@ -685,6 +685,16 @@ static int spk_ocl_upload(spk_backend *be, spk_buffer *dst, size_t offset, const
                              "OpenCL upload of %zu bytes at offset %zu overruns a buffer of %zu "
                              "bytes",
                              bytes, offset, dst->bytes);
+    return SPK_OK;
+}
+
+static int spk_ocl_upload(spk_backend *be, spk_buffer *dst, size_t offset, const void *src,
+                          size_t bytes, spk_error *err)
+{
+    spk_ocl *o = be->impl;
+    int arc = spk_ocl_upload_args(dst, offset, src, bytes, err);
+    if (arc)
+        return arc;
     if (!bytes)
         return SPK_OK;
     /* Blocking: the caller may reuse src as soon as we return. */
@@ -702,13 +712,9 @@ static int spk_ocl_upload_async(spk_backend *be, spk_buffer *dst, size_t offset,
                                 size_t bytes, spk_error *err)
 {
     spk_ocl *o = be->impl;
-    if (!dst || (!src && bytes))
-        return spk_error_set(err, SPK_ERR_INVALID, "OpenCL upload: NULL buffer or source");
-    if (!spk_ocl_in_range(offset, bytes, dst->bytes))
-        return spk_error_set(err, SPK_ERR_INVALID,
-                             "OpenCL upload of %zu bytes at offset %zu overruns a buffer of %zu "
-                             "bytes",
-                             bytes, offset, dst->bytes);
+    int arc = spk_ocl_upload_args(dst, offset, src, bytes, err);
+    if (arc)
+        return arc;
     if (!bytes)
         return SPK_OK;
     spk_ocl_stage *st = NULL;
