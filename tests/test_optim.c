@@ -190,3 +190,82 @@ Test(optim, launch_signature_mismatch)
     cr_assert_neq(be->ops->launch(be, prog, "nope", 1, 2, a, &err), 0);
     cr_assert(strstr(err.msg, "no kernel named 'nope'"), "%s", err.msg);
 }
+
+/* The updates run in lane blocks of SPK_LANES items on the CPU: over 300 values (two full
+ * blocks and a partial one) every element equals the one-element update written out here in
+ * the kernel's order, and one non-finite value anywhere, the partial block included, raises
+ * the flag. */
+Test(optim, lane_blocks_match_scalar_update_and_flag_every_lane)
+{
+    enum { N = 300 };
+    spk_buffer *bw, *bg, *bm, *bv;
+    spk_buffer **bb[] = {&bw, &bg, &bm, &bv};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(be->ops->alloc(be, N * sizeof(float), bb[i], &err), 0);
+    float hw[N], hg[N], hm[N], hv[N], out[N];
+    for (int i = 0; i < N; i++) {
+        hw[i] = 0.01f * (float)(i % 37) - 0.2f;
+        hg[i] = 0.003f * (float)((i * 7) % 41) - 0.05f;
+        hm[i] = 0.001f * (float)(i % 11);
+        hv[i] = 0.0001f * (float)(i % 13);
+    }
+    const float lr = 0.01f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.01f;
+    const float bc1 = 1.0f - powf(b1, 3.0f), bc2 = 1.0f - powf(b2, 3.0f);
+    for (int bad = -1; bad < N; bad += 149) { /* -1: all finite; then 148 and 297 */
+        be->ops->upload(be, bw, 0, hw, sizeof hw, &err);
+        be->ops->upload(be, bg, 0, hg, sizeof hg, &err);
+        be->ops->upload(be, bm, 0, hm, sizeof hm, &err);
+        be->ops->upload(be, bv, 0, hv, sizeof hv, &err);
+        if (bad >= 0) {
+            float inf = INFINITY;
+            be->ops->upload(be, bg, (size_t)bad * sizeof(float), &inf, sizeof inf, &err);
+        }
+        set(flag, 0.0f);
+        spk_karg a[] = {ARGB(bw),  ARGB(bg),  ARGB(bm), ARGB(bv),   ARGB(scale), ARGI(N),
+                        ARGF(lr),  ARGF(b1),  ARGF(b2), ARGF(eps),  ARGF(wd),    ARGI(1),
+                        ARGF(bc1), ARGF(bc2), ARGI(0),  ARGF(0.0f), ARGF(0.0f),  ARGB(flag)};
+        cr_assert_eq(be->ops->launch(be, prog, "spk_adam", N, 18, a, &err), 0, "%s", err.msg);
+        if (bad >= 0) {
+            cr_expect(isnan(get(flag)), "adam: infinite gradient at %d not flagged", bad);
+            continue;
+        }
+        cr_expect_eq(get(flag), 0.0f, "adam: raised on finite values");
+        be->ops->download(be, bw, 0, out, sizeof out, &err);
+        for (int i = 0; i < N; i++) {
+            float p = hw[i] * (1.0f - lr * wd), g1 = hg[i];
+            float mi = b1 * hm[i] + (1.0f - b1) * g1;
+            float vi = b2 * hv[i] + (1.0f - b2) * g1 * g1;
+            p -= (lr / bc1) * mi / (sqrtf(vi) / sqrtf(bc2) + eps);
+            cr_assert_eq(out[i], p, "adam element %d: %.9g, expected %.9g", i, out[i], p);
+        }
+    }
+    for (int bad = -1; bad < N; bad += 149) {
+        be->ops->upload(be, bw, 0, hw, sizeof hw, &err);
+        be->ops->upload(be, bg, 0, hg, sizeof hg, &err);
+        be->ops->upload(be, bm, 0, hm, sizeof hm, &err);
+        if (bad >= 0) {
+            float inf = INFINITY;
+            be->ops->upload(be, bg, (size_t)bad * sizeof(float), &inf, sizeof inf, &err);
+        }
+        set(flag, 0.0f);
+        spk_karg a[] = {ARGB(bw),   ARGB(bg),   ARGB(bm),  ARGB(scale), ARGI(N),
+                        ARGF(lr),   ARGF(0.9f), ARGI(1),   ARGF(wd),    ARGI(0),
+                        ARGF(0.0f), ARGF(0.0f), ARGB(flag)};
+        cr_assert_eq(be->ops->launch(be, prog, "spk_sgd", N, 13, a, &err), 0, "%s", err.msg);
+        if (bad >= 0) {
+            cr_expect(isnan(get(flag)), "sgd: infinite gradient at %d not flagged", bad);
+            continue;
+        }
+        cr_expect_eq(get(flag), 0.0f, "sgd: raised on finite values");
+        be->ops->download(be, bw, 0, out, sizeof out, &err);
+        for (int i = 0; i < N; i++) {
+            float g1 = hg[i] + wd * hw[i];
+            float b = 0.9f * hm[i] + g1;
+            g1 = g1 + 0.9f * b;
+            float p = hw[i] - lr * g1;
+            cr_assert_eq(out[i], p, "sgd element %d: %.9g, expected %.9g", i, out[i], p);
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        be->ops->release(be, *bb[i]);
+}

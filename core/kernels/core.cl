@@ -69,20 +69,31 @@ SPK_KERNEL void spk_sgd(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_G
                         const float momentum, const int nesterov, const float wd,
                         const int clamp, const float lo, const float hi, SPK_GLOBAL float *flag)
 {
-    SPK_FOR_ITEMS(i, n) {
-        float g = grad[i] * scale[0] + wd * w[i];
-        if (momentum != 0.0f) {
-            float b = momentum * buf[i] + g;
-            buf[i] = b;
-            g = nesterov ? g + momentum * b : b;
+    /* lane blocks (spikecl/kernel.h): the update vectorises on the CPU; the non-finite check is
+     * an int per lane folded once per block, since a conditional store would keep it scalar */
+    SPK_FOR_LANES(i0, n) {
+        SPK_LANE_VAR(int, bad);
+        const float sc = scale[0];
+        SPK_EACH_LANE(l) {
+            const int i = i0 + l;
+            float g = grad[i] * sc + wd * w[i];
+            if (momentum != 0.0f) {
+                float b = momentum * buf[i] + g;
+                buf[i] = b;
+                g = nesterov ? g + momentum * b : b;
+            }
+            float v = w[i] - lr * g;
+            bad[l] = !isfinite(v) || !isfinite(g);
+            if (clamp)
+                v = fminf(fmaxf(v, lo), hi);
+            w[i] = v;
         }
-        float v = w[i] - lr * g;
-        if (!isfinite(v) || !isfinite(g))
+        int any = 0;
+        for (int l = 0; l < SPK_LANES && i0 + l < n; l++)
+            any |= bad[l];
+        if (any)
             flag[0] = NAN;
-        if (clamp)
-            v = fminf(fmaxf(v, lo), hi);
-        w[i] = v;
-    } SPK_END_ITEMS
+    } SPK_END_LANES
 }
 SPK_CPU_ENTRY(spk_sgd, B, B, B, B, I, F, F, I, F, I, F, F, B)
 
@@ -94,24 +105,34 @@ SPK_KERNEL void spk_adam(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_
                          const float wd, const int decoupled, const float bc1, const float bc2,
                          const int clamp, const float lo, const float hi, SPK_GLOBAL float *flag)
 {
-    SPK_FOR_ITEMS(i, n) {
-        float p = w[i];
-        float g = grad[i] * scale[0];
-        if (decoupled)
-            p *= 1.0f - lr * wd;
-        else
-            g += wd * p;
-        float mi = beta1 * m[i] + (1.0f - beta1) * g;
-        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        p -= (lr / bc1) * mi / (sqrtf(vi) / sqrtf(bc2) + eps);
-        if (!isfinite(p) || !isfinite(vi))
+    /* lane blocks as in spk_sgd; the same operations in the same order per element */
+    SPK_FOR_LANES(i0, n) {
+        SPK_LANE_VAR(int, bad);
+        const float sc = scale[0];
+        SPK_EACH_LANE(l) {
+            const int i = i0 + l;
+            float p = w[i];
+            float g = grad[i] * sc;
+            if (decoupled)
+                p *= 1.0f - lr * wd;
+            else
+                g += wd * p;
+            float mi = beta1 * m[i] + (1.0f - beta1) * g;
+            float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+            m[i] = mi;
+            v[i] = vi;
+            p -= (lr / bc1) * mi / (sqrtf(vi) / sqrtf(bc2) + eps);
+            bad[l] = !isfinite(p) || !isfinite(vi);
+            if (clamp)
+                p = fminf(fmaxf(p, lo), hi);
+            w[i] = p;
+        }
+        int any = 0;
+        for (int l = 0; l < SPK_LANES && i0 + l < n; l++)
+            any |= bad[l];
+        if (any)
             flag[0] = NAN;
-        if (clamp)
-            p = fminf(fmaxf(p, lo), hi);
-        w[i] = p;
-    } SPK_END_ITEMS
+    } SPK_END_LANES
 }
 SPK_CPU_ENTRY(spk_adam, B, B, B, B, B, I, F, F, F, F, F, I, F, F, I, F, F, B)
 
@@ -120,12 +141,15 @@ SPK_CPU_ENTRY(spk_adam, B, B, B, B, B, I, F, F, F, F, F, I, F, F, I, F, F, B)
 SPK_KERNEL void spk_colsum(SPK_GLOBAL float *dst, SPK_GLOBAL const float *src, const int cols,
                            const int rows, const int accumulate)
 {
-    SPK_FOR_ITEMS(c, cols) {
-        float s = 0.0f;
+    /* lanes are neighbouring columns, so each row is read contiguously (one item per column
+     * walking down the rows touched a new cache line per element); rows still in order */
+    SPK_FOR_LANES(c0, cols) {
+        SPK_LANE_VAR(float, s);
+        SPK_EACH_LANE(l) { s[l] = 0.0f; }
         for (int r = 0; r < rows; r++)
-            s += src[r * cols + c];
-        dst[c] = accumulate ? dst[c] + s : s;
-    } SPK_END_ITEMS
+            SPK_EACH_LANE(l) { s[l] += src[r * cols + c0 + l]; }
+        SPK_EACH_LANE(l) { dst[c0 + l] = accumulate ? dst[c0 + l] + s[l] : s[l]; }
+    } SPK_END_LANES
 }
 SPK_CPU_ENTRY(spk_colsum, B, B, I, I, I)
 
