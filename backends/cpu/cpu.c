@@ -105,8 +105,17 @@ static int cpu_fill(spk_backend *be, spk_buffer *b, size_t off, size_t count, fl
     if (rc)
         return rc;
     float *p = b->data + off;
-    for (size_t i = 0; i < count; i++)
-        p[i] = v;
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    /* the session zeroes every weight gradient each step: memset streams; -O2's cheap
+     * vectoriser leaves a loop of unknown length scalar, hence the simd pragma for the rest */
+    if (bits == 0) {
+        memset(p, 0, count * sizeof *p);
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < count; i++)
+            p[i] = v;
+    }
     return SPK_OK;
 }
 
@@ -304,8 +313,8 @@ enum { SK_NONE, SK_DOT, SK_OUTER };
 
 /* The hand kernel for a product, or SK_NONE for OpenBLAS: the shapes where they were measured
  * faster, min and median (one thread; tests/test_cpu_gemm.c checks both against a naive
- * product). dot: C tall (m >= 1024) and narrow, op(B) within 16 KiB of L1 (n k <= 4096; past
- * it, at n = 8..12 and k >= 1000, OpenBLAS wins), k >= 32 (below, the masked tail vector is
+ * product). dot: C tall (m >= 1024) and narrow, op(B) within 32 KiB of the 48 KiB L1
+ * (n k <= 8192; at n = 12, k = 1000 OpenBLAS wins), k >= 32 (below, the masked tail vector is
  * most of the work). outer: B neither small (n k < ~150K, OpenBLAS's small-matrix kernels
  * win) nor past ~8 MiB; m = 12 gains only ~10%, so it stays with OpenBLAS. alpha = 0 stays
  * with BLAS too, which then reads neither A nor B. */
@@ -314,7 +323,7 @@ static int skinny_kind(int ta, int tb, size_t m, size_t n, size_t k, float alpha
 #ifdef SPK_SKINNY
     if (alpha == 0.0f)
         return SK_NONE;
-    if (!ta && tb && n >= 2 && n <= 12 && m >= 1024 && k >= 32 && n * k <= 4096)
+    if (!ta && tb && n >= 2 && n <= 12 && m >= 1024 && k >= 32 && n * k <= 8192)
         return SK_DOT;
     if (ta && !tb && m >= 8 && m <= 11 && n >= 64 && k >= 512 && n * k >= 150000 &&
         n * k <= ((size_t)1 << 21))
