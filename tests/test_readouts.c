@@ -163,3 +163,123 @@ Test(membrane, max_ties_route_to_first)
               g[1], g[2], g[3]);
     lc_free(&t);
 }
+
+/* ---- lane blocks: bit-identical to one item summing t ascending ---- */
+
+static int same_bits(float a, float b)
+{
+    uint32_t ua, ub;
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    return ua == ub;
+}
+
+/* Any values (order matters for their sums), B*C past one lane block with a tail, and past
+ * the 4096 items where the lane loop goes parallel. */
+static void check_spike_count_exact(int T, int B, int C, int const_in)
+{
+    lc t;
+    lc_new(&t, "readout.spike_count", NULL,
+           lc_shape(const_in ? SPK_TIME_CONST : SPK_TIME_STEPS, 1, C, 0, 0), T, B, 1);
+    const int n = B * C;
+    size_t nin = t.li->in[0].numel;
+    float *x = malloc(nin * sizeof(float));
+    spk_test_fill(x, nin, -3.0f, 3.0f, (unsigned)(T * 31 + C));
+    lc_set(&t, &t.li->in[0], x);
+    lc_fwd(&t);
+    float *y = lc_fetch(&t, &t.li->out);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        float want = 0.0f;
+        for (int tt = 0; tt < T; tt++)
+            want += x[const_in ? i : tt * n + i];
+        bad += !same_bits(y[i], want);
+    }
+    cr_expect_eq(bad, 0, "T%d B%d C%d const %d: %d counts differ from the t-ascending sum", T, B, C,
+                 const_in, bad);
+    float *R = random_R(&t, 11);
+    lc_backward_with(&t, R);
+    float *g = lc_fetch(&t, &t.li->grad_in[0]);
+    bad = 0;
+    for (size_t i = 0; i < nin; i++)
+        bad += !same_bits(g[i], const_in ? (float)T * R[i] : R[i % (size_t)n]);
+    cr_expect_eq(bad, 0, "T%d B%d C%d const %d: %d gradients differ", T, B, C, const_in, bad);
+    free(x), free(y), free(R), free(g);
+    lc_free(&t);
+}
+
+Test(spike_count, lanes_bit_exact)
+{
+    check_spike_count_exact(7, 3, 103, 0);
+    check_spike_count_exact(3, 5, 1000, 0);
+    check_spike_count_exact(5, 3, 103, 1);
+    check_spike_count_exact(1, 1, 129, 0);
+}
+
+/* Every mode against one item's loop, bit for bit; NaNs, ties and a NaN at t = 0 in the trace. */
+static void check_membrane_exact(const char *mode, int m, int T, int B, int C)
+{
+    lc t;
+    char yaml[32];
+    snprintf(yaml, sizeof yaml, "{mode: %s}", mode);
+    lc_new(&t, "readout.membrane", yaml, lc_shape(SPK_TIME_STEPS, 1, C, 0, 0), T, B, 1);
+    const int n = B * C;
+    size_t nin = t.li->in[0].numel;
+    float *x = malloc(nin * sizeof(float));
+    spk_test_fill(x, nin, -2.0f, 2.0f, (unsigned)(T * 13 + C));
+    if (m == MAX) {
+        for (int i = 0; i < n; i += 7)
+            x[(size_t)(i % T) * n + i] = NAN;
+        for (int i = 3; i < n; i += 11)
+            x[(size_t)(T - 1) * n + i] = x[i]; /* a tie between t = 0 and t = T-1 */
+        x[5] = NAN;                            /* item 5 starts with a NaN */
+    }
+    lc_set(&t, &t.li->in[0], x);
+    lc_fwd(&t);
+    float *y = lc_fetch(&t, &t.li->out);
+    float *R = random_R(&t, 13);
+    lc_backward_with(&t, R);
+    float *g = lc_fetch(&t, &t.li->grad_in[0]);
+    int bad = 0, badg = 0;
+    for (int i = 0; i < n; i++) {
+        float want;
+        int arg = T - 1;
+        if (m == LAST) {
+            want = x[(size_t)(T - 1) * n + i];
+        } else if (m == MAX) {
+            want = x[i];
+            float best = x[i];
+            arg = 0;
+            for (int tt = 1; tt < T; tt++) {
+                const float v = x[(size_t)tt * n + i];
+                want = fmaxf(want, v);
+                if (v > best)
+                    best = v, arg = tt;
+            }
+        } else {
+            want = 0.0f;
+            for (int tt = 0; tt < T; tt++)
+                want += x[(size_t)tt * n + i];
+            want /= (float)T;
+        }
+        bad += !same_bits(y[i], want);
+        for (int tt = 0; tt < T; tt++) {
+            float wg = m == MEAN ? R[i] / (float)T : tt == arg ? R[i] : 0.0f;
+            badg += !same_bits(g[(size_t)tt * n + i], wg);
+        }
+    }
+    cr_expect_eq(bad, 0, "%s T%d B%d C%d: %d outputs differ", mode, T, B, C, bad);
+    cr_expect_eq(badg, 0, "%s T%d B%d C%d: %d gradients differ", mode, T, B, C, badg);
+    free(x), free(y), free(R), free(g);
+    lc_free(&t);
+}
+
+Test(membrane, lanes_bit_exact)
+{
+    check_membrane_exact("mean", MEAN, 9, 3, 103);
+    check_membrane_exact("max", MAX, 9, 3, 103);
+    check_membrane_exact("last", LAST, 9, 3, 103);
+    check_membrane_exact("mean", MEAN, 3, 5, 1000);
+    check_membrane_exact("max", MAX, 4, 5, 1000);
+    check_membrane_exact("max", MAX, 1, 2, 131);
+}

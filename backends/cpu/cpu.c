@@ -105,8 +105,17 @@ static int cpu_fill(spk_backend *be, spk_buffer *b, size_t off, size_t count, fl
     if (rc)
         return rc;
     float *p = b->data + off;
-    for (size_t i = 0; i < count; i++)
-        p[i] = v;
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    /* the session zeroes every weight gradient each step: memset streams; -O2's cheap
+     * vectoriser leaves a loop of unknown length scalar, hence the simd pragma for the rest */
+    if (bits == 0) {
+        memset(p, 0, count * sizeof *p);
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < count; i++)
+            p[i] = v;
+    }
     return SPK_OK;
 }
 
@@ -127,6 +136,202 @@ static int cpu_copy(spk_backend *be, spk_buffer *dst, size_t doff, const spk_buf
 static size_t span(size_t rows, size_t cols, size_t ld)
 {
     return rows ? ((rows - 1) * ld + cols) * sizeof(float) : 0;
+}
+
+/* Skinny GEMMs. OpenBLAS 0.3.21 runs a product with ~10 columns (or rows) of C at half its
+ * speed or less, and the output layers of the MLPs are that shape: y = x W^T with n = 10
+ * outputs and grad_W = gy^T x with m = 10. Two hand kernels take them, where measured faster
+ * (min and median of repeated runs, one thread, on an AVX-512 Zen 5, in the bounds of
+ * skinny_kind):
+ *   dot:   ta = 0, tb = 1, 2 <= n <= 12: each row of C is n dot products along k, kept in n vector
+ *          accumulators and reduced by one shuffle tree (3200 x 10 x 300: 290 -> 155 us);
+ *   outer: ta = 1, tb = 0, 8 <= m <= 11: a 16-column strip of C in m accumulators, adding
+ *          A[r, i] * B[r, strip] over a block of rows of B that stays in L2 (10 x 300 x 3200:
+ *          280 -> 135 us).
+ * They sum in another order than OpenBLAS (within float32 summation error, like any GEMM
+ * here), the same order whatever the thread split. Vectors are GCC's vector extensions with
+ * fused multiply-adds (contraction on for these functions only); without AVX-512 the 64-byte
+ * vectors lower badly, so other builds keep OpenBLAS. */
+#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
+#define SPK_SKINNY 1
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+
+#define SK_W 16 /* floats per vector */
+typedef float sk_vf __attribute__((vector_size(64)));
+typedef float sk_vfu __attribute__((vector_size(64), aligned(4), may_alias));
+typedef int sk_vi __attribute__((vector_size(64)));
+#define SK_INLINE static inline __attribute__((always_inline))
+
+SK_INLINE sk_vf sk_load(const float *p)
+{
+    return *(const sk_vfu *)p;
+}
+
+/* Lane j of the result is the sum of the lanes of a[j]: a transpose-and-add tree, 15 pairs. */
+SK_INLINE sk_vf sk_hsum16(const sk_vf *a)
+{
+    const sk_vi e1 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
+    const sk_vi o1 = {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31};
+    const sk_vi e2 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+    const sk_vi o2 = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+    const sk_vi e3 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+    const sk_vi o3 = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
+    const sk_vi e4 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    const sk_vi o4 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+    sk_vf s1[8], s2[4], s3[2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) /* lane 2q + u: pair q of a[2i + u] */
+        s1[i] = __builtin_shuffle(a[2 * i], a[2 * i + 1], e1) +
+                __builtin_shuffle(a[2 * i], a[2 * i + 1], o1);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) /* lane 4q + u: quad q of a[4i + u] */
+        s2[i] = __builtin_shuffle(s1[2 * i], s1[2 * i + 1], e2) +
+                __builtin_shuffle(s1[2 * i], s1[2 * i + 1], o2);
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) /* lane 8q + u: half q of a[8i + u] */
+        s3[i] = __builtin_shuffle(s2[2 * i], s2[2 * i + 1], e3) +
+                __builtin_shuffle(s2[2 * i], s2[2 * i + 1], o3);
+    return __builtin_shuffle(s3[0], s3[1], e4) + __builtin_shuffle(s3[0], s3[1], o4);
+}
+
+/* C[r, j] = alpha sum_k A[r, k] Bt[j, k] + beta C[r, j] for r < m, j < NJ; k >= SK_W. The
+ * last partial vector of k is read as the vector ending at k, its lanes already counted
+ * masked out of the products. beta = 0 never reads C (BLAS). */
+SK_INLINE void sk_dot_body(const int NJ, size_t m, size_t k, float alpha, const float *A,
+                           size_t lda, const float *Bt, size_t ldb, float beta, float *C,
+                           size_t ldc)
+{
+    const size_t kv = k / SK_W * SK_W;
+    sk_vi tail;
+    for (int l = 0; l < SK_W; l++)
+        tail[l] = (size_t)l >= SK_W - (k - kv) ? -1 : 0;
+    for (size_t r = 0; r < m; r++) {
+        const float *a = A + r * lda;
+        sk_vf acc[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+            acc[j] = (sk_vf){0};
+        for (size_t kk = 0; kk < kv; kk += SK_W) {
+            const sk_vf x = sk_load(a + kk);
+#pragma GCC unroll 16
+            for (int j = 0; j < NJ; j++)
+                acc[j] = x * sk_load(Bt + j * ldb + kk) + acc[j];
+        }
+        if (kv < k) {
+            const size_t kk = k - SK_W;
+            const sk_vf x = sk_load(a + kk);
+#pragma GCC unroll 16
+            for (int j = 0; j < NJ; j++)
+                acc[j] += (sk_vf)((sk_vi)(x * sk_load(Bt + j * ldb + kk)) & tail);
+        }
+        const sk_vf s = sk_hsum16(acc);
+        float *c = C + r * ldc;
+        for (int j = 0; j < NJ; j++)
+            c[j] = beta == 0.0f ? alpha * s[j] : alpha * s[j] + beta * c[j];
+    }
+}
+
+/* Rows [r0, r1) of C = alpha A Bt^T + beta C with A [m x k] (ta = 0), Bt [n x k] (tb = 1). */
+static void sk_dot(size_t r0, size_t r1, size_t n, size_t k, float alpha, const float *A,
+                   size_t lda, const float *Bt, size_t ldb, float beta, float *C, size_t ldc)
+{
+    A += r0 * lda;
+    C += r0 * ldc;
+    const size_t m = r1 - r0;
+    switch (n) {
+#define SK_DOT(N)                                                                                  \
+    case N:                                                                                        \
+        sk_dot_body(N, m, k, alpha, A, lda, Bt, ldb, beta, C, ldc);                                \
+        break;
+        /* clang-format off */
+        SK_DOT(2) SK_DOT(3) SK_DOT(4) SK_DOT(5) SK_DOT(6) SK_DOT(7)
+        SK_DOT(8) SK_DOT(9) SK_DOT(10) SK_DOT(11) SK_DOT(12)
+        /* clang-format on */
+#undef SK_DOT
+    }
+}
+
+/* C[i, c] = alpha sum_r A[r, i] B[r, c] + beta C[i, c] for i < MI, c in [c0, c1) of n >= SK_W
+ * columns, r < k, in blocks of rb rows (each block's sum is added to C). The last strip is the
+ * vector ending at column n, of which only the columns in [cs, c1) are stored. */
+SK_INLINE void sk_outer_body(const int MI, size_t c0, size_t c1, size_t n, size_t k, float alpha,
+                             const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                             float *C, size_t ldc, size_t rb)
+{
+    for (size_t r0 = 0; r0 < k; r0 += rb) {
+        const size_t r1 = k - r0 > rb ? r0 + rb : k;
+        const float bf = r0 == 0 ? beta : 1.0f;
+        for (size_t cs = c0; cs < c1; cs += SK_W) {
+            const size_t cc = cs + SK_W <= n ? cs : n - SK_W;
+            sk_vf acc[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < MI; i++)
+                acc[i] = (sk_vf){0};
+            for (size_t r = r0; r < r1; r++) {
+                const sk_vf b = sk_load(B + r * ldb + cc);
+                const float *a = A + r * lda;
+#pragma GCC unroll 16
+                for (int i = 0; i < MI; i++)
+                    acc[i] = b * a[i] + acc[i];
+            }
+            const size_t hi = c1 - cc < SK_W ? c1 - cc : SK_W;
+            for (int i = 0; i < MI; i++) {
+                float *c = C + i * ldc + cc;
+                if (cc == cs && hi == SK_W)
+                    *(sk_vfu *)c = bf == 0.0f ? alpha * acc[i] : alpha * acc[i] + bf * sk_load(c);
+                else
+                    for (size_t l = cs - cc; l < hi; l++)
+                        c[l] = bf == 0.0f ? alpha * acc[i][l] : alpha * acc[i][l] + bf * c[l];
+            }
+        }
+    }
+}
+
+/* Columns [c0, c1) of C = alpha A^T B + beta C with A [k x m] (ta = 1), B [k x n] (tb = 0); c0
+ * a multiple of SK_W. */
+static void sk_outer(size_t c0, size_t c1, size_t m, size_t n, size_t k, float alpha,
+                     const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
+                     size_t ldc)
+{
+    /* rows of B per block: ~512 KiB of them, in L2 while the strips walk down them */
+    size_t rb = (size_t)(128 * 1024) / ldb;
+    rb = rb < 16 ? 16 : rb;
+    switch (m) {
+#define SK_OUTER(N)                                                                                \
+    case N:                                                                                        \
+        sk_outer_body(N, c0, c1, n, k, alpha, A, lda, B, ldb, beta, C, ldc, rb);                   \
+        break;
+        SK_OUTER(8) SK_OUTER(9) SK_OUTER(10) SK_OUTER(11)
+#undef SK_OUTER
+    }
+}
+#pragma GCC pop_options
+#endif
+
+enum { SK_NONE, SK_DOT, SK_OUTER };
+
+/* The hand kernel for a product, or SK_NONE for OpenBLAS: the shapes where they were measured
+ * faster, min and median (one thread; tests/test_cpu_gemm.c checks both against a naive
+ * product). dot: C tall (m >= 1024) and narrow, op(B) within 32 KiB of the 48 KiB L1
+ * (n k <= 8192; at n = 12, k = 1000 OpenBLAS wins), k >= 32 (below, the masked tail vector is
+ * most of the work). outer: B neither small (n k < ~150K, OpenBLAS's small-matrix kernels
+ * win) nor past ~8 MiB; m = 12 gains only ~10%, so it stays with OpenBLAS. alpha = 0 stays
+ * with BLAS too, which then reads neither A nor B. */
+static int skinny_kind(int ta, int tb, size_t m, size_t n, size_t k, float alpha)
+{
+#ifdef SPK_SKINNY
+    if (alpha == 0.0f)
+        return SK_NONE;
+    if (!ta && tb && n >= 2 && n <= 12 && m >= 1024 && k >= 32 && n * k <= 8192)
+        return SK_DOT;
+    if (ta && !tb && m >= 8 && m <= 11 && n >= 64 && k >= 512 && n * k >= 150000 &&
+        n * k <= ((size_t)1 << 21))
+        return SK_OUTER;
+#else
+    (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha;
+#endif
+    return SK_NONE;
 }
 
 static int cpu_gemm(spk_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
@@ -156,12 +361,14 @@ static int cpu_gemm(spk_backend *be, int ta, int tb, size_t m, size_t n, size_t 
     } else {
         /* OpenBLAS runs single-threaded (see spk_backend_cpu_new) and the OpenMP team splits C
          * into blocks of rows (or of columns when C is wide): one thread pool for kernels and
-         * GEMM, instead of two pools spinning against each other on few cores. */
+         * GEMM, instead of two pools spinning against each other on few cores. The outer
+         * kernel splits whole 16-column strips. */
+        const int kind = skinny_kind(ta, tb, m, n, k, alpha);
         int parts = omp_get_max_threads();
         if ((double)m * (double)n * (double)k < 2e5)
             parts = 1;
         int by_rows = m >= n;
-        size_t len = by_rows ? m : n;
+        size_t len = kind == SK_OUTER ? (n + 15) / 16 : by_rows ? m : n;
         if ((size_t)parts > len)
             parts = (int)len;
         const float *A = a->data + aoff, *Bm = b->data + boff;
@@ -171,6 +378,17 @@ static int cpu_gemm(spk_backend *be, int ta, int tb, size_t m, size_t n, size_t 
             size_t lo = len * (size_t)p / (size_t)parts, hi = len * (size_t)(p + 1) / (size_t)parts;
             if (hi == lo)
                 continue;
+#ifdef SPK_SKINNY
+            if (kind == SK_DOT) {
+                sk_dot(lo, hi, n, k, alpha, A, lda, Bm, ldb, beta, C, ldc);
+                continue;
+            }
+            if (kind == SK_OUTER) {
+                sk_outer(lo * 16, hi * 16 < n ? hi * 16 : n, m, n, k, alpha, A, lda, Bm, ldb, beta,
+                         C, ldc);
+                continue;
+            }
+#endif
             if (by_rows) /* rows lo..hi of op(A) and C */
                 cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
                             tb ? CblasTrans : CblasNoTrans, (blasint)(hi - lo), (blasint)n,

@@ -39,10 +39,9 @@ static int spike_count_backward(spk_layer *l, spk_exec *x)
     const int m = x->B * spk_shape_size(&l->in[0]);
     const int steps = l->in[0].time == SPK_TIME_STEPS;
     /* [T, B, C] gets grad_out at every t; a constant [B, C] input counted T times gets T * it */
-    const int n = steps ? x->T * m : m;
     const float scale = steps ? 1.0f : (float)x->T;
-    return SPK_LAUNCH(l, x, "spike_count_bcast", (size_t)n, SPK_ARG_BUF(x->grad_in[0]),
-                      SPK_ARG_BUF(x->grad_out), SPK_ARG_INT(n), SPK_ARG_INT(m),
+    return SPK_LAUNCH(l, x, "spike_count_bcast", (size_t)m, SPK_ARG_BUF(x->grad_in[0]),
+                      SPK_ARG_BUF(x->grad_out), SPK_ARG_INT(m), SPK_ARG_INT(steps ? x->T : 1),
                       SPK_ARG_FLOAT(scale));
 }
 
