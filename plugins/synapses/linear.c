@@ -52,6 +52,7 @@ typedef struct linear_plan {
                   forward and in the weight gradient */
     int cnt_at, work_at;    /* float offsets in the scratch */
     int fwd_wave, bwd_wave; /* tiles per launch: as many as the scratch holds */
+    int rb;                 /* table path: rows per block in forward */
 } linear_plan;
 
 /* weight is weights[0]; the bias, when present, weights[1] */
@@ -80,6 +81,7 @@ typedef struct linear_priv {
 #define BITS_MIN_ROWS     256
 #define BITS_MIN_OUT      16
 #define BITS_G            8
+#define BITS_ROW_BLOCK    8192
 #define SCRATCH_ROW_EXTRA 64 /* floats per row for tables, beyond the transposed bits */
 
 static int linear_words(int n_in)
@@ -182,16 +184,21 @@ static int linear_plan_table(const linear_priv *p, size_t rows, size_t cap, line
     const size_t work = nb32 * (ni + 3);
     const int nt_max = p->n_out > 32 ? 64 : p->n_out > 16 ? 32 : 16;
     for (int nt = nt_max; nt >= 16; nt /= 2) {
+        /* forward: tables and a block of row sums; weight gradient: tables, accumulators */
         const size_t tab = 256u * (size_t)nt, acc = (ni + 1) * (size_t)nt;
         if (work + tab + acc > cap)
             continue;
         size_t g = (cap - work - acc) / tab;
         g = g > BITS_G ? BITS_G : g;
+        size_t rb = rows < BITS_ROW_BLOCK ? rows : BITS_ROW_BLOCK;
+        if (work + g * tab + rb * (size_t)nt > cap)
+            rb = (cap - work - g * tab) / (size_t)nt;
         const size_t tiles = ((size_t)p->n_out + (size_t)nt - 1) / (size_t)nt;
-        size_t fw = (cap - work) / (g * tab + (size_t)nt), bw = (cap - work) / (g * tab + acc);
+        size_t fw = (cap - work) / (g * tab + rb * (size_t)nt), bw = (cap - work) / (g * tab + acc);
         pl->path = PATH_TABLE;
         pl->nt = nt;
         pl->g = (int)g;
+        pl->rb = (int)rb;
         pl->cnt_at = (int)(nb32 * ni);
         pl->work_at = (int)work;
         pl->fwd_wave = (int)(fw < tiles ? fw : tiles);
@@ -359,8 +366,8 @@ static int linear_table_forward(spk_layer *l, spk_exec *x, size_t rows)
                         SPK_ARG_BUF(bits), SPK_ARG_BUF(&l->weights[p->w_weight].value),
                         SPK_ARG_BUF(bias), SPK_ARG_BUF(scr), SPK_ARG_INT(n), SPK_ARG_INT(t0),
                         SPK_ARG_INT(rows), SPK_ARG_INT(p->n_in), SPK_ARG_INT(p->n_out),
-                        SPK_ARG_INT(p->w_bias >= 0), SPK_ARG_INT(pl->work_at), SPK_ARG_INT(pl->nt),
-                        SPK_ARG_INT(pl->g));
+                        SPK_ARG_INT(p->w_bias >= 0), SPK_ARG_INT(pl->rb), SPK_ARG_INT(pl->work_at),
+                        SPK_ARG_INT(pl->nt), SPK_ARG_INT(pl->g));
     }
     return rc;
 }

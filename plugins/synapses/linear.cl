@@ -205,11 +205,13 @@ typedef float16 linear_v16;
 #define LINEAR_LD(p)    vload16(0, (p))
 #define LINEAR_ST(p, v) vstore16((v), 0, (p))
 #define LINEAR_ZERO     ((float16)(0.0f))
+#define LINEAR_PREFETCH(p) prefetch((p), 16)
 #else
 typedef float linear_v16 __attribute__((vector_size(64), aligned(4), may_alias));
 #define LINEAR_LD(p)    (*(const linear_v16 *)(p))
 #define LINEAR_ST(p, v) (*(linear_v16 *)(p) = (v))
 #define LINEAR_ZERO     ((linear_v16){0.0f})
+#define LINEAR_PREFETCH(p) __builtin_prefetch(p)
 #endif
 
 /* A table T[256][NT] holds the subset sums of 8 vectors w_k: T[s] = the sum of the w_k whose
@@ -287,62 +289,67 @@ SPK_INLINE void linear_lookup(SPK_GLOBAL float *a, SPK_GLOBAL const float *T,
     }
 }
 
-/* Outputs [o0, o0 + nt) of every row: per group of G chunks of 8 inputs, the chunks' tables
- * (from the 8 x nt blocks of W), then per row y += (the sum of one table row per chunk, in
- * chunk order, from 0); bias last. The sums of a row go through acc (NT floats after the
- * tables), as y's tile may be narrower. NT is a literal in the common case. */
+/* Outputs [o0, o0 + nt) of every row, in blocks of rb rows: per group of G chunks of 8 inputs,
+ * the chunks' tables (from the 8 x nt blocks of W), then per row of the block Y[r] += (one
+ * table row per chunk, in chunk order; the first group's sum is Y[r]); Y [rb, NT] (after the
+ * tables) then goes to y, plus the bias. Y keeps a block's sums together in cache beside the
+ * tables, where y's rows, n_out apart (4 KiB at 1024 outputs), would collide in its sets. The
+ * tables are rebuilt per block: 255 / rb of the lookups' adds. NT is a literal in the common
+ * case. */
 SPK_INLINE void linear_bits_fwd_tile(SPK_GLOBAL float *y, SPK_GLOBAL const unsigned int *bits,
                                      SPK_GLOBAL const float *w, SPK_GLOBAL const float *bias,
                                      SPK_GLOBAL float *T, const int o0, const int rows,
                                      const int n_in, const int n_out, const int has_bias,
-                                     const int NT, const int G)
+                                     const int rb, const int NT, const int G)
 {
     const int nt = n_out - o0 < NT ? n_out - o0 : NT;
     const int nw = (n_in + 31) / 32, nq = (n_in + 7) / 8;
-    SPK_GLOBAL float *acc = T + G * 256 * NT;
-    for (int q0 = 0; q0 < nq; q0 += G) {
-        const int g = nq - q0 < G ? nq - q0 : G;
-        for (int q = 0; q < g; q++) {
-            const int i0 = 8 * (q0 + q);
-            linear_table_load(T + q * 256 * NT, w + o0 * n_in + i0, n_in, 1,
-                              n_in - i0 < 8 ? n_in - i0 : 8, nt, NT);
+    SPK_GLOBAL float *Y = T + G * 256 * NT;
+    for (int r0 = 0; r0 < rows; r0 += rb) {
+        const int nr = rows - r0 < rb ? rows - r0 : rb;
+        for (int q0 = 0; q0 < nq; q0 += G) {
+            const int g = nq - q0 < G ? nq - q0 : G;
+            for (int q = 0; q < g; q++) {
+                const int i0 = 8 * (q0 + q);
+                linear_table_load(T + q * 256 * NT, w + o0 * n_in + i0, n_in, 1,
+                                  n_in - i0 < 8 ? n_in - i0 : 8, nt, NT);
+            }
+            for (int q = 0; q < g; q++)
+                linear_table_fill(T + q * 256 * NT, NT);
+            for (int r = 0; r < nr; r++)
+                linear_lookup(Y + r * NT, T, bits + (r0 + r) * nw, 1, q0, g, q0 == 0, NT);
         }
-        for (int q = 0; q < g; q++)
-            linear_table_fill(T + q * 256 * NT, NT);
-        const int last = q0 + g == nq;
-        for (int r = 0; r < rows; r++) {
-            linear_lookup(acc, T, bits + r * nw, 1, q0, g, 1, NT);
-            SPK_GLOBAL float *restrict yr = y + r * n_out + o0;
-            if (q0 == 0)
+        for (int r = 0; r < nr; r++) {
+            SPK_GLOBAL float *restrict yr = y + (r0 + r) * n_out + o0;
+            SPK_GLOBAL const float *Yr = Y + r * NT;
+            if (has_bias)
                 for (int o = 0; o < nt; o++)
-                    yr[o] = acc[o];
+                    yr[o] = Yr[o] + bias[o0 + o];
             else
                 for (int o = 0; o < nt; o++)
-                    yr[o] += acc[o];
-            if (has_bias && last)
-                for (int o = 0; o < nt; o++)
-                    yr[o] += bias[o0 + o];
+                    yr[o] = Yr[o];
         }
     }
 }
 
 /* One item per tile of NT outputs (tiles tile0 + k); item k's tables and row sums
- * (G 256 NT + NT floats) at float offset at + k (G 256 NT + NT) of the scratch. NT = 64 is
- * passed as a literal, so that the tile's loops have fixed lengths. */
+ * (G 256 NT + rb NT floats) at float offset at + k (G 256 NT + rb NT) of the scratch. NT = 64
+ * is passed as a literal, so that the tile's loops have fixed lengths. */
 SPK_KERNEL void linear_bits_forward(SPK_GLOBAL float *y, SPK_GLOBAL const unsigned int *bits,
                                     SPK_GLOBAL const float *w, SPK_GLOBAL const float *bias,
                                     SPK_GLOBAL float *scr, const int n, const int tile0,
                                     const int rows, const int n_in, const int n_out,
-                                    const int has_bias, const int at, const int NT, const int G)
+                                    const int has_bias, const int rb, const int at,
+                                    const int NT, const int G)
 {
     SPK_FOR_ITEMS(k, n) {
-        SPK_GLOBAL float *T = scr + at + k * (G * 256 * NT + NT);
+        SPK_GLOBAL float *T = scr + at + k * (G * 256 * NT + rb * NT);
         if (NT == 64)
             linear_bits_fwd_tile(y, bits, w, bias, T, (tile0 + k) * NT, rows, n_in, n_out,
-                                 has_bias, 64, G);
+                                 has_bias, rb, 64, G);
         else
             linear_bits_fwd_tile(y, bits, w, bias, T, (tile0 + k) * NT, rows, n_in, n_out,
-                                 has_bias, NT, G);
+                                 has_bias, rb, NT, G);
     }
     SPK_END_ITEMS
 }
@@ -378,8 +385,14 @@ SPK_INLINE void linear_bits_wgrad_tile(SPK_GLOBAL float *gw, SPK_GLOBAL const un
             for (int o = 0; o < NT; o++) /* the sum of the chunk's rows */
                 gbt[o] += all[o];
         }
-        for (int i = 0; i < n_in; i++)
+        /* the next group's rows of gy, 16 floats per input, are fetched during the lookups:
+         * n_out apart, they are beyond the hardware prefetcher's reach */
+        const int rn = 8 * (c0 + G);
+        for (int i = 0; i < n_in; i++) {
+            if ((i & 3) * 16 < nt && rn + (i >> 2) < rows && i < 32 * G)
+                LINEAR_PREFETCH(gy + (rn + (i >> 2)) * n_out + o0 + (i & 3) * 16);
             linear_lookup(A + i * NT, T, tb + i, n_in, c0, g, c0 == 0, NT);
+        }
     }
     for (int o = 0; o < nt; o++) {
         SPK_GLOBAL float *restrict gr = gw + (o0 + o) * n_in;
@@ -421,5 +434,5 @@ SPK_CPU_ENTRY(linear_transpose_w, B, B, I, I, I, I, I)
 SPK_CPU_ENTRY(linear_sparse_forward, B, B, B, B, B, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(linear_sparse_wgrad, B, B, B, B, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(linear_add_transposed, B, B, I, I, I, I, I)
-SPK_CPU_ENTRY(linear_bits_forward, B, B, B, B, B, I, I, I, I, I, I, I, I, I)
+SPK_CPU_ENTRY(linear_bits_forward, B, B, B, B, B, I, I, I, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(linear_bits_wgrad, B, B, B, B, B, I, I, I, I, I, I, I, I, I)
