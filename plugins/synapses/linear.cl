@@ -17,26 +17,31 @@
 
 /* y[r, o] += bias[o] over n = rows * n_out items. */
 SPK_KERNEL void linear_bias(SPK_GLOBAL float *y, SPK_GLOBAL const float *bias, const int n,
-                            const int n_out){SPK_FOR_ITEMS(i, n){y[i] += bias[i % n_out];
-}
-SPK_END_ITEMS
+                            const int n_out)
+{
+    SPK_FOR_ITEMS(i, n) {
+        y[i] += bias[i % n_out];
+    }
+    SPK_END_ITEMS
 }
 
 /* Counts in ns rows spread over the rows (row s * rows / ns): cnt[2 s] nonzeros, cnt[2 s + 1]
  * values other than 0 and 1. */
-SPK_KERNEL void linear_count_nonzero(SPK_GLOBAL float *cnt, SPK_GLOBAL const float *x, const int ns,
-                                     const int rows, const int n_in){
-    SPK_FOR_ITEMS(s, ns){SPK_GLOBAL const float *row = x + (s * rows / ns) * n_in;
-int c = 0, odd = 0;
-for (int j = 0; j < n_in; j++) {
-    const float v = row[j];
-    c += v != 0.0f;
-    odd += v != 0.0f && v != 1.0f;
-}
-cnt[2 * s] = (float)c;
-cnt[2 * s + 1] = (float)odd;
-}
-SPK_END_ITEMS
+SPK_KERNEL void linear_count_nonzero(SPK_GLOBAL float *cnt, SPK_GLOBAL const float *x,
+                                     const int ns, const int rows, const int n_in)
+{
+    SPK_FOR_ITEMS(s, ns) {
+        SPK_GLOBAL const float *row = x + (s * rows / ns) * n_in;
+        int c = 0, odd = 0;
+        for (int j = 0; j < n_in; j++) {
+            const float v = row[j];
+            c += v != 0.0f;
+            odd += v != 0.0f && v != 1.0f;
+        }
+        cnt[2 * s] = (float)c;
+        cnt[2 * s + 1] = (float)odd;
+    }
+    SPK_END_ITEMS
 }
 
 /* One item per block of 32 rows: the rows' bits (bits[r * nw + j], nw = ceil(in / 32)); with
@@ -45,43 +50,45 @@ SPK_END_ITEMS
  * of those (for the error message). Branch-free: every word is written. */
 SPK_KERNEL void linear_pack(SPK_GLOBAL unsigned int *bits, SPK_GLOBAL unsigned int *tb,
                             SPK_GLOBAL float *cnt, SPK_GLOBAL const float *x, const int n,
-                            const int rows, const int n_in, const int make_tb, const int cnt_at){
-    SPK_FOR_ITEMS(blk, n){const int r0 = 32 * blk, r1 = rows - r0 < 32 ? rows : r0 + 32;
-const int nw = (n_in + 31) / 32;
-SPK_GLOBAL unsigned int *t = tb + blk * n_in;
-if (make_tb)
-    for (int i = 0; i < n_in; i++)
-        t[i] = 0u;
-int nz = 0, odd = 0;
-float last = 0.0f;
-for (int r = r0; r < r1; r++) {
-    SPK_GLOBAL const float *xr = x + r * n_in;
-    SPK_GLOBAL unsigned int *br = bits + r * nw;
-    for (int j = 0; j < nw; j++) {
-        const int i0 = 32 * j, m = n_in - i0 < 32 ? n_in - i0 : 32;
-        unsigned int word = 0u;
-        for (int b = 0; b < m; b++)
-            word |= (xr[i0 + b] != 0.0f ? 1u : 0u) << b;
-        br[j] = word;
+                            const int rows, const int n_in, const int make_tb, const int cnt_at)
+{
+    SPK_FOR_ITEMS(blk, n) {
+        const int r0 = 32 * blk, r1 = rows - r0 < 32 ? rows : r0 + 32;
+        const int nw = (n_in + 31) / 32;
+        SPK_GLOBAL unsigned int *t = tb + blk * n_in;
+        if (make_tb)
+            for (int i = 0; i < n_in; i++)
+                t[i] = 0u;
+        int nz = 0, odd = 0;
+        float last = 0.0f;
+        for (int r = r0; r < r1; r++) {
+            SPK_GLOBAL const float *xr = x + r * n_in;
+            SPK_GLOBAL unsigned int *br = bits + r * nw;
+            for (int j = 0; j < nw; j++) {
+                const int i0 = 32 * j, m = n_in - i0 < 32 ? n_in - i0 : 32;
+                unsigned int word = 0u;
+                for (int b = 0; b < m; b++)
+                    word |= (xr[i0 + b] != 0.0f ? 1u : 0u) << b;
+                br[j] = word;
+            }
+            if (make_tb) {
+                const int sh = r - r0;
+                for (int i = 0; i < n_in; i++)
+                    t[i] |= (xr[i] != 0.0f ? 1u : 0u) << sh;
+            }
+            for (int i = 0; i < n_in; i++) {
+                const float v = xr[i];
+                const int bad = v != 0.0f && v != 1.0f;
+                nz += v != 0.0f;
+                odd += bad;
+                last = bad ? v : last;
+            }
+        }
+        cnt[cnt_at + 3 * blk] = (float)nz;
+        cnt[cnt_at + 3 * blk + 1] = (float)odd;
+        cnt[cnt_at + 3 * blk + 2] = last;
     }
-    if (make_tb) {
-        const int sh = r - r0;
-        for (int i = 0; i < n_in; i++)
-            t[i] |= (xr[i] != 0.0f ? 1u : 0u) << sh;
-    }
-    for (int i = 0; i < n_in; i++) {
-        const float v = xr[i];
-        const int bad = v != 0.0f && v != 1.0f;
-        nz += v != 0.0f;
-        odd += bad;
-        last = bad ? v : last;
-    }
-}
-cnt[cnt_at + 3 * blk] = (float)nz;
-cnt[cnt_at + 3 * blk + 1] = (float)odd;
-cnt[cnt_at + 3 * blk + 2] = last;
-}
-SPK_END_ITEMS
+    SPK_END_ITEMS
 }
 
 /* The index of the lowest set bit of m != 0 (OpenCL 1.2 has clz but no ctz). */
@@ -98,9 +105,6 @@ SPK_INLINE int linear_ctz(unsigned int m)
     return k;
 }
 #endif
-
-/* clang-format (14) joins the lines of some of the kernels below, misreading SPK_FOR_ITEMS */
-/* clang-format off */
 
 /* ---- the list path ----
  * Outputs go in blocks [o0, o1) (as many as the scratch holds the transposed weight of, ob =
@@ -202,15 +206,15 @@ SPK_KERNEL void linear_add_transposed(SPK_GLOBAL float *gw, SPK_GLOBAL const flo
 #define LINEAR_NT_MAX 64
 #if defined(__OPENCL_VERSION__) || defined(__OPENCL_C_VERSION__)
 typedef float16 linear_v16;
-#define LINEAR_LD(p)    vload16(0, (p))
-#define LINEAR_ST(p, v) vstore16((v), 0, (p))
-#define LINEAR_ZERO     ((float16)(0.0f))
+#define LINEAR_LD(p)       vload16(0, (p))
+#define LINEAR_ST(p, v)    vstore16((v), 0, (p))
+#define LINEAR_ZERO        ((float16)(0.0f))
 #define LINEAR_PREFETCH(p) prefetch((p), 16)
 #else
 typedef float linear_v16 __attribute__((vector_size(64), aligned(4), may_alias));
-#define LINEAR_LD(p)    (*(const linear_v16 *)(p))
-#define LINEAR_ST(p, v) (*(linear_v16 *)(p) = (v))
-#define LINEAR_ZERO     ((linear_v16){0.0f})
+#define LINEAR_LD(p)       (*(const linear_v16 *)(p))
+#define LINEAR_ST(p, v)    (*(linear_v16 *)(p) = (v))
+#define LINEAR_ZERO        ((linear_v16){0.0f})
 #define LINEAR_PREFETCH(p) __builtin_prefetch(p)
 #endif
 
@@ -252,8 +256,9 @@ SPK_INLINE void linear_table_fill(SPK_GLOBAL float *T, const int NT)
     }
 }
 
-/* a[0 .. NT) += the rows of the g tables at T (256 x NT each) picked by the bytes of `word`s:
- * byte (q0 + q) & 3 of word[(q0 + q) >> 2 (times wstride)], in q order. */
+/* a[0 .. NT) (from 0 when first, else from a) += the rows of the g tables at T (256 x NT each)
+ * picked by bytes q0, q0 + 1, ... of the words word[0], word[wstride], ... (4 bytes a word), in
+ * order; the sums stay in registers. */
 SPK_INLINE void linear_lookup(SPK_GLOBAL float *a, SPK_GLOBAL const float *T,
                               SPK_GLOBAL const unsigned int *word, const int wstride, const int q0,
                               const int g, const int first, const int NT)
@@ -362,10 +367,9 @@ SPK_KERNEL void linear_bits_forward(SPK_GLOBAL float *y, SPK_GLOBAL const unsign
  * (gbt, NT floats), added to gb when has_gb. */
 SPK_INLINE void linear_bits_wgrad_tile(SPK_GLOBAL float *gw, SPK_GLOBAL const unsigned int *tb,
                                        SPK_GLOBAL const float *gy, SPK_GLOBAL float *T,
-                                       SPK_GLOBAL float *gb,
-                                       const int has_gb, const int o0, const int rows,
-                                       const int n_in, const int n_out, const int NT,
-                                       const int G)
+                                       SPK_GLOBAL float *gb, const int has_gb, const int o0,
+                                       const int rows, const int n_in, const int n_out,
+                                       const int NT, const int G)
 {
     const int nt = n_out - o0 < NT ? n_out - o0 : NT;
     const int nc = (rows + 7) / 8;
@@ -424,8 +428,6 @@ SPK_KERNEL void linear_bits_wgrad(SPK_GLOBAL float *gw, SPK_GLOBAL float *gb,
     }
     SPK_END_ITEMS
 }
-
-/* clang-format on */
 
 SPK_CPU_ENTRY(linear_bias, B, B, I, I)
 SPK_CPU_ENTRY(linear_count_nonzero, B, B, I, I, I)
