@@ -75,11 +75,15 @@ typedef struct linear_priv {
 #define SPARSE_SAMPLES     64 /* rows whose values are counted before anything else */
 #define SPARSE_BLOCK_BYTES (256 << 10)
 /* Table path: in / 8 adds of a tile per row and tile, plus the tables (255 adds of a tile per
- * 8 inputs and tile, per group of rows); auto takes it from BITS_MIN_ROWS rows and
+ * 8 inputs and tile per group of chunks, and in the weight gradient per 8 rows). Measured on
+ * one core (Poisson 784 -> out, fc forward + backward against the GEMMs): out 16 breaks even
+ * at 1024 rows; out 32 gains 12% at 512 rows and 30-40% from 1024; out 64 breaks even at 512
+ * rows (the scratch holds only narrow tiles there) and gains 35-45% from 1024; 256 rows lose
+ * (narrow tiles, one chunk per group). So auto takes it from BITS_MIN_ROWS rows and
  * BITS_MIN_OUT outputs. BITS_G chunks per group: G tables of 256 x 64 floats (64 KiB each)
  * stay in L2 while the rows are looked up. */
-#define BITS_MIN_ROWS     256
-#define BITS_MIN_OUT      16
+#define BITS_MIN_ROWS     512
+#define BITS_MIN_OUT      32
 #define BITS_G            8
 #define BITS_ROW_BLOCK    8192
 #define SCRATCH_ROW_EXTRA 64 /* floats per row for tables, beyond the transposed bits */
