@@ -200,21 +200,30 @@ SPK_KERNEL void linear_add_transposed(SPK_GLOBAL float *gw, SPK_GLOBAL const flo
 
 /* ---- the table path (binary input) ---- */
 
-/* Tiles are 16, 32 or 64 outputs wide (the host picks what fits the scratch): one to four
- * vectors of 16 floats, which the lookups keep in registers. Vector adds are the same IEEE adds
- * lane by lane: the sums are the scalar loop's. */
+/* Tiles are 16, 32 or 64 outputs wide (the host picks what fits the scratch): vectors of
+ * LINEAR_VW floats (up to 8 of them), which the lookups keep in registers. Vector adds are the
+ * same IEEE adds lane by lane: the sums are the scalar loop's. The CPU's vectors are 16 floats
+ * only where the compiler targets AVX-512: GCC splits wider vectors than the target has through
+ * the stack (the portable build's AVX2 clone ran 3x slower with them). */
 #define LINEAR_NT_MAX 64
 #if defined(__OPENCL_VERSION__) || defined(__OPENCL_C_VERSION__)
-typedef float16 linear_v16;
+#define LINEAR_VW 16
+typedef float16 linear_vec;
 #define LINEAR_LD(p)       vload16(0, (p))
 #define LINEAR_ST(p, v)    vstore16((v), 0, (p))
 #define LINEAR_ZERO        ((float16)(0.0f))
 #define LINEAR_PREFETCH(p) prefetch((p), 16)
 #else
-typedef float linear_v16 __attribute__((vector_size(64), aligned(4), may_alias));
-#define LINEAR_LD(p)       (*(const linear_v16 *)(p))
-#define LINEAR_ST(p, v)    (*(linear_v16 *)(p) = (v))
-#define LINEAR_ZERO        ((linear_v16){0.0f})
+#if defined(__AVX512F__)
+#define LINEAR_VW 16
+#else
+#define LINEAR_VW 8
+#endif
+typedef float linear_vec
+    __attribute__((vector_size(LINEAR_VW * 4), aligned(4), may_alias));
+#define LINEAR_LD(p)       (*(const linear_vec *)(p))
+#define LINEAR_ST(p, v)    (*(linear_vec *)(p) = (v))
+#define LINEAR_ZERO        ((linear_vec){0.0f})
 #define LINEAR_PREFETCH(p) __builtin_prefetch(p)
 #endif
 
@@ -250,7 +259,7 @@ SPK_INLINE void linear_table_fill(SPK_GLOBAL float *T, const int NT)
         for (int s = 1; s < h; s++) {
             SPK_GLOBAL float *restrict d = T + (h + s) * NT;
             SPK_GLOBAL const float *a = T + s * NT;
-            for (int v = 0; v < NT; v += 16)
+            for (int v = 0; v < NT; v += LINEAR_VW)
                 LINEAR_ST(d + v, LINEAR_LD(a + v) + LINEAR_LD(wk + v));
         }
     }
@@ -263,14 +272,22 @@ SPK_INLINE void linear_lookup(SPK_GLOBAL float *a, SPK_GLOBAL const float *T,
                               SPK_GLOBAL const unsigned int *word, const int wstride, const int q0,
                               const int g, const int first, const int NT)
 {
-    linear_v16 a0 = LINEAR_ZERO, a1 = LINEAR_ZERO, a2 = LINEAR_ZERO, a3 = LINEAR_ZERO;
+    const int nv = NT / LINEAR_VW, W = LINEAR_VW;
+    linear_vec a0 = LINEAR_ZERO, a1 = LINEAR_ZERO, a2 = LINEAR_ZERO, a3 = LINEAR_ZERO;
+    linear_vec a4 = LINEAR_ZERO, a5 = LINEAR_ZERO, a6 = LINEAR_ZERO, a7 = LINEAR_ZERO;
     if (!first) {
         a0 = LINEAR_LD(a);
-        if (NT > 16)
-            a1 = LINEAR_LD(a + 16);
-        if (NT > 32) {
-            a2 = LINEAR_LD(a + 32);
-            a3 = LINEAR_LD(a + 48);
+        if (nv > 1)
+            a1 = LINEAR_LD(a + W);
+        if (nv > 2) {
+            a2 = LINEAR_LD(a + 2 * W);
+            a3 = LINEAR_LD(a + 3 * W);
+        }
+        if (nv > 4) {
+            a4 = LINEAR_LD(a + 4 * W);
+            a5 = LINEAR_LD(a + 5 * W);
+            a6 = LINEAR_LD(a + 6 * W);
+            a7 = LINEAR_LD(a + 7 * W);
         }
     }
     for (int q = 0; q < g; q++) {
@@ -278,19 +295,31 @@ SPK_INLINE void linear_lookup(SPK_GLOBAL float *a, SPK_GLOBAL const float *T,
         const int byte = (int)((word[(c >> 2) * wstride] >> ((c & 3) << 3)) & 255u);
         SPK_GLOBAL const float *t = T + (q * 256 + byte) * NT;
         a0 += LINEAR_LD(t);
-        if (NT > 16)
-            a1 += LINEAR_LD(t + 16);
-        if (NT > 32) {
-            a2 += LINEAR_LD(t + 32);
-            a3 += LINEAR_LD(t + 48);
+        if (nv > 1)
+            a1 += LINEAR_LD(t + W);
+        if (nv > 2) {
+            a2 += LINEAR_LD(t + 2 * W);
+            a3 += LINEAR_LD(t + 3 * W);
+        }
+        if (nv > 4) {
+            a4 += LINEAR_LD(t + 4 * W);
+            a5 += LINEAR_LD(t + 5 * W);
+            a6 += LINEAR_LD(t + 6 * W);
+            a7 += LINEAR_LD(t + 7 * W);
         }
     }
     LINEAR_ST(a, a0);
-    if (NT > 16)
-        LINEAR_ST(a + 16, a1);
-    if (NT > 32) {
-        LINEAR_ST(a + 32, a2);
-        LINEAR_ST(a + 48, a3);
+    if (nv > 1)
+        LINEAR_ST(a + W, a1);
+    if (nv > 2) {
+        LINEAR_ST(a + 2 * W, a2);
+        LINEAR_ST(a + 3 * W, a3);
+    }
+    if (nv > 4) {
+        LINEAR_ST(a + 4 * W, a4);
+        LINEAR_ST(a + 5 * W, a5);
+        LINEAR_ST(a + 6 * W, a6);
+        LINEAR_ST(a + 7 * W, a7);
     }
 }
 
