@@ -99,10 +99,16 @@ static const op_case cases[] = {
     {"synapse.linear", "{out: 29}", 1, {STEPS}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM, 0, 0},
     {"synapse.linear", "{out: 29, bias: false}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0},
     {"synapse.linear", "{out: 70}", 1, {CONST}, VAL_UNIFORM, 0.0f, 1.0f, TOL_SUM, 0, 0},
-    /* the sparse path (over each row's nonzero inputs; dense where rows < out) */
+    /* the list path (over each row's nonzero inputs, in blocks of outputs) */
     {"synapse.linear", "{out: 13, sparse: always}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0},
     {"synapse.linear", "{out: 5, bias: false, sparse: always}", 1, {CONST}, VAL_UNIFORM, -1.0f,
      1.0f, TOL_SUM, 0, 0},
+    /* the table path (binary input): where the scratch holds the tables (T*B = 119 rows of 130
+     * inputs: 16-wide tiles), else the GEMMs; its bias gradient comes from the tables */
+    {"synapse.linear", "{out: 70, sparse: bits}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0},
+    {"synapse.linear", "{out: 21, bias: false, sparse: bits}", 1, {STEPS}, VAL_SPIKES, 0, 0,
+     TOL_SUM, 0, 0},
+    {"synapse.linear", "{out: 9, sparse: bits}", 1, {CONST}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0},
     {"synapse.linear", "{out: 1, bias: false}", 1, {CONST}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM,
      0, 0},
     /* neurons: every reset mode and surrogate, shared and per-neuron constants, learnt or not,

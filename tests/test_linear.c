@@ -17,7 +17,29 @@ static void ref_linear(size_t rows, int ni, int no, const float *x, const float 
 
 static size_t rows_of(const lc *t, int time)
 {
-    return (size_t)t->li->B * (time == SPK_TIME_STEPS ? (size_t)t->li->T : 1u);
+    return (size_t)t->li->x.B * (time == SPK_TIME_STEPS ? (size_t)t->li->T : 1u);
+}
+
+/* The path the layer's last forward took: 0 dense GEMM, 1 list, 2 table (linear.c). */
+int spk_linear_path(const spk_layer *l);
+
+/* The set bits of the layer's bit state over `rows` rows, checked to lie below n_in. */
+static size_t count_bits(lc *t, size_t rows, int ni)
+{
+    const spk_tensor *st = lc_state(t, "scratch_bits");
+    float *f = lc_fetch(t, st);
+    const int nw = (ni + 31) / 32;
+    size_t n = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (int j = 0; j < nw; j++) {
+            uint32_t w;
+            memcpy(&w, &f[r * nw + j], sizeof w);
+            if (32 * j + 32 > ni)
+                cr_expect_eq(w >> (ni - 32 * j), 0u, "row %zu: bits past the input", r);
+            n += (size_t)__builtin_popcount(w);
+        }
+    free(f);
+    return n;
 }
 
 static void check_forward(int time, spk_shape in, int no, int bias, int T, int B)
@@ -221,14 +243,10 @@ static void check_sparse_agrees(int time, int ni, int no, int T, int B, int bias
         lc_fwd(&t);
         lc_bwd(&t);
         if (m == 0) {
-            /* the lists count every nonzero input */
-            float *L = lc_fetch(&t, lc_state(&t, "nonzero_lists"));
-            size_t counted = 0;
-            for (size_t r = 0; r < rows; r++)
-                counted += (size_t)L[r * (size_t)(ni + 1)];
-            cr_expect_eq(counted, nz, "in %d out %d: lists hold %zu of %zu nonzeros", ni, no,
-                         counted, nz);
-            free(L);
+            /* the path was taken, and its bits count every nonzero input */
+            cr_expect_eq(spk_linear_path(&t.li->layer), 1, "in %d out %d: not the list path", ni,
+                         no);
+            cr_expect_eq(count_bits(&t, rows, ni), nz, "in %d out %d: bits miscount", ni, no);
         }
         res[m][0] = lc_fetch(&t, &t.li->out);
         res[m][1] = lc_fetch(&t, &t.li->grad_in[0]);
@@ -258,4 +276,198 @@ Test(linear, sparse_and_dense_paths_agree)
     check_sparse_agrees(SPK_TIME_CONST, 23, 5, 4, 6, 1, 1.0, 0);
     check_sparse_agrees(SPK_TIME_STEPS, 1, 1, 2, 1, 1, 1.0, 1);
     check_sparse_agrees(SPK_TIME_STEPS, 2000, 100, 10, 11, 1, 0.05, 1); /* 4 gradient blocks */
+}
+
+/* ---- the table path (sparse: bits) ---- */
+
+/* Spikes (0 or 1, about `keep` of them 1) into the input; a whole sample's steps equal when
+ * `still` (a time-constant picture fed over the steps). */
+static void set_spikes(lc *t, double keep, unsigned seed, int still)
+{
+    const spk_tensor *in = &t->li->in[0];
+    float *x = malloc(in->numel * sizeof(float));
+    cr_assert_not_null(x);
+    spk_test_fill(x, in->numel, 0.0f, 1.0f, seed);
+    for (size_t i = 0; i < in->numel; i++)
+        x[i] = x[i] < keep ? 1.0f : 0.0f;
+    if (still) {
+        const size_t per_step = (size_t)t->li->B * (in->numel / ((size_t)t->li->B * t->li->T));
+        for (size_t i = per_step; i < in->numel; i++)
+            x[i] = x[i % per_step];
+    }
+    lc_set(t, (spk_tensor *)in, x);
+    free(x);
+}
+
+/* Forward of `sparse: bits` against the double-precision product over the first rows of a batch
+ * of n samples (n <= B: a partial batch reads the packed [T, n, in] layout), and its path. */
+static void check_bits_forward(int time, int ni, int no, int T, int B, int n, int bias, double keep,
+                               int still, int want_path)
+{
+    lc t;
+    char yaml[96];
+    snprintf(yaml, sizeof yaml, "{out: %d, bias: %s, sparse: bits}", no, bias ? "true" : "false");
+    lc_new(&t, "synapse.linear", yaml, lc_shape(time, 1, ni, 0, 0), T, B, 8);
+    set_spikes(&t, keep, (unsigned)(ni * 7 + no), still);
+    t.li->x.B = n;
+    lc_fwd(&t);
+    cr_expect_eq(spk_linear_path(&t.li->layer), want_path, "in %d out %d rows %zu: path", ni, no,
+                 rows_of(&t, time));
+    const size_t rows = rows_of(&t, time);
+    float *x = lc_fetch(&t, &t.li->in[0]);
+    float *W = lc_fetch(&t, &lc_weight(&t, "weight")->value);
+    float *b = bias ? lc_fetch(&t, &lc_weight(&t, "bias")->value) : NULL;
+    float *want = malloc(rows * no * sizeof(float));
+    ref_linear(rows, ni, no, x, W, b, want);
+    float *got = lc_fetch(&t, &t.li->out);
+    /* float32 sums of up to ~200 values <= 0.15 (in ~ 200): ~1e-6 of the magnitude */
+    cr_expect_leq(spk_test_nerr(got, want, rows * no), 1e-5,
+                  "bits: in %d out %d time %d rows %zu: forward differs by %g", ni, no, time, rows,
+                  spk_test_nerr(got, want, rows * no));
+    if (want_path == 2) {
+        size_t nz = 0;
+        for (size_t i = 0; i < rows * (size_t)ni; i++)
+            nz += x[i] != 0.0f;
+        cr_expect_eq(count_bits(&t, rows, ni), nz, "in %d out %d: bits miscount", ni, no);
+    }
+    free(x), free(W), free(b), free(want), free(got);
+    lc_free(&t);
+}
+
+Test(linear, bits_forward)
+{
+    /* 2250 rows: 64-wide tiles, 8 chunks per group; out 70: a partial tile; in 45: a partial
+     * chunk and word */
+    check_bits_forward(SPK_TIME_STEPS, 45, 70, 25, 90, 90, 1, 0.4, 0, 2);
+    check_bits_forward(SPK_TIME_STEPS, 45, 70, 25, 90, 87, 0, 0.3, 0, 2); /* partial batch */
+    check_bits_forward(SPK_TIME_STEPS, 45, 70, 25, 90, 90, 1, 0.5, 1, 2); /* constant picture */
+    /* fewer rows: narrower tiles (32, 16) and one chunk per group, several launches */
+    check_bits_forward(SPK_TIME_STEPS, 300, 130, 9, 35, 35, 1, 0.3, 0, 2);
+    check_bits_forward(SPK_TIME_STEPS, 130, 70, 7, 17, 17, 1, 0.3, 0, 2);
+    check_bits_forward(SPK_TIME_STEPS, 33, 5, 4, 70, 70, 1, 0.5, 0, 2);
+    check_bits_forward(SPK_TIME_CONST, 20, 40, 3, 300, 300, 1, 0.5, 0, 2); /* B rows */
+    check_bits_forward(SPK_TIME_STEPS, 64, 64, 30, 40, 40, 1, 1.0, 0, 2);  /* all ones */
+    check_bits_forward(SPK_TIME_STEPS, 64, 64, 30, 40, 40, 1, 0.0, 0, 2);  /* all zeros */
+    /* too few rows for the tables: the GEMM */
+    check_bits_forward(SPK_TIME_STEPS, 37, 13, 5, 3, 3, 1, 0.3, 0, 0);
+}
+
+/* Backward of the table path against the dense GEMMs on the same weights and spikes (output and
+ * every gradient to float32 summation error), and against finite differences of the weights
+ * and the bias (the input cannot be perturbed: bits refuses values other than 0 and 1). */
+static void check_bits_backward(int time, int ni, int no, int T, int B, int n, int fd)
+{
+    float *res[2][4];
+    size_t cnt[4] = {0};
+    for (int m = 0; m < 2; m++) {
+        char yaml[96];
+        snprintf(yaml, sizeof yaml, "{out: %d, sparse: %s}", no, m ? "never" : "bits");
+        lc t;
+        lc_new(&t, "synapse.linear", yaml, lc_shape(time, 1, ni, 0, 0), T, B, 4);
+        set_spikes(&t, 0.35, 21, 0);
+        t.li->x.B = n;
+        float *R = malloc(t.li->out.numel * sizeof(float));
+        spk_test_fill(R, t.li->out.numel, -1.0f, 1.0f, 22);
+        lc_fwd(&t);
+        lc_backward_with(&t, R);
+        if (m == 0)
+            cr_expect_eq(spk_linear_path(&t.li->layer), 2, "in %d out %d: not the table path", ni,
+                         no);
+        const size_t rows = rows_of(&t, time);
+        res[m][0] = lc_fetch(&t, &t.li->out);
+        res[m][1] = lc_fetch(&t, &t.li->grad_in[0]);
+        res[m][2] = lc_fetch(&t, &lc_weight(&t, "weight")->grad);
+        res[m][3] = lc_fetch(&t, &lc_weight(&t, "bias")->grad);
+        cnt[0] = rows * no, cnt[1] = rows * ni, cnt[2] = (size_t)ni * no, cnt[3] = (size_t)no;
+        if (m == 0 && fd) {
+            spk_weight *w = lc_weight(&t, "weight"), *b = lc_weight(&t, "bias");
+            double e = lc_fd_error(&t, &w->value, R, res[0][2], 1e-2f);
+            cr_expect_leq(e, 1e-3, "bits in %d out %d: grad weight error %g", ni, no, e);
+            e = lc_fd_error(&t, &b->value, R, res[0][3], 1e-2f);
+            cr_expect_leq(e, 1e-3, "bits in %d out %d: grad bias error %g", ni, no, e);
+        }
+        free(R);
+        lc_free(&t);
+    }
+    const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
+    for (int k = 0; k < 4; k++) {
+        double e = spk_test_nerr(res[0][k], res[1][k], cnt[k]);
+        cr_expect_leq(e, 1e-5, "in %d out %d time %d: %s: table and dense differ by %g", ni, no,
+                      time, what[k], e);
+    }
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 4; k++)
+            free(res[m][k]);
+}
+
+Test(linear, bits_backward)
+{
+    check_bits_backward(SPK_TIME_STEPS, 45, 70, 25, 90, 90, 0); /* rows 2250, G = 8 */
+    check_bits_backward(SPK_TIME_STEPS, 45, 70, 25, 90, 83, 0); /* partial batch */
+    check_bits_backward(SPK_TIME_STEPS, 130, 70, 7, 17, 17, 0); /* NT = 16 */
+    check_bits_backward(SPK_TIME_CONST, 20, 40, 3, 300, 300, 0);
+    check_bits_backward(SPK_TIME_STEPS, 13, 21, 11, 29, 29, 1); /* rows 319: not a multiple of 8 */
+}
+
+/* `sparse: bits` refuses input other than 0 and 1, naming the value. */
+Test(linear, bits_refuses_other_values)
+{
+    lc t;
+    lc_new(&t, "synapse.linear", "{out: 20, sparse: bits}", lc_shape(SPK_TIME_STEPS, 1, 30, 0, 0),
+           10, 40, 3);
+    set_spikes(&t, 0.3, 5, 0);
+    float *x = lc_fetch(&t, &t.li->in[0]);
+    x[1234] = 0.37f;
+    lc_set(&t, &t.li->in[0], x);
+    free(x);
+    int rc = spk_layer_inst_forward(t.li, 1, &t.err);
+    cr_expect_eq(rc, SPK_ERR_INVALID);
+    cr_expect(strstr(t.err.msg, "sparse: bits needs inputs that are 0 or 1, found 0.37") != NULL,
+              "message: %s", t.err.msg);
+    lc_free(&t);
+}
+
+/* `sparse: auto` on the CPU (OpenCL: the GEMMs): binary input with rows and outputs enough takes
+ * the table path; the same values made non-binary, the GEMM; few spikes over wide outputs, the list
+ * path. */
+Test(linear, auto_chooses)
+{
+    static const struct {
+        int ni, no, T, B;
+        double keep;
+        float one; /* the value of a spike */
+        int path;
+    } c[] = {
+        {100, 40, 30, 20, 0.3, 1.0f, 2},   {100, 40, 30, 20, 0.3, 0.5f, 0},
+        {300, 100, 10, 30, 0.02, 1.0f, 1}, {300, 100, 10, 30, 0.02, 0.5f, 1},
+        {100, 20, 30, 20, 0.3, 1.0f, 0}, /* too few outputs */
+        {100, 40, 20, 20, 0.3, 1.0f, 0}, /* too few rows */
+    };
+    for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+        lc t;
+        char yaml[64];
+        snprintf(yaml, sizeof yaml, "{out: %d}", c[k].no);
+        lc_new(&t, "synapse.linear", yaml, lc_shape(SPK_TIME_STEPS, 1, c[k].ni, 0, 0), c[k].T,
+               c[k].B, 3);
+        set_spikes(&t, c[k].keep, 9, 0);
+        float *x = lc_fetch(&t, &t.li->in[0]);
+        for (size_t i = 0; i < t.li->in[0].numel; i++)
+            x[i] *= c[k].one;
+        lc_set(&t, &t.li->in[0], x);
+        lc_fwd(&t);
+        /* a device whose memory is not the host's (SPIKECL_TEST_DEVICE) measures nothing */
+        const char *dev = spk_test_device_env();
+        const int want_path = dev && strncmp(dev, "opencl", 6) == 0 ? 0 : c[k].path;
+        cr_expect_eq(spk_linear_path(&t.li->layer), want_path, "case %zu: path %d, expected %d", k,
+                     spk_linear_path(&t.li->layer), want_path);
+        const size_t rows = rows_of(&t, SPK_TIME_STEPS);
+        float *W = lc_fetch(&t, &lc_weight(&t, "weight")->value);
+        float *b = lc_fetch(&t, &lc_weight(&t, "bias")->value);
+        float *want = malloc(rows * c[k].no * sizeof(float));
+        ref_linear(rows, c[k].ni, c[k].no, x, W, b, want);
+        float *got = lc_fetch(&t, &t.li->out);
+        cr_expect_leq(spk_test_nerr(got, want, rows * c[k].no), 1e-5, "case %zu: forward", k);
+        free(x), free(W), free(b), free(want), free(got);
+        lc_free(&t);
+    }
 }
