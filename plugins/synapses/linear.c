@@ -186,8 +186,8 @@ static int linear_plan_table(const linear_priv *p, size_t rows, size_t cap, line
 {
     const size_t nb32 = (rows + 31) / 32, ni = (size_t)p->n_in;
     /* the tables start on a 64-byte line (the scratch does): a table row read across lines
-     * costs twice the loads, and the lookups are bound by them (fc1 of fmnist_poisson_mlp: forward
-     * and weight gradient 5.5 -> 3.5 ms each) */
+     * costs twice the loads, and the lookups are bound by them (fmnist_poisson_mlp's fc1 on one
+     * core: the forward and weight-gradient kernels 5.5 -> 3.5 ms each) */
     const size_t work = (nb32 * (ni + 3) + 15) / 16 * 16;
     const int nt_max = p->n_out > 32 ? 64 : p->n_out > 16 ? 32 : 16;
     for (int nt = nt_max; nt >= 16; nt /= 2) {
