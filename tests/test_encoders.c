@@ -61,9 +61,9 @@ static float ref_spike(int f, int t, uint32_t id, uint32_t seed, uint32_t epoch,
     return spk_u32_to_unit(r.v[f % 4]) < p ? 1.0f : 0.0f;
 }
 
-Test(poisson, forward_matches_philox_reference)
+/* Every spike of a [T, B, F] encoding against ref_spike. */
+static void check_poisson_reference(int T, int B, int F)
 {
-    const int T = 9, B = 3, F = 7;
     lc t;
     lc_new(&t, "encoder.poisson", "{gain: 1.5}", lc_shape(SPK_TIME_NONE, 1, F, 0, 0), T, B, 1);
     cr_assert_eq(t.li->layer.out.time, SPK_TIME_STEPS);
@@ -71,7 +71,8 @@ Test(poisson, forward_matches_philox_reference)
     lc_fill(&t, &t.li->in[0], -0.2f, 0.9f, 4);
     t.li->x.seed = 1234;
     t.li->x.epoch = 3;
-    const float ids[3] = {17, 4, 59999};
+    float ids[5] = {17, 4, 59999, 8, 123};
+    cr_assert(B <= 5);
     lc_set(&t, &t.li->ids, ids);
     lc_fwd(&t);
     float *x = lc_fetch(&t, &t.li->in[0]), *s = lc_fetch(&t, &t.li->out);
@@ -84,10 +85,18 @@ Test(poisson, forward_matches_philox_reference)
                     s[i] != ref_spike(f, tt, (uint32_t)ids[b], 1234, 3, 1.5f * x[b * F + f]);
                 spikes += s[i] == 1.0f;
             }
-    cr_expect_eq(mismatches, 0);
+    cr_expect_eq(mismatches, 0, "T %d B %d F %d: %d mismatches", T, B, F, mismatches);
     cr_expect(spikes > 20 && spikes < T * B * F - 20, "%d spikes", spikes);
     free(x), free(s);
     lc_free(&t);
+}
+
+Test(poisson, forward_matches_philox_reference)
+{
+    check_poisson_reference(9, 3, 7);   /* features not a multiple of 4 */
+    check_poisson_reference(9, 3, 8);   /* rows narrower than a CPU lane block */
+    check_poisson_reference(5, 5, 784); /* wide rows: lane blocks spanning two rows, and t */
+    check_poisson_reference(3, 2, 516); /* 129 groups: a block wraps at its last lane */
 }
 
 /* Over many steps the spike rate is the intensity: T = 4000 draws per feature give a

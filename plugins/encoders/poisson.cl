@@ -38,12 +38,14 @@ SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in
             const int tb0 = i0 / ng, g0 = i0 - tb0 * ng;
             const int t0 = tb0 / nb, b0 = tb0 - t0 * nb;
             const int b1 = b0 + 1 < nb ? b0 + 1 : 0, t1 = b0 + 1 < nb ? t0 : t0 + 1;
+            const spk_u32 id0 = (spk_u32)ids[b0], id1 = (spk_u32)ids[b1];
             SPK_EACH_LANE(l) {
                 const int wrap = g0 + l >= ng;
                 tbl[l] = wrap ? tb0 + 1 : tb0;
                 gl[l] = wrap ? g0 + l - ng : g0 + l;
                 bl[l] = wrap ? b1 : b0;
                 tl[l] = (spk_u32)(wrap ? t1 : t0);
+                idl[l] = wrap ? id1 : id0;
             }
         } else {
             SPK_EACH_LANE(l) {
@@ -55,32 +57,56 @@ SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in
                 bl[l] = tb - t * nb;
                 tl[l] = (spk_u32)t;
             }
-        }
-        SPK_EACH_LANE(l) {
-            idl[l] = (spk_u32)ids[bl[l]];
-        }
-        SPK_EACH_LANE(l) {
-            spk_philox_ctr c;
-            c.v[0] = (spk_u32)gl[l];
-            c.v[1] = tl[l];
-            c.v[2] = idl[l];
-            c.v[3] = 0u;
-            const spk_philox_ctr r = spk_philox4x32_10(c, (spk_u32)seed, (spk_u32)key1);
-            r0[l] = r.v[0];
-            r1[l] = r.v[1];
-            r2[l] = r.v[2];
-            r3[l] = r.v[3];
-        }
-        if (nf % 4 == 0) {
-            /* tb nf + 4 g = 4 (tb ng + g) = 4 i: the lanes' outputs are contiguous */
             SPK_EACH_LANE(l) {
-                const int xi = bl[l] * nf + 4 * gl[l], oi = 4 * (i0 + l);
-                out[oi] = poisson_spike(r0[l], gain * in[xi]);
-                out[oi + 1] = poisson_spike(r1[l], gain * in[xi + 1]);
-                out[oi + 2] = poisson_spike(r2[l], gain * in[xi + 2]);
-                out[oi + 3] = poisson_spike(r3[l], gain * in[xi + 3]);
+                idl[l] = (spk_u32)ids[bl[l]];
             }
+        }
+        if (ng >= SPK_LANES && nf % 4 == 0) {
+            /* the block's outputs out[4 i0 ..] are contiguous and its inputs are two runs (the
+             * rows b0 and b1): the words go out interleaved, u[4 l + k] = word k of lane l, so
+             * that the spikes are written by contiguous loops instead of gathers and scatters */
+            spk_u32 u[4 * SPK_LANES];
+            SPK_EACH_LANE(l) {
+                spk_philox_ctr c;
+                c.v[0] = (spk_u32)gl[l];
+                c.v[1] = tl[l];
+                c.v[2] = idl[l];
+                c.v[3] = 0u;
+                const spk_philox_ctr r = spk_philox4x32_10(c, (spk_u32)seed, (spk_u32)key1);
+                u[4 * l] = r.v[0];
+                u[4 * l + 1] = r.v[1];
+                u[4 * l + 2] = r.v[2];
+                u[4 * l + 3] = r.v[3];
+            }
+            const int tb0 = i0 / ng, g0 = i0 - tb0 * ng, b0 = tb0 % nb;
+            const int w = n - i0 < SPK_LANES ? n - i0 : SPK_LANES;
+            const int na = ng - g0 < w ? ng - g0 : w; /* lanes in row b0 */
+            SPK_GLOBAL const float *x0 = in + b0 * nf + 4 * g0;
+            SPK_GLOBAL const float *x1 = in + (b0 + 1 < nb ? b0 + 1 : 0) * nf - 4 * na;
+            SPK_GLOBAL float *o = out + 4 * i0;
+#if !defined(__OPENCL_VERSION__) && !defined(__OPENCL_C_VERSION__)
+#pragma omp simd
+#endif
+            for (int j = 0; j < 4 * na; j++)
+                o[j] = poisson_spike(u[j], gain * x0[j]);
+#if !defined(__OPENCL_VERSION__) && !defined(__OPENCL_C_VERSION__)
+#pragma omp simd
+#endif
+            for (int j = 4 * na; j < 4 * w; j++)
+                o[j] = poisson_spike(u[j], gain * x1[j]);
         } else {
+            SPK_EACH_LANE(l) {
+                spk_philox_ctr c;
+                c.v[0] = (spk_u32)gl[l];
+                c.v[1] = tl[l];
+                c.v[2] = idl[l];
+                c.v[3] = 0u;
+                const spk_philox_ctr r = spk_philox4x32_10(c, (spk_u32)seed, (spk_u32)key1);
+                r0[l] = r.v[0];
+                r1[l] = r.v[1];
+                r2[l] = r.v[2];
+                r3[l] = r.v[3];
+            }
             SPK_EACH_LANE(l) {
                 const int f = 4 * gl[l];
                 SPK_GLOBAL const float *x = in + bl[l] * nf + f;
