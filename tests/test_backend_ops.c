@@ -104,7 +104,7 @@ static const op_case cases[] = {
     {"synapse.linear", "{out: 5, bias: false, sparse: always}", 1, {CONST}, VAL_UNIFORM, -1.0f,
      1.0f, TOL_SUM, 0, 0},
     /* the table path (binary input): where the scratch holds the tables (T*B = 119 rows of 130
-     * inputs: 16-wide tiles), else the GEMMs; its bias gradient comes from the tables */
+     * inputs: 32-wide tiles), else the GEMMs; its bias gradient comes from the tables */
     {"synapse.linear", "{out: 70, sparse: bits}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0},
     {"synapse.linear", "{out: 21, bias: false, sparse: bits}", 1, {STEPS}, VAL_SPIKES, 0, 0,
      TOL_SUM, 0, 0},

@@ -1,5 +1,7 @@
 /* synapse.linear: forward against a naive product, backward against finite differences,
  * accumulation of weight gradients, the PyTorch layout and initialisation. */
+#include <omp.h>
+
 #include "layer_check.h"
 
 /* y[r, o] = sum_i x[r, i] W[o, i] + b[o], in double. */
@@ -407,6 +409,47 @@ Test(linear, bits_backward)
     check_bits_backward(SPK_TIME_STEPS, 130, 70, 7, 17, 17, 0); /* NT = 16 */
     check_bits_backward(SPK_TIME_CONST, 20, 40, 3, 300, 300, 0);
     check_bits_backward(SPK_TIME_STEPS, 13, 21, 11, 29, 29, 1); /* rows 319: not a multiple of 8 */
+}
+
+/* The spike paths' kernels hand their items (tiles, rows, blocks of rows) to the threads one
+ * at a time: 1, 2 and 3 threads give the same bits, as each item sums alone. */
+Test(linear, spike_paths_same_on_any_thread_count)
+{
+    const int threads = omp_get_max_threads();
+    const char *modes[] = {"bits", "always"};
+    for (int m = 0; m < 2; m++) {
+        float *res[3][3];
+        size_t cnt[3] = {0};
+        for (int th = 1; th <= 3; th++) {
+            omp_set_num_threads(th);
+            char yaml[96];
+            snprintf(yaml, sizeof yaml, "{out: 150, sparse: %s}", modes[m]);
+            lc t;
+            /* 8,000 rows: the scratch holds two forward tiles (of 3) and every gradient tile */
+            lc_new(&t, "synapse.linear", yaml, lc_shape(SPK_TIME_STEPS, 1, 77, 0, 0), 25, 320, 4);
+            set_spikes(&t, m ? 0.04 : 0.35, 31, 0);
+            float *R = malloc(t.li->out.numel * sizeof(float));
+            spk_test_fill(R, t.li->out.numel, -1.0f, 1.0f, 32);
+            lc_fwd(&t);
+            lc_backward_with(&t, R);
+            cr_expect_eq(spk_linear_path(&t.li->layer), m ? 1 : 2, "%s: not its path", modes[m]);
+            res[th - 1][0] = lc_fetch(&t, &t.li->out);
+            res[th - 1][1] = lc_fetch(&t, &lc_weight(&t, "weight")->grad);
+            res[th - 1][2] = lc_fetch(&t, &lc_weight(&t, "bias")->grad);
+            cnt[0] = t.li->out.numel, cnt[1] = 77 * 150, cnt[2] = 150;
+            free(R);
+            lc_free(&t);
+        }
+        const char *what[3] = {"output", "weight gradient", "bias gradient"};
+        for (int th = 1; th < 3; th++)
+            for (int k = 0; k < 3; k++)
+                cr_expect(memcmp(res[0][k], res[th][k], cnt[k] * sizeof(float)) == 0,
+                          "%s: %s differs between 1 and %d threads", modes[m], what[k], th + 1);
+        for (int th = 0; th < 3; th++)
+            for (int k = 0; k < 3; k++)
+                free(res[th][k]);
+    }
+    omp_set_num_threads(threads);
 }
 
 /* `sparse: bits` refuses input other than 0 and 1, naming the value. */

@@ -9,6 +9,8 @@
 #define SPK_END_ITEMS                                                                              \
     }                                                                                              \
     }
+#define SPK_FOR_TASKS(i, n) SPK_FOR_ITEMS(i, n)
+#define SPK_END_TASKS       SPK_END_ITEMS
 /* Lane blocks: one item per work item, a block of one lane. */
 #define SPK_LANES 1
 #define SPK_FOR_LANES(i0, n)                                                                       \

@@ -264,7 +264,7 @@ SPK_KERNEL void conv2d_sparse_forward(SPK_GLOBAL float *y, SPK_GLOBAL float *acc
                                       const int stride, const int pad, const int dil,
                                       const int has_bias)
 {
-    SPK_FOR_ITEMS(r, n) {
+    SPK_FOR_TASKS(r, n) {
         const int P = OH * OW;
         SPK_GLOBAL float *acc = acc_all + r * P * O;
         for (int j = 0; j < P * O; j++)
@@ -323,7 +323,7 @@ SPK_KERNEL void conv2d_sparse_forward(SPK_GLOBAL float *y, SPK_GLOBAL float *acc
                 dst[q] = acc[q * O + o] + bo;
         }
     }
-    SPK_END_ITEMS
+    SPK_END_TASKS
 }
 
 /* The output gradient [rows, O, P] as [rows, P, O] (channels innermost), one item per pixel. */
@@ -352,7 +352,7 @@ SPK_KERNEL void conv2d_sparse_wgrad(SPK_GLOBAL float *part, SPK_GLOBAL const flo
                                     const int OW, const int k, const int stride, const int pad,
                                     const int dil)
 {
-    SPK_FOR_ITEMS(i, n) {
+    SPK_FOR_TASKS(i, n) {
         const int c = i % C, blk = i / C;
         const int r0 = blk * rows / nblk, r1 = (blk + 1) * rows / nblk;
         SPK_GLOBAL float *acc = part + (blk * C + c) * k * k * O;
@@ -398,7 +398,7 @@ SPK_KERNEL void conv2d_sparse_wgrad(SPK_GLOBAL float *part, SPK_GLOBAL const flo
                 }
             }
     }
-    SPK_END_ITEMS
+    SPK_END_TASKS
 }
 
 /* gw[o, kc] += the sum over blocks of part[blk, kc, o], one item per weight value. */

@@ -16,7 +16,7 @@
  * The input gradient stays a GEMM. `sparse: auto` chooses on host-memory backends, where reading
  * the counts back is a copy, not a wait on a device queue; OpenCL runs the GEMMs unless a model
  * says `always` (list) or `bits` (table, which refuses input that is not binary). Both need
- * room in the scratch state (2 ceil(in / 32) + 64 floats per row: enough from a few hundred
+ * room in the scratch state (2 ceil(in / 32) + 192 floats per row: enough from a few hundred
  * rows); where it is short, the forced paths fall back to the GEMMs. */
 #include <math.h>
 #include <stdlib.h>
@@ -86,7 +86,10 @@ typedef struct linear_priv {
 #define BITS_MIN_OUT      32
 #define BITS_G            8
 #define BITS_ROW_BLOCK    8192
-#define SCRATCH_ROW_EXTRA 64 /* floats per row for tables, beyond the transposed bits */
+/* Floats per row for tables, beyond the transposed bits: room for two or more tiles per launch
+ * (fmnist_poisson_mlp's fc1, 3,200 rows: 2 in forward, 3 in the weight gradient), which the
+ * threads share (SPK_FOR_TASKS). */
+#define SCRATCH_ROW_EXTRA 192
 
 static int linear_words(int n_in)
 {

@@ -52,7 +52,7 @@ SPK_KERNEL void linear_pack(SPK_GLOBAL unsigned int *bits, SPK_GLOBAL unsigned i
                             SPK_GLOBAL float *cnt, SPK_GLOBAL const float *x, const int n,
                             const int rows, const int n_in, const int make_tb, const int cnt_at)
 {
-    SPK_FOR_ITEMS(blk, n) {
+    SPK_FOR_TASKS(blk, n) {
         const int r0 = 32 * blk, r1 = rows - r0 < 32 ? rows : r0 + 32;
         const int nw = (n_in + 31) / 32;
         SPK_GLOBAL unsigned int *t = tb + blk * n_in;
@@ -88,7 +88,7 @@ SPK_KERNEL void linear_pack(SPK_GLOBAL unsigned int *bits, SPK_GLOBAL unsigned i
         cnt[cnt_at + 3 * blk + 1] = (float)odd;
         cnt[cnt_at + 3 * blk + 2] = last;
     }
-    SPK_END_ITEMS
+    SPK_END_TASKS
 }
 
 /* The index of the lowest set bit of m != 0 (OpenCL 1.2 has clz but no ctz). */
@@ -129,7 +129,7 @@ SPK_KERNEL void linear_sparse_forward(SPK_GLOBAL float *y, SPK_GLOBAL const unsi
                                       const int n_out, const int has_bias, const int at,
                                       const int o0, const int o1)
 {
-    SPK_FOR_ITEMS(r, n) {
+    SPK_FOR_TASKS(r, n) {
         const int nw = (n_in + 31) / 32, ob = o1 - o0;
         SPK_GLOBAL const unsigned int *br = bits + r * nw;
         SPK_GLOBAL const float *xr = x + r * n_in;
@@ -151,7 +151,7 @@ SPK_KERNEL void linear_sparse_forward(SPK_GLOBAL float *y, SPK_GLOBAL const unsi
             for (int o = 0; o < ob; o++)
                 yr[o] += bias[o0 + o];
     }
-    SPK_END_ITEMS
+    SPK_END_TASKS
 }
 
 /* The block's weight gradient, transposed: gwt[i, o - o0] (at offset `at`) = the sum over rows,
@@ -376,7 +376,7 @@ SPK_KERNEL void linear_bits_forward(SPK_GLOBAL float *y, SPK_GLOBAL const unsign
                                     const int has_bias, const int rb, const int at,
                                     const int NT, const int G)
 {
-    SPK_FOR_ITEMS(k, n) {
+    SPK_FOR_TASKS(k, n) {
         SPK_GLOBAL float *T = scr + at + k * (G * 256 * NT + rb * NT);
         if (NT == 64)
             linear_bits_fwd_tile(y, bits, w, bias, T, (tile0 + k) * NT, rows, n_in, n_out,
@@ -385,7 +385,7 @@ SPK_KERNEL void linear_bits_forward(SPK_GLOBAL float *y, SPK_GLOBAL const unsign
             linear_bits_fwd_tile(y, bits, w, bias, T, (tile0 + k) * NT, rows, n_in, n_out,
                                  has_bias, rb, NT, G);
     }
-    SPK_END_ITEMS
+    SPK_END_TASKS
 }
 
 /* gw[o0 .. o0 + nt, :] += the tile's gradient: per group of G chunks of 8 rows, the chunks'
@@ -446,7 +446,7 @@ SPK_KERNEL void linear_bits_wgrad(SPK_GLOBAL float *gw, SPK_GLOBAL float *gb,
                                   const int rows, const int n_in, const int n_out,
                                   const int has_gb, const int at, const int NT, const int G)
 {
-    SPK_FOR_ITEMS(k, n) {
+    SPK_FOR_TASKS(k, n) {
         SPK_GLOBAL float *T = scr + at + k * (G * 256 * NT + (n_in + 1) * NT);
         if (NT == 64)
             linear_bits_wgrad_tile(gw, tb, gy, T, gb, has_gb, (tile0 + k) * NT, rows, n_in, n_out,
@@ -455,7 +455,7 @@ SPK_KERNEL void linear_bits_wgrad(SPK_GLOBAL float *gw, SPK_GLOBAL float *gb,
             linear_bits_wgrad_tile(gw, tb, gy, T, gb, has_gb, (tile0 + k) * NT, rows, n_in, n_out,
                                    NT, G);
     }
-    SPK_END_ITEMS
+    SPK_END_TASKS
 }
 
 SPK_CPU_ENTRY(linear_bias, B, B, I, I)

@@ -15,7 +15,8 @@
  * The CPU backend compiles the same file as C, included from the plugin's .c file after this
  * header: SPK_FOR_ITEMS becomes an OpenMP loop over i, and SPK_CPU_ENTRY generates a function that
  * unpacks an argument array (B = buffer, I = int, F = float, in order) and calls the kernel.
- * Inside SPK_FOR_ITEMS do not `return`; the body is a loop on the CPU.
+ * Inside SPK_FOR_ITEMS do not `return`; the body is a loop on the CPU. SPK_FOR_TASKS(i, n) ...
+ * SPK_END_TASKS is the same for few, heavy items: the CPU spreads any count over its threads.
  *
  * Lane blocks, for items that each carry a state through a sequential loop (a neuron over T):
  *
@@ -62,6 +63,16 @@
 #define SPK_END_ITEMS                                                                              \
     }                                                                                              \
     }
+/* Tasks: items that each do much work (a tile of a layer, an image), too few for the rule
+ * above. Every count of two or more goes to the team, handed out one at a time (tasks may be
+ * uneven: a partial last tile). OpenCL: the same as SPK_FOR_ITEMS. */
+#define SPK_FOR_TASKS(i, n)                                                                        \
+    {                                                                                              \
+        const int spk__n = (n);                                                                    \
+        _Pragma("omp parallel for schedule(dynamic, 1) if (spk__n > 1)") for (int i = 0;           \
+                                                                             i < spk__n; i++)      \
+        {
+#define SPK_END_TASKS SPK_END_ITEMS
 
 #if defined(__GNUC__)
 #define SPK__ASSUME(c)                                                                             \
