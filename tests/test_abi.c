@@ -23,6 +23,8 @@ static const size_t abi_sizes[][SPK_ABI_N_STRUCTS] = {
     /* 1.1: host reduce_grad, set_error, set_weight, set_priv, set_output; exec core;
      * descriptor version */
     [1] = {104, 184, 160, 2768, 200, 112, 40, 24, 56, 56, 24, 12, 8, 24, 16, 24, 1028},
+    /* 1.2: descriptor memory */
+    [2] = {112, 184, 160, 2768, 200, 112, 40, 24, 56, 56, 24, 12, 8, 24, 16, 24, 1028},
 };
 #define N_MINORS ((int)(sizeof abi_sizes / sizeof abi_sizes[0]))
 

@@ -532,6 +532,58 @@ static int is_loss(const spk_layer_type *ty)
 
 /* Runs one case on one shape on both backends and compares everything. chw: the [C, H, W] of an
  * image case (NULL: the input is [N]). */
+/* The type's SPK_MEM_* promises, on one backend, after the checked backward: poison what it
+ * promises not to read (inputs, output: NaN), hand it grad_out in grad_in's buffer when it
+ * promises to work in place, run backward again and expect the same bytes. */
+static void check_memory_promises(side *s, const spk_layer_type *ty, const float *gout,
+                                  const char *ctx)
+{
+    spk_layer_inst *li = s->li;
+    const unsigned mem = ty->memory;
+    if (!mem || !li->layer.type->backward)
+        return;
+    spk_error err = {0};
+    float *ref[SPK_MAX_INPUTS + SPK_MAX_WEIGHTS] = {0};
+    const spk_tensor *grads[SPK_MAX_INPUTS + SPK_MAX_WEIGHTS];
+    int n = 0;
+    for (int i = 0; i < li->layer.n_in; i++)
+        grads[n++] = &li->grad_in[i];
+    for (int i = 0; i < li->layer.n_weights; i++)
+        grads[n++] = &li->layer.weights[i].grad;
+    for (int i = 0; i < n; i++)
+        ref[i] = fetch(s, grads[i]);
+    if (mem & SPK_MEM_BACKWARD_NO_INPUT)
+        for (int i = 0; i < li->layer.n_in; i++)
+            fill_value(s, &li->in[i], NAN);
+    if (mem & SPK_MEM_OUT_FORWARD_ONLY)
+        fill_value(s, &li->out, NAN);
+    const int in_place = (mem & SPK_MEM_GRAD_IN_PLACE) && li->layer.n_in == 1 &&
+                         li->grad_in[0].numel == li->grad_out.numel;
+    for (int i = 0; i < li->layer.n_in; i++)
+        fill_value(s, &li->grad_in[i], NAN);
+    if (in_place) {
+        put(s, &li->grad_in[0], gout);
+        li->x.grad_out = &li->grad_in[0];
+    }
+    cr_assert_eq(spk_layer_inst_backward(li, &err), SPK_OK, "%s on %s: backward: %s", ctx,
+                 s->be->ops->name, err.msg);
+    li->x.grad_out = &li->grad_out;
+    for (int i = 0; i < n; i++) {
+        float *v = fetch(s, grads[i]);
+        size_t bad = 0;
+        for (size_t k = 0; k < grads[i]->numel; k++)
+            bad += memcmp(&v[k], &ref[i][k], sizeof(float)) != 0;
+        cr_expect_eq(bad, 0,
+                     "%s on %s: memory promise 0x%x broken: %zu of %zu values of %s %d differ "
+                     "when backward runs on poisoned inputs/output%s",
+                     ctx, s->be->ops->name, mem, bad, grads[i]->numel,
+                     i < li->layer.n_in ? "grad_in" : "weight grad",
+                     i < li->layer.n_in ? i : i - li->layer.n_in, in_place ? ", in place" : "");
+        free(v);
+        free(ref[i]);
+    }
+}
+
 static void run_case(const op_case *c, const int *chw, const op_shape *sh, spk_backend *cpu_be,
                      spk_backend *ocl_be)
 {
@@ -658,7 +710,6 @@ static void run_case(const op_case *c, const int *chw, const op_shape *sh, spk_b
             expect_written(both[s], &both[s]->li->grad_in[i], ctx, "grad_in");
         guard_all(both[s], ctx, "backward");
     }
-    free(gout);
     for (int i = 0; i < c->n_in; i++) {
         char what[64];
         snprintf(what, sizeof what, "grad_in %d", i);
@@ -676,7 +727,10 @@ static void run_case(const op_case *c, const int *chw, const op_shape *sh, spk_b
     /* the output is the forward's still: backward must not touch it */
     compare_tensor(&ocl, &cpu, &ocl.li->out, &cpu.li->out, ctx, "output after backward", c->tol,
                    c->exact_out);
+    for (int s = 0; s < 2; s++)
+        check_memory_promises(both[s], ty, gout, ctx);
 
+    free(gout);
     for (int i = 0; i < c->n_in; i++)
         free(inputs[i]);
     spk_layer_inst_free(cpu.li);

@@ -163,6 +163,7 @@ static int forward(spk_session *s, int n, int training, spk_error *err)
         if ((rc = charge(s, &t0, &s->nodes[i].fwd_s, err)))
             return rc;
     }
+    s->grads_in_outs = 0;
     return SPK_OK;
 }
 
@@ -187,6 +188,7 @@ static int rate_reg(spk_session *s, spk_node *nd, int n, spk_error *err)
 static int backward(spk_session *s, int n, spk_error *err)
 {
     spk_backend *be = s->be;
+    s->grads_in_outs = 1; /* from here on, reused outputs hold gradients */
     double t0 = s->profile ? now_s() : 0;
     for (int i = 1; i < s->n_nodes; i++)
         for (int w = 0; w < s->nodes[i].layer.n_weights; w++) {

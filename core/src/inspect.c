@@ -48,6 +48,11 @@ int spk_session_node_output(spk_session *s, int i, float *dst, size_t cap, spk_e
         return bad_node(s, i, err);
     if (s->last_n < 1)
         return spk_error_set(err, SPK_ERR_INVALID, "no forward pass has run yet");
+    if (nd->out_reused && s->grads_in_outs)
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "layer '%s': a training step's backward pass has reused its "
+                             "output's memory for gradients; run a forward pass (eval) first",
+                             nd->layer.name);
     size_t numel = spk_shape_numel(&nd->layer.out, s->T, s->last_n);
     int rc = need(numel, cap, nd->layer.name, err);
     if (!rc)

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "session_internal.h"
 
@@ -67,6 +68,199 @@ int spk_memplan_check(const spk_session *s, spk_error *err)
     return SPK_OK;
 }
 
+/* ---- sharing buffers between node tensors ----
+ * A training step runs every forward in node order, then the backward passes in reverse. On
+ * that timeline node i's forward is at i and its backward at 2N - i (N nodes), and each output
+ * and gradient is needed from the pass that writes it to the last pass that reads it. Two
+ * tensors whose spans do not overlap can live in one buffer. What a pass reads comes from the
+ * layer types' SPK_MEM_* promises; without them a tensor lives for the whole session.
+ * Outputs live at least to the end of the forward passes (spk_session_node_output reads them
+ * after any forward), so only gradients move into an output's buffer, never another output. */
+#define PLAN_MAX_T 8 /* a longer chain of in-place layers starts another item */
+typedef struct plan_item {
+    spk_tensor *t[PLAN_MAX_T]; /* the tensors holding this value (in place: several) */
+    int n_t;
+    size_t numel;
+    int first, last; /* the span, in passes */
+    int is_out;
+} plan_item;
+
+static unsigned mem_flags(const spk_node *nd)
+{
+    return nd->layer.type->memory;
+}
+
+/* The plan: SPIKECL_MEMPLAN=plain gives every tensor its own buffer (to rule sharing out when
+ * hunting a bug); anything else shares. */
+static int plan_plain(void)
+{
+    const char *v = getenv("SPIKECL_MEMPLAN");
+    return v && strcmp(v, "plain") == 0;
+}
+
+/* Node i's backward is in place: its gradient and its one input's are one buffer. */
+static int grad_in_place(const spk_session *s, int i)
+{
+    const spk_node *nd = &s->nodes[i];
+    if (!(mem_flags(nd) & SPK_MEM_GRAD_IN_PLACE) || nd->n_in != 1 || i == s->loss ||
+        !nd->trainable_upstream)
+        return 0;
+    const int j = nd->in_node[0];
+    if (j <= 0 || !s->nodes[j].trainable_upstream || s->nodes[j].n_consumers != 1)
+        return 0;
+    return spk_shape_numel(&s->nodes[j].layer.out, s->T, s->batch) ==
+           spk_shape_numel(&nd->layer.out, s->T, s->batch);
+}
+
+static int has_grad(const spk_session *s, int i)
+{
+    return s->nodes[i].trainable_upstream && i != s->loss;
+}
+
+/* The items: every output, and every gradient (one item for a chain of in-place layers). */
+static int plan_items(spk_session *s, plan_item *it, int plain)
+{
+    const int N = s->n_nodes, inf = 2 * N;
+    int n = 0;
+    int *grad_item = calloc((size_t)N, sizeof *grad_item);
+    if (!grad_item)
+        return -1;
+    for (int i = 1; i < N; i++) {
+        spk_node *nd = &s->nodes[i];
+        plan_item *o = &it[n++];
+        memset(o, 0, sizeof *o);
+        o->t[o->n_t++] = &nd->out;
+        o->numel = spk_shape_numel(&nd->layer.out, s->T, s->batch);
+        o->first = i;
+        o->is_out = 1;
+        if (!(mem_flags(nd) & SPK_MEM_OUT_FORWARD_ONLY) || i == s->readout || i == s->loss) {
+            o->last = inf;
+            continue;
+        }
+        o->last = N - 1;
+        if (nd->trainable_upstream && (nd->rate_l1 > 0 || nd->rate_weight > 0))
+            o->last = 2 * N - i; /* rate_reg reads it before this node's backward */
+        for (int k = i + 1; k < N; k++)
+            for (int e = 0; e < s->nodes[k].n_in; e++)
+                if (s->nodes[k].in_node[e] == i && s->nodes[k].trainable_upstream &&
+                    !(mem_flags(&s->nodes[k]) & SPK_MEM_BACKWARD_NO_INPUT) && o->last < 2 * N - k)
+                    o->last = 2 * N - k;
+    }
+    /* gradients, from the last node back, so an in-place consumer's item exists first */
+    for (int j = N - 1; j >= 1; j--) {
+        if (!has_grad(s, j))
+            continue;
+        spk_node *nd = &s->nodes[j];
+        int first = 2 * N - j; /* filled or summed from edge gradients at its own backward */
+        int k1 = 0;
+        if (nd->n_consumers == 1)
+            for (int k = j + 1; k < N && !k1; k++)
+                for (int e = 0; e < s->nodes[k].n_in; e++)
+                    if (s->nodes[k].in_node[e] == j)
+                        k1 = k;
+        if (k1)
+            first = 2 * N - k1; /* written by its consumer's backward */
+        plan_item *g;
+        if (k1 && !plain && grad_in_place(s, k1) && it[grad_item[k1]].n_t < PLAN_MAX_T) {
+            g = &it[grad_item[k1]];
+            grad_item[j] = grad_item[k1];
+        } else {
+            g = &it[n];
+            memset(g, 0, sizeof *g);
+            g->numel = spk_shape_numel(&nd->layer.out, s->T, s->batch);
+            g->first = first;
+            grad_item[j] = n++;
+        }
+        g->t[g->n_t++] = &nd->grad;
+        g->last = 2 * N - j;
+    }
+    free(grad_item);
+    return n;
+}
+
+/* Greedy by size: the largest item first, each into the smallest buffer that is free for its
+ * whole span (every buffer made so far is at least as large) and at most twice its size, else
+ * a new one. */
+static int plan_assign(const plan_item *it, int n, int *buf_of, size_t *buf_numel, int plain)
+{
+    int *order = malloc((size_t)n * sizeof *order);
+    if (!order)
+        return -1;
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    for (int a = 1; a < n; a++) /* insertion sort: a few dozen items, stable */
+        for (int b = a; b > 0 && it[order[b]].numel > it[order[b - 1]].numel; b--) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    int n_buf = 0;
+    for (int a = 0; a < n; a++) {
+        const plan_item *x = &it[order[a]];
+        int best = -1;
+        for (int b = 0; b < n_buf && !plain; b++) {
+            int free_all = 1;
+            for (int c = 0; c < a && free_all; c++) {
+                const plan_item *y = &it[order[c]];
+                if (buf_of[order[c]] == b && !(y->last < x->first || x->last < y->first))
+                    free_all = 0;
+            }
+            /* a buffer over twice the size saves little and hides an output from inspection */
+            if (free_all && buf_numel[b] <= 2 * x->numel &&
+                (best < 0 || buf_numel[b] < buf_numel[best]))
+                best = b;
+        }
+        if (best < 0) {
+            best = n_buf++;
+            buf_numel[best] = x->numel;
+        }
+        buf_of[order[a]] = best;
+    }
+    free(order);
+    return n_buf;
+}
+
+static int plan_alloc(spk_session *s, spk_error *err)
+{
+    const int max_items = 2 * s->n_nodes;
+    plan_item *it = calloc((size_t)max_items, sizeof *it);
+    int *buf_of = calloc((size_t)max_items, sizeof *buf_of);
+    size_t *buf_numel = calloc((size_t)max_items, sizeof *buf_numel);
+    const int plain = plan_plain();
+    int n = it && buf_of && buf_numel ? plan_items(s, it, plain) : -1;
+    int n_buf = n >= 0 ? plan_assign(it, n, buf_of, buf_numel, plain) : -1;
+    int rc = SPK_OK;
+    if (n_buf < 0 || !(s->pool = calloc((size_t)(n_buf > 0 ? n_buf : 1), sizeof *s->pool)))
+        rc = spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
+    for (int b = 0; !rc && b < n_buf; b++) {
+        spk_shape flat = {.ndim = 1, .dims = {(int)buf_numel[b]}, .time = SPK_TIME_NONE};
+        rc = spk_tensor_alloc(s->be, &s->pool[b], &flat, s->T, 1, err);
+        if (!rc)
+            s->n_pool = b + 1;
+    }
+    for (int i = 0; !rc && i < n; i++) {
+        int shared = 0;
+        for (int j = 0; j < n; j++)
+            shared |= j != i && buf_of[j] == buf_of[i];
+        for (int k = 0; k < it[i].n_t; k++) {
+            spk_tensor *t = it[i].t[k];
+            const spk_node *nd = NULL;
+            for (int q = 1; q < s->n_nodes && !nd; q++)
+                if (t == &s->nodes[q].out || t == &s->nodes[q].grad)
+                    nd = &s->nodes[q];
+            t->shape = nd->layer.out;
+            t->numel = it[i].numel;
+            t->buf = s->pool[buf_of[i]].buf;
+            if (it[i].is_out)
+                s->nodes[nd - s->nodes].out_reused = shared;
+        }
+    }
+    free(it);
+    free(buf_of);
+    free(buf_numel);
+    return rc;
+}
+
 int spk_memplan_alloc(spk_session *s, spk_error *err)
 {
     spk_backend *be = s->be;
@@ -88,10 +282,6 @@ int spk_memplan_alloc(spk_session *s, spk_error *err)
     for (int i = 1; !rc && i < s->n_nodes; i++) {
         spk_node *nd = &s->nodes[i];
         rc = spk_layer_alloc(&nd->layer, be, B, s->seed_key, err);
-        if (!rc)
-            rc = spk_tensor_alloc(be, &nd->out, &nd->layer.out, T, B, err);
-        if (!rc && nd->trainable_upstream && i != s->loss)
-            rc = spk_tensor_alloc(be, &nd->grad, &nd->layer.out, T, B, err);
         if (!rc && (nd->rate_l1 > 0 || nd->rate_weight > 0)) {
             spk_shape per = {.ndim = 1, .dims = {spk_shape_size(&nd->layer.out)}};
             rc = spk_tensor_alloc(be, &nd->rate_part, &per, T, B, err);
@@ -102,6 +292,8 @@ int spk_memplan_alloc(spk_session *s, spk_error *err)
                 rc = spk_tensor_alloc(be, &nd->edge_grad[k], &s->nodes[j].layer.out, T, B, err);
         }
     }
+    if (!rc)
+        rc = plan_alloc(s, err);
     if (rc)
         return rc;
     s->h_labels = malloc((size_t)B * sizeof(float));
@@ -122,12 +314,16 @@ void spk_memplan_release(spk_session *s)
     spk_backend *be = s->be;
     for (int i = 1; s->nodes && i < s->n_nodes; i++) {
         spk_node *nd = &s->nodes[i];
-        spk_tensor_release(be, &nd->out);
-        spk_tensor_release(be, &nd->grad);
+        nd->out.buf = nd->grad.buf = NULL; /* the pool's */
         for (int k = 0; k < SPK_MAX_INPUTS; k++)
             spk_tensor_release(be, &nd->edge_grad[k]);
         spk_tensor_release(be, &nd->rate_part);
     }
+    for (int b = 0; b < s->n_pool; b++)
+        spk_tensor_release(be, &s->pool[b]);
+    free(s->pool);
+    s->pool = NULL;
+    s->n_pool = 0;
     spk_tensor_release(be, &s->input);
     spk_tensor_release(be, &s->labels);
     spk_tensor_release(be, &s->loss_t);

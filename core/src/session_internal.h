@@ -36,6 +36,7 @@ typedef struct spk_node {
     spk_tensor rate_part;                    /* [B, N] per-neuron terms of rate_reg's loss */
     float rate_l1, rate_target, rate_weight; /* the definition's rate_reg (0: off) */
     int trainable_upstream;                  /* this node or one before it has trainable weights */
+    int out_reused; /* memplan: out's buffer holds gradients during backward (not after it) */
     int n_consumers;
     double fwd_s, bwd_s; /* profiling */
 } spk_node;
@@ -96,6 +97,10 @@ struct spk_session {
     int ro_steps;         /* T when the readout keeps the time axis (a per-step loss), else 1 */
     float *h_ro_steps;    /* [T, B, classes] staging for such a readout */
     spk_error xerr;
+    /* memplan: the buffers behind every node's out and grad (several tensors may share one) */
+    spk_tensor *pool;
+    int n_pool;
+    int grads_in_outs; /* a backward ran after the last forward: reused outputs hold gradients */
 };
 
 /* graph.c: the nodes from the model's layers, readout and loss (inputs, shapes through each
@@ -104,7 +109,9 @@ int spk_graph_build(spk_session *s, spk_error *err);
 void spk_graph_release(spk_session *s);
 
 /* memplan.c: refuses tensors past INT_MAX elements, then allocates every tensor of the graph
- * and the host staging buffers; spk_memplan_release frees them. */
+ * and the host staging buffers; spk_memplan_release frees them. Node outputs and gradients
+ * that are never needed at the same time share buffers (the layer types' SPK_MEM_* promises),
+ * unless the environment sets SPIKECL_MEMPLAN=plain. */
 int spk_memplan_check(const spk_session *s, spk_error *err);
 int spk_memplan_alloc(spk_session *s, spk_error *err);
 void spk_memplan_release(spk_session *s);

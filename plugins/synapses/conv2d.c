@@ -440,6 +440,7 @@ const spk_layer_type spk_builtin_synapse_conv2d = {
     .forward = conv2d_forward,
     .backward = conv2d_backward,
     .destroy = conv2d_destroy,
+    .memory = SPK_MEM_OUT_FORWARD_ONLY,
     .kernels = {.owner = "synapse.conv2d",
                 .opencl_source = conv2d_cl_source,
                 .cpu_kernels = conv2d_cpu_kernels},

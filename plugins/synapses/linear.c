@@ -82,10 +82,10 @@ typedef struct linear_priv {
  * (narrow tiles, one chunk per group). So auto takes it from BITS_MIN_ROWS rows and
  * BITS_MIN_OUT outputs. BITS_G chunks per group: G tables of 256 x 64 floats (64 KiB each)
  * stay in L2 while the rows are looked up. */
-#define BITS_MIN_ROWS     512
-#define BITS_MIN_OUT      32
-#define BITS_G            8
-#define BITS_ROW_BLOCK    8192
+#define BITS_MIN_ROWS  512
+#define BITS_MIN_OUT   32
+#define BITS_G         8
+#define BITS_ROW_BLOCK 8192
 /* Floats per row for tables, beyond the transposed bits: room for two or more tiles per launch
  * (fmnist_poisson_mlp's fc1, 3,200 rows: 2 in forward, 3 in the weight gradient), which the
  * threads share (SPK_FOR_TASKS). */
@@ -506,6 +506,7 @@ const spk_layer_type spk_builtin_synapse_linear = {
     .forward = linear_forward,
     .backward = linear_backward,
     .destroy = linear_destroy,
+    .memory = SPK_MEM_OUT_FORWARD_ONLY,
     .kernels = {.owner = "synapse.linear",
                 .opencl_source = linear_cl_source,
                 .cpu_kernels = linear_cpu_kernels},

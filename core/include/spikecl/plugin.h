@@ -23,9 +23,10 @@ extern "C" {
  *   1.0  the first release
  *   1.1  host: reduce_grad, set_error, set_weight, set_priv, set_output; exec: core;
  *        descriptor: version. exec.backend keeps its place (1.0 plugins still find the backend
- *        there) but is typed void * since 1.1: the backend is the host's business */
+ *        there) but is typed void * since 1.1: the backend is the host's business
+ *   1.2  descriptor: memory (SPK_MEM_* promises that let the host reuse activation memory) */
 #define SPK_ABI_MAJOR 1
-#define SPK_ABI_MINOR 1
+#define SPK_ABI_MINOR 2
 
 #define SPK_MAX_DIMS    4
 #define SPK_MAX_INPUTS  4
@@ -223,7 +224,23 @@ struct spk_layer_type {
     spk_kernel_set kernels;
     /* ---- since 1.1 (the host reads what follows only when struct_size covers it) ---- */
     const char *version; /* the plugin's own version ("2.3.0"), listed by spikecl plugins */
+    /* ---- since 1.2 ---- */
+    unsigned memory; /* SPK_MEM_* promises; 0 (an older plugin): the host keeps every tensor */
 };
+
+/* Promises a layer type makes about its tensors, so that a training session can give one
+ * buffer to tensors that are never needed at the same time (core/src/memplan.c). A wrong
+ * promise corrupts gradients silently: tests/test_backend_ops.c checks each built-in's by
+ * poisoning what it promises not to read. */
+/* forward writes every element of its output, and backward never reads it: once the
+ * consumers are done with it, the output's memory may hold gradients */
+#define SPK_MEM_OUT_FORWARD_ONLY 1u
+/* backward reads none of its inputs (x->in), only grad_out, its state and weights */
+#define SPK_MEM_BACKWARD_NO_INPUT 2u
+/* one input, and backward is right when grad_in[0] and grad_out are one buffer of the same
+ * size: each element of grad_out is read before that element of grad_in is written, and no
+ * element of grad_out is read after it has been overwritten */
+#define SPK_MEM_GRAD_IN_PLACE 4u
 
 /* The size of a 1.0 descriptor: the smallest the host accepts. */
 #define SPK_LAYER_TYPE_SIZE_1_0 (offsetof(spk_layer_type, kernels) + sizeof(spk_kernel_set))

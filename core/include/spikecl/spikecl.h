@@ -203,7 +203,9 @@ SPK_API double spk_session_optimizer_time(const spk_session *s);
 SPK_API int spk_session_node_info(const spk_session *s, int i, int *kind, int *steps, int *features,
                                   int *n);
 /* Downloads node i's output of the last forward, [steps, n, features] as info gives them; cap
- * is dst's size in floats. */
+ * is dst's size in floats. After a training step some outputs' memory holds gradients (the
+ * session shares buffers): those are refused (SPK_ERR_INVALID) until the next forward, eval or
+ * training. */
 SPK_API int spk_session_node_output(spk_session *s, int i, float *dst, size_t cap, spk_error *err);
 /* The same for a state buffer the layer keeps, by name ("mem": a neuron layer's membrane over
  * the steps, [T, n, features]); *features gets its floats per sample and step.
