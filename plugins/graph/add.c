@@ -85,6 +85,7 @@ const spk_layer_type spk_builtin_merge_add = {
     .init = add_init,
     .forward = add_forward,
     .backward = add_backward,
+    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT,
     .kernels = {.owner = "merge.add", .opencl_source = add_cl_source, .cpu_kernels = add_cpu},
 };
 SPK_BUILTIN(spk_builtin_merge_add);

@@ -181,6 +181,7 @@ const spk_layer_type spk_builtin_pool_max2d = {
     .forward = pool_max_forward_run,
     .backward = pool_max_backward_run,
     .destroy = pool_destroy,
+    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT, /* argmax in state */
     .kernels = {.owner = "pool.max2d",
                 .opencl_source = pool_cl_source,
                 .cpu_kernels = pool_cpu_kernels},
@@ -199,6 +200,7 @@ const spk_layer_type spk_builtin_pool_avg2d = {
     .forward = pool_avg_forward_run,
     .backward = pool_avg_backward_run,
     .destroy = pool_destroy,
+    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT,
     .kernels = {.owner = "pool.avg2d",
                 .opencl_source = pool_cl_source,
                 .cpu_kernels = pool_cpu_kernels},
