@@ -6,6 +6,11 @@
 
 #include "spikecl/kernel.h"
 
+#if SPK_LANES > 1 /* not the one-lane reference: the width the plugins use */
+#undef SPK_LANES
+#define SPK_LANES SPK_LANES_WIDE
+#endif
+
 #include "if.cl"
 #include "lif.cl"
 #include "plif.cl"

@@ -17,6 +17,9 @@
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
 
+/* wide lane blocks for this file's kernels on the CPU (spikecl/kernel.h) */
+#undef SPK_LANES
+#define SPK_LANES SPK_LANES_WIDE
 #include "if.cl"
 #include "if_cl.h"
 

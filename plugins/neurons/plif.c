@@ -26,6 +26,9 @@
 #include "spikecl/kernel.h"
 #include "spikecl/plugin.h"
 
+/* wide lane blocks for this file's kernels on the CPU (spikecl/kernel.h) */
+#undef SPK_LANES
+#define SPK_LANES SPK_LANES_WIDE
 #include "plif.cl"
 #include "plif_cl.h"
 
