@@ -70,7 +70,7 @@
     {                                                                                              \
         const int spk__n = (n);                                                                    \
         _Pragma("omp parallel for schedule(dynamic, 1) if (spk__n > 1)") for (int i = 0;           \
-                                                                             i < spk__n; i++)      \
+                                                                              i < spk__n; i++)     \
         {
 #define SPK_END_TASKS SPK_END_ITEMS
 
