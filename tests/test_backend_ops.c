@@ -536,7 +536,7 @@ static int is_loss(const spk_layer_type *ty)
  * promises not to read (inputs, output: NaN), hand it grad_out in grad_in's buffer when it
  * promises to work in place, run backward again and expect the same bytes. */
 static void check_memory_promises(side *s, const spk_layer_type *ty, const float *gout,
-                                  const char *ctx)
+                                  const float *in0, const char *ctx)
 {
     spk_layer_inst *li = s->li;
     const unsigned mem = ty->memory;
@@ -581,6 +581,36 @@ static void check_memory_promises(side *s, const spk_layer_type *ty, const float
                      i < li->layer.n_in ? i : i - li->layer.n_in, in_place ? ", in place" : "");
         free(v);
         free(ref[i]);
+    }
+    /* forward in place: the input handed over in the output's buffer */
+    if ((mem & SPK_MEM_OUT_IN_PLACE) && li->layer.n_in == 1 && li->in[0].numel == li->out.numel) {
+        put(s, &li->in[0], in0); /* the reference: forward again on the unpoisoned input */
+        cr_assert_eq(spk_layer_inst_forward(li, 1, &err), SPK_OK, "%s on %s: forward: %s", ctx,
+                     s->be->ops->name, err.msg);
+        float *out_ref = fetch(s, &li->out);
+        float *st_ref[SPK_MAX_STATE];
+        for (int k = 0; k < li->layer.n_state; k++)
+            st_ref[k] = fetch(s, &li->layer.state[k].t);
+        put(s, &li->out, in0);
+        li->x.in[0] = &li->out;
+        cr_assert_eq(spk_layer_inst_forward(li, 1, &err), SPK_OK, "%s on %s: forward: %s", ctx,
+                     s->be->ops->name, err.msg);
+        li->x.in[0] = &li->in[0];
+        float *v = fetch(s, &li->out);
+        cr_expect_eq(memcmp(v, out_ref, li->out.numel * sizeof(float)), 0,
+                     "%s on %s: memory promise 0x%x broken: the output differs when forward "
+                     "writes it over its input",
+                     ctx, s->be->ops->name, mem);
+        free(v);
+        free(out_ref);
+        for (int k = 0; k < li->layer.n_state; k++) {
+            v = fetch(s, &li->layer.state[k].t);
+            cr_expect_eq(memcmp(v, st_ref[k], li->layer.state[k].t.numel * sizeof(float)), 0,
+                         "%s on %s: state %s differs when forward runs in place", ctx,
+                         s->be->ops->name, li->layer.state[k].name);
+            free(v);
+            free(st_ref[k]);
+        }
     }
 }
 
@@ -728,7 +758,7 @@ static void run_case(const op_case *c, const int *chw, const op_shape *sh, spk_b
     compare_tensor(&ocl, &cpu, &ocl.li->out, &cpu.li->out, ctx, "output after backward", c->tol,
                    c->exact_out);
     for (int s = 0; s < 2; s++)
-        check_memory_promises(both[s], ty, gout, ctx);
+        check_memory_promises(both[s], ty, gout, inputs[0], ctx);
 
     free(gout);
     for (int i = 0; i < c->n_in; i++)

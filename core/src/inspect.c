@@ -48,6 +48,11 @@ int spk_session_node_output(spk_session *s, int i, float *dst, size_t cap, spk_e
         return bad_node(s, i, err);
     if (s->last_n < 1)
         return spk_error_set(err, SPK_ERR_INVALID, "no forward pass has run yet");
+    if (nd->out_over)
+        return spk_error_set(err, SPK_ERR_INVALID,
+                             "layer '%s': layer '%s' writes its output over this one's to save "
+                             "memory, so it is not kept (SPIKECL_MEMPLAN=plain keeps it)",
+                             nd->layer.name, s->nodes[nd->out_over].layer.name);
     if (nd->out_reused && s->grads_in_outs)
         return spk_error_set(err, SPK_ERR_INVALID,
                              "layer '%s': a training step's backward pass has reused its "

@@ -117,35 +117,80 @@ static int has_grad(const spk_session *s, int i)
     return s->nodes[i].trainable_upstream && i != s->loss;
 }
 
+/* The last pass that reads node i's output: the end of the forward passes (inspection), a
+ * consumer's backward that reads its inputs, its own rate_reg; never freed without the type's
+ * promise, nor for the readout and the loss (the metrics read them after the step). */
+static int out_last(const spk_session *s, int i)
+{
+    const int N = s->n_nodes;
+    const spk_node *nd = &s->nodes[i];
+    if (!(mem_flags(nd) & SPK_MEM_OUT_FORWARD_ONLY) || i == s->readout || i == s->loss)
+        return 2 * N;
+    int last = N - 1;
+    if (nd->trainable_upstream && (nd->rate_l1 > 0 || nd->rate_weight > 0))
+        last = 2 * N - i; /* rate_reg reads it before this node's backward */
+    for (int k = i + 1; k < N; k++)
+        for (int e = 0; e < s->nodes[k].n_in; e++)
+            if (s->nodes[k].in_node[e] == i && s->nodes[k].trainable_upstream &&
+                !(mem_flags(&s->nodes[k]) & SPK_MEM_BACKWARD_NO_INPUT) && last < 2 * N - k)
+                last = 2 * N - k;
+    return last;
+}
+
+/* Node i's forward may write its output over its one input: nothing reads that input after
+ * this forward but inspection (which then refuses it), and both are the same size. */
+static int out_over_input(const spk_session *s, int i)
+{
+    const spk_node *nd = &s->nodes[i];
+    const int j = nd->in_node[0];
+    const spk_node *in = &s->nodes[j];
+    if (!(mem_flags(nd) & SPK_MEM_OUT_IN_PLACE) || nd->n_in != 1 || j <= 0 ||
+        in->n_consumers != 1 || !(mem_flags(in) & SPK_MEM_OUT_FORWARD_ONLY) || j == s->readout ||
+        j == s->loss || (in->trainable_upstream && (in->rate_l1 > 0 || in->rate_weight > 0)))
+        return 0;
+    if (nd->trainable_upstream && !(mem_flags(nd) & SPK_MEM_BACKWARD_NO_INPUT))
+        return 0;
+    return spk_shape_numel(&in->layer.out, s->T, s->batch) ==
+           spk_shape_numel(&nd->layer.out, s->T, s->batch);
+}
+
 /* The items: every output, and every gradient (one item for a chain of in-place layers). */
 static int plan_items(spk_session *s, plan_item *it, int plain)
 {
-    const int N = s->n_nodes, inf = 2 * N;
+    const int N = s->n_nodes;
     int n = 0;
     int *grad_item = calloc((size_t)N, sizeof *grad_item);
     if (!grad_item)
         return -1;
+    int *out_item = calloc((size_t)N, sizeof *out_item);
+    if (!out_item) {
+        free(grad_item);
+        return -1;
+    }
     for (int i = 1; i < N; i++) {
         spk_node *nd = &s->nodes[i];
-        plan_item *o = &it[n++];
+        const int last = out_last(s, i);
+        const int j = nd->n_in == 1 ? nd->in_node[0] : 0;
+        if (!plain && j > 0 && out_over_input(s, i) && it[out_item[j]].n_t < PLAN_MAX_T) {
+            /* this forward writes over its input, whose span ends here: one item for both */
+            plan_item *o = &it[out_item[j]];
+            o->t[o->n_t++] = &nd->out;
+            if (o->last < last)
+                o->last = last;
+            out_item[i] = out_item[j];
+            s->nodes[j].out_over = i;
+            continue;
+        }
+        plan_item *o = &it[n];
         memset(o, 0, sizeof *o);
         o->t[o->n_t++] = &nd->out;
         o->numel = spk_shape_numel(&nd->layer.out, s->T, s->batch);
         o->first = i;
+        o->last = last;
         o->is_out = 1;
-        if (!(mem_flags(nd) & SPK_MEM_OUT_FORWARD_ONLY) || i == s->readout || i == s->loss) {
-            o->last = inf;
-            continue;
-        }
-        o->last = N - 1;
-        if (nd->trainable_upstream && (nd->rate_l1 > 0 || nd->rate_weight > 0))
-            o->last = 2 * N - i; /* rate_reg reads it before this node's backward */
-        for (int k = i + 1; k < N; k++)
-            for (int e = 0; e < s->nodes[k].n_in; e++)
-                if (s->nodes[k].in_node[e] == i && s->nodes[k].trainable_upstream &&
-                    !(mem_flags(&s->nodes[k]) & SPK_MEM_BACKWARD_NO_INPUT) && o->last < 2 * N - k)
-                    o->last = 2 * N - k;
+        out_item[i] = n++;
     }
+    free(out_item);
     /* gradients, from the last node back, so an in-place consumer's item exists first */
     for (int j = N - 1; j >= 1; j--) {
         if (!has_grad(s, j))

@@ -37,6 +37,7 @@ typedef struct spk_node {
     float rate_l1, rate_target, rate_weight; /* the definition's rate_reg (0: off) */
     int trainable_upstream;                  /* this node or one before it has trainable weights */
     int out_reused; /* memplan: out's buffer holds gradients during backward (not after it) */
+    int out_over;   /* memplan: the node whose forward writes its output over this one (0: none) */
     int n_consumers;
     double fwd_s, bwd_s; /* profiling */
 } spk_node;

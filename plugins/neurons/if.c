@@ -192,7 +192,8 @@ const spk_layer_type spk_builtin_neuron_if = {
     .forward = if_layer_forward,
     .backward = if_layer_backward,
     .destroy = if_destroy,
-    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT | SPK_MEM_GRAD_IN_PLACE,
+    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT | SPK_MEM_GRAD_IN_PLACE |
+              SPK_MEM_OUT_IN_PLACE,
     .kernels = {.owner = "neuron.if", .opencl_source = if_cl_source, .cpu_kernels = if_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_neuron_if);

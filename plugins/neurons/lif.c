@@ -231,7 +231,8 @@ const spk_layer_type spk_builtin_neuron_lif = {
     .forward = lif_layer_forward,
     .backward = lif_layer_backward,
     .destroy = lif_destroy,
-    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT | SPK_MEM_GRAD_IN_PLACE,
+    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT | SPK_MEM_GRAD_IN_PLACE |
+              SPK_MEM_OUT_IN_PLACE,
     .kernels = {.owner = "neuron.lif",
                 .opencl_source = lif_cl_source,
                 .cpu_kernels = lif_cpu_kernels},

@@ -211,7 +211,7 @@ const spk_layer_type spk_builtin_neuron_plif = {
     .forward = plif_layer_forward,
     .backward = plif_layer_backward,
     .destroy = plif_destroy,
-    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_GRAD_IN_PLACE,
+    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_GRAD_IN_PLACE | SPK_MEM_OUT_IN_PLACE,
     .kernels = {.owner = "neuron.plif",
                 .opencl_source = plif_cl_source,
                 .cpu_kernels = plif_cpu_kernels},

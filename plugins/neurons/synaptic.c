@@ -272,7 +272,8 @@ const spk_layer_type spk_builtin_neuron_synaptic = {
     .forward = syn_layer_forward,
     .backward = syn_layer_backward,
     .destroy = syn_destroy,
-    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT | SPK_MEM_GRAD_IN_PLACE,
+    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT | SPK_MEM_GRAD_IN_PLACE |
+              SPK_MEM_OUT_IN_PLACE,
     .kernels = {.owner = "neuron.synaptic",
                 .opencl_source = synaptic_cl_source,
                 .cpu_kernels = syn_cpu_kernels},

@@ -241,6 +241,10 @@ struct spk_layer_type {
  * size: each element of grad_out is read before that element of grad_in is written, and no
  * element of grad_out is read after it has been overwritten */
 #define SPK_MEM_GRAD_IN_PLACE 4u
+/* one input, and forward is right when its output and in[0] are one buffer of the same size:
+ * each element of the input is read before that element of the output is written, and none
+ * after (the input is then gone: its producer's output cannot be inspected) */
+#define SPK_MEM_OUT_IN_PLACE 8u
 
 /* The size of a 1.0 descriptor: the smallest the host accepts. */
 #define SPK_LAYER_TYPE_SIZE_1_0 (offsetof(spk_layer_type, kernels) + sizeof(spk_kernel_set))
