@@ -61,7 +61,9 @@ SPK_KERNEL void hybrid_gram(SPK_GLOBAL float *G, SPK_GLOBAL const float *x, cons
  *   h_t = sum_{tau<t} d^(t-1-tau) G[tau, t] eta (sigmoid(u_tau) + beta)    (= (P_{t-1} x_t)_o)
  *   u_t = (1 - s_{t-1}) (1 - k) u_{t-1} + k (relu(a_t + bias) d^t + alpha h_t)
  *   s_t = H(u_t - vth)
- * with d = exp(-dt / tau_w). Saves u_t in mem. */
+ * with d = exp(-dt / tau_w). Saves u_t in mem. Lane blocks (spikecl/kernel.h): the sigmoid's
+ * expf keeps a lane loop scalar, but its lanes are independent chains the core overlaps, where
+ * one item's steps each wait for the last. */
 SPK_KERNEL void hybrid_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
                                SPK_GLOBAL const float *pre, SPK_GLOBAL const float *bias,
                                SPK_GLOBAL const float *G, SPK_GLOBAL const float *alpha,
@@ -70,38 +72,57 @@ SPK_KERNEL void hybrid_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
                                const int cfg, const float k, const float d, const float vth,
                                const float slope)
 {
-    SPK_FOR_ITEMS(i, bn) {
-        const int o = i % nout;
-        const int b = i / nout;
-        const float bi = (cfg & HYB_CFG_BIAS) ? bias[o] : 0.0f;
-        const float al = alpha[0], et = eta[o], be = beta[o];
-        const int smooth = (cfg & HYB_CFG_SMOOTH) != 0;
-        const int out_mem = (cfg & HYB_CFG_OUT_MEM) != 0;
-        SPK_GLOBAL const float *g = G + b * T * T;
-        float u = 0.0f, s = 0.0f, dt_pow = 1.0f;
+    const int smooth = (cfg & HYB_CFG_SMOOTH) != 0;
+    const int out_mem = (cfg & HYB_CFG_OUT_MEM) != 0;
+    SPK_FOR_LANES(i0, bn) {
+        SPK_LANE_VAR(float, bi);
+        SPK_LANE_VAR(float, et);
+        SPK_LANE_VAR(float, be);
+        SPK_LANE_VAR(int, gb); /* b T T: this lane's Gram matrix */
+        SPK_LANE_VAR(float, u);
+        SPK_LANE_VAR(float, s);
+        SPK_LANE_VAR(float, dt_pow);
+        const float al = alpha[0];
+        SPK_EACH_LANE(l) {
+            const int i = i0 + l;
+            const int o = i % nout;
+            bi[l] = (cfg & HYB_CFG_BIAS) ? bias[o] : 0.0f;
+            et[l] = eta[o];
+            be[l] = beta[o];
+            gb[l] = (i / nout) * T * T;
+            u[l] = 0.0f;
+            s[l] = 0.0f;
+            dt_pow[l] = 1.0f;
+        }
         for (int t = 0; t < T; t++) {
-            float h = 0.0f, p = 1.0f;
-            for (int tau = t - 1; tau >= 0; tau--) {
-                h += p * g[tau * T + t] * (hyb_sigmoid(mem[tau * bn + i]) + be);
-                p *= d;
+            SPK_EACH_LANE(l) {
+                const int i = i0 + l;
+                SPK_GLOBAL const float *g = G + gb[l];
+                float h = 0.0f, p = 1.0f;
+                for (int tau = t - 1; tau >= 0; tau--) {
+                    h += p * g[tau * T + t] * (hyb_sigmoid(mem[tau * bn + i]) + be[l]);
+                    p *= d;
+                }
+                const float r = fmaxf(pre[t * a_ts + i] + bi[l], 0.0f) * dt_pow[l];
+                const float uv = (1.0f - s[l]) * (1.0f - k) * u[l] + k * (r + al * et[l] * h);
+                const float sv = hyb_spike(uv - vth, slope, smooth);
+                u[l] = uv;
+                s[l] = sv;
+                mem[t * bn + i] = uv;
+                out[t * bn + i] = out_mem ? uv : sv;
+                dt_pow[l] *= d;
             }
-            const float r = fmaxf(pre[t * a_ts + i] + bi, 0.0f) * dt_pow;
-            u = (1.0f - s) * (1.0f - k) * u + k * (r + al * et * h);
-            s = hyb_spike(u - vth, slope, smooth);
-            mem[t * bn + i] = u;
-            out[t * bn + i] = out_mem ? u : s;
-            dt_pow *= d;
         }
     }
-    SPK_END_ITEMS
+    SPK_END_LANES
 }
 
-/* BPTT in reverse time, one item per (b, o). lam = dL/du_t collects the output's gradient, the
- * path through u_{t+1} (decay and, unless detached, the reset) and the Hebbian paths through
- * h_{t'} for t' > t; adj[t] = k lam_t is dL/d(the bracket of step t), kept for the Gram
- * gradient. gpre gets dL/d(pre): per step, or summed over t for a constant input (a_ts = 0).
- * part[b, 0..2, o] gets this item's share of dL/dalpha, dL/deta, dL/dbeta (hybrid_reduce sums
- * them over b). */
+/* BPTT in reverse time, one item per (b, o), in lane blocks as the forward. lam = dL/du_t
+ * collects the output's gradient, the path through u_{t+1} (decay and, unless detached, the
+ * reset) and the Hebbian paths through h_{t'} for t' > t; adj[t] = k lam_t is dL/d(the bracket
+ * of step t), kept for the Gram gradient. gpre gets dL/d(pre): per step, or summed over t for a
+ * constant input (a_ts = 0). part[b, 0..2, o] gets this item's share of dL/dalpha, dL/deta,
+ * dL/dbeta (hybrid_reduce sums them over b). */
 SPK_KERNEL void hybrid_backward(SPK_GLOBAL float *gpre, SPK_GLOBAL float *adj,
                                 SPK_GLOBAL float *part, SPK_GLOBAL const float *gout,
                                 SPK_GLOBAL const float *mem, SPK_GLOBAL const float *pre,
@@ -111,69 +132,95 @@ SPK_KERNEL void hybrid_backward(SPK_GLOBAL float *gpre, SPK_GLOBAL float *adj,
                                 const int nout, const int a_ts, const int cfg, const float k,
                                 const float d, const float vth, const float slope)
 {
-    SPK_FOR_ITEMS(i, bn) {
-        const int o = i % nout;
-        const int b = i / nout;
-        const float bi = (cfg & HYB_CFG_BIAS) ? bias[o] : 0.0f;
-        const float al = alpha[0], et = eta[o], be = beta[o];
-        const int smooth = (cfg & HYB_CFG_SMOOTH) != 0;
-        const int out_mem = (cfg & HYB_CFG_OUT_MEM) != 0;
-        const int nodetach = (cfg & HYB_CFG_NODETACH) != 0;
-        SPK_GLOBAL const float *g = G + b * T * T;
-        float carry = 0.0f, ga_sum = 0.0f, sa = 0.0f, se = 0.0f, sb = 0.0f;
+    const int smooth = (cfg & HYB_CFG_SMOOTH) != 0;
+    const int out_mem = (cfg & HYB_CFG_OUT_MEM) != 0;
+    const int nodetach = (cfg & HYB_CFG_NODETACH) != 0;
+    SPK_FOR_LANES(i0, bn) {
+        SPK_LANE_VAR(float, bi);
+        SPK_LANE_VAR(float, et);
+        SPK_LANE_VAR(float, be);
+        SPK_LANE_VAR(int, gb);
+        SPK_LANE_VAR(float, carry);
+        SPK_LANE_VAR(float, ga_sum);
+        SPK_LANE_VAR(float, sa);
+        SPK_LANE_VAR(float, se);
+        SPK_LANE_VAR(float, sb);
+        const float al = alpha[0];
+        SPK_EACH_LANE(l) {
+            const int i = i0 + l;
+            const int o = i % nout;
+            bi[l] = (cfg & HYB_CFG_BIAS) ? bias[o] : 0.0f;
+            et[l] = eta[o];
+            be[l] = beta[o];
+            gb[l] = (i / nout) * T * T;
+            carry[l] = 0.0f;
+            ga_sum[l] = 0.0f;
+            sa[l] = 0.0f;
+            se[l] = 0.0f;
+            sb[l] = 0.0f;
+        }
         for (int t = T - 1; t >= 0; t--) {
-            const float u = mem[t * bn + i];
-            float lam = carry;
-            const float go = gout[t * bn + i];
-            lam += out_mem ? go : go * hyb_surrogate(u - vth, slope);
-            /* u_t feeds the brackets of t' > t through sigmoid(u_t) */
-            float hs = 0.0f, p = 1.0f;
-            for (int tp = t + 1; tp < T; tp++) {
-                hs += adj[tp * bn + i] * p * g[t * T + tp];
-                p *= d;
-            }
-            const float sg = hyb_sigmoid(u);
-            lam += al * et * sg * (1.0f - sg) * hs;
-            const float mu = k * lam;
-            adj[t * bn + i] = mu;
-            /* the bracket: relu(a_t + bias) d^t + alpha eta hsum_t (d^t as the forward makes it) */
-            float dt_pow = 1.0f;
-            for (int q = 0; q < t; q++)
-                dt_pow *= d;
-            const float a = pre[t * a_ts + i] + bi;
-            const float ga = a > 0.0f ? mu * dt_pow : 0.0f;
-            if (a_ts)
-                gpre[t * a_ts + i] = ga;
-            else
-                ga_sum += ga;
-            float hsum = 0.0f, gsum = 0.0f;
-            p = 1.0f;
-            for (int tau = t - 1; tau >= 0; tau--) {
-                const float w = p * g[tau * T + t];
-                hsum += w * (hyb_sigmoid(mem[tau * bn + i]) + be);
-                gsum += w;
-                p *= d;
-            }
-            sa += mu * et * hsum;
-            se += mu * al * hsum;
-            sb += mu * al * et * gsum;
-            /* dL/du_{t-1} through u_t = (1 - s_{t-1}) (1 - k) u_{t-1} + ... */
-            if (t > 0) {
-                const float up = mem[(t - 1) * bn + i];
-                float du = (1.0f - hyb_spike(up - vth, slope, smooth)) * (1.0f - k);
-                if (nodetach)
-                    du -= (1.0f - k) * up * hyb_surrogate(up - vth, slope);
-                carry = lam * du;
+            SPK_EACH_LANE(l) {
+                const int i = i0 + l;
+                SPK_GLOBAL const float *g = G + gb[l];
+                const float u = mem[t * bn + i];
+                float lam = carry[l];
+                const float go = gout[t * bn + i];
+                lam += out_mem ? go : go * hyb_surrogate(u - vth, slope);
+                /* u_t feeds the brackets of t' > t through sigmoid(u_t) */
+                float hs = 0.0f, p = 1.0f;
+                for (int tp = t + 1; tp < T; tp++) {
+                    hs += adj[tp * bn + i] * p * g[t * T + tp];
+                    p *= d;
+                }
+                const float sg = hyb_sigmoid(u);
+                lam += al * et[l] * sg * (1.0f - sg) * hs;
+                const float mu = k * lam;
+                adj[t * bn + i] = mu;
+                /* the bracket: relu(a_t + bias) d^t + alpha eta hsum_t (d^t as the forward
+                 * makes it) */
+                float dt_pow = 1.0f;
+                for (int q = 0; q < t; q++)
+                    dt_pow *= d;
+                const float a = pre[t * a_ts + i] + bi[l];
+                const float ga = a > 0.0f ? mu * dt_pow : 0.0f;
+                if (a_ts)
+                    gpre[t * a_ts + i] = ga;
+                else
+                    ga_sum[l] += ga;
+                float hsum = 0.0f, gsum = 0.0f;
+                p = 1.0f;
+                for (int tau = t - 1; tau >= 0; tau--) {
+                    const float w = p * g[tau * T + t];
+                    hsum += w * (hyb_sigmoid(mem[tau * bn + i]) + be[l]);
+                    gsum += w;
+                    p *= d;
+                }
+                sa[l] += mu * et[l] * hsum;
+                se[l] += mu * al * hsum;
+                sb[l] += mu * al * et[l] * gsum;
+                /* dL/du_{t-1} through u_t = (1 - s_{t-1}) (1 - k) u_{t-1} + ... */
+                if (t > 0) {
+                    const float up = mem[(t - 1) * bn + i];
+                    float du = (1.0f - hyb_spike(up - vth, slope, smooth)) * (1.0f - k);
+                    if (nodetach)
+                        du -= (1.0f - k) * up * hyb_surrogate(up - vth, slope);
+                    carry[l] = lam * du;
+                }
             }
         }
-        if (!a_ts)
-            gpre[i] = ga_sum;
-        SPK_GLOBAL float *pp = part + b * 3 * nout + o;
-        pp[0] = sa;
-        pp[nout] = se;
-        pp[2 * nout] = sb;
+        SPK_EACH_LANE(l) {
+            const int i = i0 + l;
+            const int o = i % nout;
+            if (!a_ts)
+                gpre[i] = ga_sum[l];
+            SPK_GLOBAL float *pp = part + (i / nout) * 3 * nout + o;
+            pp[0] = sa[l];
+            pp[nout] = se[l];
+            pp[2 * nout] = sb[l];
+        }
     }
-    SPK_END_ITEMS
+    SPK_END_LANES
 }
 
 /* Sums the partials of hybrid_backward over b, one item per column j of part's 3 * nout:
