@@ -57,6 +57,20 @@ SPK_KERNEL void hybrid_gram(SPK_GLOBAL float *G, SPK_GLOBAL const float *x, cons
     SPK_END_ITEMS
 }
 
+/* A lane's per-neuron constants: bias, eta and beta of its output o, and the offset of its
+ * sample's Gram matrix (b T T). */
+SPK_INLINE void hyb_lane_consts(const int i, const int nout, const int T, const int cfg,
+                                SPK_GLOBAL const float *bias, SPK_GLOBAL const float *eta,
+                                SPK_GLOBAL const float *beta, float *bi, float *et, float *be,
+                                int *gb)
+{
+    const int o = i % nout;
+    *bi = (cfg & HYB_CFG_BIAS) ? bias[o] : 0.0f;
+    *et = eta[o];
+    *be = beta[o];
+    *gb = (i / nout) * T * T;
+}
+
 /* Forward over the window, one item per (b, o):
  *   h_t = sum_{tau<t} d^(t-1-tau) G[tau, t] eta (sigmoid(u_tau) + beta)    (= (P_{t-1} x_t)_o)
  *   u_t = (1 - s_{t-1}) (1 - k) u_{t-1} + k (relu(a_t + bias) d^t + alpha h_t)
@@ -84,12 +98,7 @@ SPK_KERNEL void hybrid_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
         SPK_LANE_VAR(float, dt_pow);
         const float al = alpha[0];
         SPK_EACH_LANE(l) {
-            const int i = i0 + l;
-            const int o = i % nout;
-            bi[l] = (cfg & HYB_CFG_BIAS) ? bias[o] : 0.0f;
-            et[l] = eta[o];
-            be[l] = beta[o];
-            gb[l] = (i / nout) * T * T;
+            hyb_lane_consts(i0 + l, nout, T, cfg, bias, eta, beta, &bi[l], &et[l], &be[l], &gb[l]);
             u[l] = 0.0f;
             s[l] = 0.0f;
             dt_pow[l] = 1.0f;
@@ -147,12 +156,7 @@ SPK_KERNEL void hybrid_backward(SPK_GLOBAL float *gpre, SPK_GLOBAL float *adj,
         SPK_LANE_VAR(float, sb);
         const float al = alpha[0];
         SPK_EACH_LANE(l) {
-            const int i = i0 + l;
-            const int o = i % nout;
-            bi[l] = (cfg & HYB_CFG_BIAS) ? bias[o] : 0.0f;
-            et[l] = eta[o];
-            be[l] = beta[o];
-            gb[l] = (i / nout) * T * T;
+            hyb_lane_consts(i0 + l, nout, T, cfg, bias, eta, beta, &bi[l], &et[l], &be[l], &gb[l]);
             carry[l] = 0.0f;
             ga_sum[l] = 0.0f;
             sa[l] = 0.0f;
