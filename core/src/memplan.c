@@ -75,7 +75,8 @@ int spk_memplan_check(const spk_session *s, spk_error *err)
  * tensors whose spans do not overlap can live in one buffer. What a pass reads comes from the
  * layer types' SPK_MEM_* promises; without them a tensor lives for the whole session.
  * Outputs live at least to the end of the forward passes (spk_session_node_output reads them
- * after any forward), so only gradients move into an output's buffer, never another output. */
+ * after any forward), so gradients move into an output's buffer, and another output only where
+ * a layer writes its output over its input (SPK_MEM_OUT_IN_PLACE; that input is then refused). */
 #define PLAN_MAX_T 8 /* a longer chain of in-place layers starts another item */
 typedef struct plan_item {
     spk_tensor *t[PLAN_MAX_T]; /* the tensors holding this value (in place: several) */
