@@ -207,3 +207,35 @@ Test(memplan, reused_output_is_refused_until_the_next_forward)
     spk_backend_free(be);
     spk_model_free(m);
 }
+
+/* A neuron's spikes are kept whole even when a neuron reads them (pictures and probes read
+ * spikes): in the zoo, if3 writes over fc3's output, but syn1 does not write over lif1's */
+Test(memplan, spikes_read_by_a_neuron_stay_readable)
+{
+    spk_error err = {0};
+    spk_model *m;
+    cr_assert_eq(spk_model_load_string(zoo_yaml, "zoo.yaml", &m, &err), SPK_OK, "%s", err.msg);
+    spk_backend *be;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), SPK_OK, "%s", err.msg);
+    unsetenv("SPIKECL_MEMPLAN");
+    spk_session *s;
+    cr_assert_eq(spk_session_new(m, be, 8, &s, &err), SPK_OK, "%s", err.msg);
+    cr_assert_str_eq(spk_session_node_name(s, 2), "lif1");
+    cr_assert_str_eq(spk_session_node_name(s, 6), "fc3");
+    float x[8 * 24];
+    spk_test_fill(x, 8 * 24, 0.0f, 1.0f, 5);
+    int32_t y[8] = {0, 1, 2, 3, 4, 5, 0, 1};
+    const size_t cap = 5 * 8 * 20;
+    float *o = malloc(cap * sizeof *o);
+    spk_batch_stats st = {0};
+    cr_assert_eq(spk_session_train_batch(s, x, y, 8, &st, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(spk_session_eval_batch(s, x, y, 8, &st, &err), SPK_OK, "%s", err.msg);
+    cr_expect_eq(spk_session_node_output(s, 2, o, cap, &err), SPK_OK, "%s", err.msg);
+    cr_expect_eq(spk_session_node_output(s, 6, o, cap, &err), SPK_ERR_INVALID);
+    cr_expect(strstr(err.msg, "layer 'fc3'") && strstr(err.msg, "layer 'if3' writes"), "%s",
+              err.msg);
+    free(o);
+    spk_session_free(s);
+    spk_backend_free(be);
+    spk_model_free(m);
+}

@@ -139,7 +139,8 @@ static int out_last(const spk_session *s, int i)
 }
 
 /* Node i's forward may write its output over its one input: nothing reads that input after
- * this forward but inspection (which then refuses it), and both are the same size. */
+ * this forward but inspection (which then refuses it), and both are the same size. A neuron
+ * layer's spikes are kept whole: they are what pictures and probes read. */
 static int out_over_input(const spk_session *s, int i)
 {
     const spk_node *nd = &s->nodes[i];
@@ -147,7 +148,8 @@ static int out_over_input(const spk_session *s, int i)
     const spk_node *in = &s->nodes[j];
     if (!(mem_flags(nd) & SPK_MEM_OUT_IN_PLACE) || nd->n_in != 1 || j <= 0 ||
         in->n_consumers != 1 || !(mem_flags(in) & SPK_MEM_OUT_FORWARD_ONLY) || j == s->readout ||
-        j == s->loss || (in->trainable_upstream && (in->rate_l1 > 0 || in->rate_weight > 0)))
+        j == s->loss || in->layer.type->kind == SPK_KIND_NEURON ||
+        (in->trainable_upstream && (in->rate_l1 > 0 || in->rate_weight > 0)))
         return 0;
     if (nd->trainable_upstream && !(mem_flags(nd) & SPK_MEM_BACKWARD_NO_INPUT))
         return 0;
