@@ -68,21 +68,29 @@ typedef struct run {
     uint64_t peak; /* the backend's peak bytes */
 } run;
 
+/* A session of m on be; plain: with SPIKECL_MEMPLAN=plain, which the plan reads at creation. */
+static spk_session *new_session(spk_model *m, spk_backend *be, int plain)
+{
+    spk_error err = {0};
+    spk_session *s;
+    if (plain)
+        setenv("SPIKECL_MEMPLAN", "plain", 1);
+    else
+        unsetenv("SPIKECL_MEMPLAN");
+    cr_assert_eq(spk_session_new(m, be, 8, &s, &err), SPK_OK, "%s", err.msg);
+    unsetenv("SPIKECL_MEMPLAN");
+    return s;
+}
+
 /* Three training steps from the model's seed on fixed data; plain: SPIKECL_MEMPLAN=plain. */
 static run train3(const char *yaml, spk_backend *be, int plain)
 {
     spk_error err = {0};
     spk_model *m;
     cr_assert_eq(spk_model_load_string(yaml, "memplan.yaml", &m, &err), SPK_OK, "%s", err.msg);
-    if (plain)
-        setenv("SPIKECL_MEMPLAN", "plain", 1);
-    else
-        unsetenv("SPIKECL_MEMPLAN");
-    spk_session *s;
     be->stats.bytes_peak = be->stats.bytes_allocated;
     const uint64_t before = be->stats.bytes_allocated;
-    cr_assert_eq(spk_session_new(m, be, 8, &s, &err), SPK_OK, "%s", err.msg);
-    unsetenv("SPIKECL_MEMPLAN");
+    spk_session *s = new_session(m, be, plain);
     const int in = spk_session_input_size(s), classes = spk_session_classes(s);
     float *x = malloc((size_t)(8 * in) * sizeof *x);
     int32_t y[8];
@@ -164,48 +172,85 @@ Test(memplan, shared_buffers_train_like_plain_ones_on_opencl, .timeout = 300)
     spk_backend_free(be);
 }
 
+/* A CPU session after one training step on a fixed batch of 8, with room for any output. */
+typedef struct fixture {
+    spk_model *m;
+    spk_backend *be;
+    spk_session *s;
+    float *x, *o;
+    size_t cap;
+    int32_t y[8];
+} fixture;
+
+static void fixture_open(fixture *f, const char *yaml, int plain)
+{
+    spk_error err = {0};
+    memset(f, 0, sizeof *f);
+    cr_assert_eq(spk_model_load_string(yaml, "memplan.yaml", &f->m, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(spk_backend_cpu_new(1, &f->be, &err), SPK_OK, "%s", err.msg);
+    f->s = new_session(f->m, f->be, plain);
+    const int in = spk_session_input_size(f->s);
+    f->x = malloc((size_t)(8 * in) * sizeof *f->x);
+    spk_test_fill(f->x, (size_t)(8 * in), 0.0f, 1.0f, 9);
+    for (int b = 0; b < 8; b++)
+        f->y[b] = b % spk_session_classes(f->s);
+    for (int i = 0; i < spk_session_node_count(f->s); i++) {
+        int steps = 0, feat = 0;
+        spk_session_node_info(f->s, i, NULL, &steps, &feat, NULL);
+        if ((size_t)steps * 8 * (size_t)feat > f->cap)
+            f->cap = (size_t)steps * 8 * (size_t)feat;
+    }
+    f->o = malloc(f->cap * sizeof *f->o);
+    spk_batch_stats st = {0};
+    cr_assert_eq(spk_session_train_batch(f->s, f->x, f->y, 8, &st, &err), SPK_OK, "%s", err.msg);
+}
+
+static void fixture_eval(fixture *f)
+{
+    spk_error err = {0};
+    spk_batch_stats st = {0};
+    cr_assert_eq(spk_session_eval_batch(f->s, f->x, f->y, 8, &st, &err), SPK_OK, "%s", err.msg);
+}
+
+/* Reads node i's output; SPK_OK or the status, with the message in err. */
+static int fixture_read(fixture *f, int i, spk_error *err)
+{
+    return spk_session_node_output(f->s, i, f->o, f->cap, err);
+}
+
+static void fixture_close(fixture *f)
+{
+    free(f->x);
+    free(f->o);
+    spk_session_free(f->s);
+    spk_backend_free(f->be);
+    spk_model_free(f->m);
+}
+
 /* lif writes its spikes over fc's output: fc's is refused after any pass, naming both layers;
  * lif's output held gradients during the step's backward: refused until a forward pass writes
  * it again. With SPIKECL_MEMPLAN=plain both stay readable. */
 Test(memplan, reused_output_is_refused_until_the_next_forward)
 {
     spk_error err = {0};
-    spk_model *m;
-    cr_assert_eq(spk_model_load_string(chain_yaml, "chain.yaml", &m, &err), SPK_OK, "%s", err.msg);
-    spk_backend *be;
-    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), SPK_OK, "%s", err.msg);
-    unsetenv("SPIKECL_MEMPLAN");
-    spk_session *s;
-    cr_assert_eq(spk_session_new(m, be, 8, &s, &err), SPK_OK, "%s", err.msg);
-    cr_assert_str_eq(spk_session_node_name(s, 1), "fc");
-    cr_assert_str_eq(spk_session_node_name(s, 2), "lif");
-    float x[8 * 40];
-    spk_test_fill(x, 8 * 40, 0.0f, 1.0f, 9);
-    int32_t y[8] = {0, 1, 0, 1, 0, 1, 0, 1};
-    const size_t cap = 6 * 8 * 40;
-    float *o = malloc(cap * sizeof *o);
-    spk_batch_stats st = {0};
-    cr_assert_eq(spk_session_train_batch(s, x, y, 8, &st, &err), SPK_OK, "%s", err.msg);
-    cr_expect_eq(spk_session_node_output(s, 2, o, cap, &err), SPK_ERR_INVALID);
+    fixture f;
+    fixture_open(&f, chain_yaml, 0);
+    cr_assert_str_eq(spk_session_node_name(f.s, 1), "fc");
+    cr_assert_str_eq(spk_session_node_name(f.s, 2), "lif");
+    cr_expect_eq(fixture_read(&f, 2, &err), SPK_ERR_INVALID);
     cr_expect(strstr(err.msg, "layer 'lif'") && strstr(err.msg, "run a forward pass"), "%s",
               err.msg);
-    cr_expect_eq(spk_session_node_output(s, 1, o, cap, &err), SPK_ERR_INVALID);
+    cr_expect_eq(fixture_read(&f, 1, &err), SPK_ERR_INVALID);
     cr_expect(strstr(err.msg, "layer 'fc'") && strstr(err.msg, "layer 'lif' writes"), "%s",
               err.msg);
-    cr_assert_eq(spk_session_eval_batch(s, x, y, 8, &st, &err), SPK_OK, "%s", err.msg);
-    cr_expect_eq(spk_session_node_output(s, 2, o, cap, &err), SPK_OK, "%s", err.msg);
-    cr_expect_eq(spk_session_node_output(s, 1, o, cap, &err), SPK_ERR_INVALID);
-    spk_session_free(s);
-    setenv("SPIKECL_MEMPLAN", "plain", 1);
-    cr_assert_eq(spk_session_new(m, be, 8, &s, &err), SPK_OK, "%s", err.msg);
-    unsetenv("SPIKECL_MEMPLAN");
-    cr_assert_eq(spk_session_train_batch(s, x, y, 8, &st, &err), SPK_OK, "%s", err.msg);
-    cr_expect_eq(spk_session_node_output(s, 1, o, cap, &err), SPK_OK, "%s", err.msg);
-    cr_expect_eq(spk_session_node_output(s, 2, o, cap, &err), SPK_OK, "%s", err.msg);
-    free(o);
-    spk_session_free(s);
-    spk_backend_free(be);
-    spk_model_free(m);
+    fixture_eval(&f);
+    cr_expect_eq(fixture_read(&f, 2, &err), SPK_OK, "%s", err.msg);
+    cr_expect_eq(fixture_read(&f, 1, &err), SPK_ERR_INVALID);
+    fixture_close(&f);
+    fixture_open(&f, chain_yaml, 1);
+    cr_expect_eq(fixture_read(&f, 1, &err), SPK_OK, "%s", err.msg);
+    cr_expect_eq(fixture_read(&f, 2, &err), SPK_OK, "%s", err.msg);
+    fixture_close(&f);
 }
 
 /* A neuron's spikes are kept whole even when a neuron reads them (pictures and probes read
@@ -213,29 +258,14 @@ Test(memplan, reused_output_is_refused_until_the_next_forward)
 Test(memplan, spikes_read_by_a_neuron_stay_readable)
 {
     spk_error err = {0};
-    spk_model *m;
-    cr_assert_eq(spk_model_load_string(zoo_yaml, "zoo.yaml", &m, &err), SPK_OK, "%s", err.msg);
-    spk_backend *be;
-    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), SPK_OK, "%s", err.msg);
-    unsetenv("SPIKECL_MEMPLAN");
-    spk_session *s;
-    cr_assert_eq(spk_session_new(m, be, 8, &s, &err), SPK_OK, "%s", err.msg);
-    cr_assert_str_eq(spk_session_node_name(s, 2), "lif1");
-    cr_assert_str_eq(spk_session_node_name(s, 6), "fc3");
-    float x[8 * 24];
-    spk_test_fill(x, 8 * 24, 0.0f, 1.0f, 5);
-    int32_t y[8] = {0, 1, 2, 3, 4, 5, 0, 1};
-    const size_t cap = 5 * 8 * 20;
-    float *o = malloc(cap * sizeof *o);
-    spk_batch_stats st = {0};
-    cr_assert_eq(spk_session_train_batch(s, x, y, 8, &st, &err), SPK_OK, "%s", err.msg);
-    cr_assert_eq(spk_session_eval_batch(s, x, y, 8, &st, &err), SPK_OK, "%s", err.msg);
-    cr_expect_eq(spk_session_node_output(s, 2, o, cap, &err), SPK_OK, "%s", err.msg);
-    cr_expect_eq(spk_session_node_output(s, 6, o, cap, &err), SPK_ERR_INVALID);
+    fixture f;
+    fixture_open(&f, zoo_yaml, 0);
+    cr_assert_str_eq(spk_session_node_name(f.s, 2), "lif1");
+    cr_assert_str_eq(spk_session_node_name(f.s, 6), "fc3");
+    fixture_eval(&f);
+    cr_expect_eq(fixture_read(&f, 2, &err), SPK_OK, "%s", err.msg);
+    cr_expect_eq(fixture_read(&f, 6, &err), SPK_ERR_INVALID);
     cr_expect(strstr(err.msg, "layer 'fc3'") && strstr(err.msg, "layer 'if3' writes"), "%s",
               err.msg);
-    free(o);
-    spk_session_free(s);
-    spk_backend_free(be);
-    spk_model_free(m);
+    fixture_close(&f);
 }

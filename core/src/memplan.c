@@ -79,7 +79,7 @@ int spk_memplan_check(const spk_session *s, spk_error *err)
  * a layer writes its output over its input (SPK_MEM_OUT_IN_PLACE; that input is then refused). */
 #define PLAN_MAX_T 8 /* a longer chain of in-place layers starts another item */
 typedef struct plan_item {
-    spk_tensor *t[PLAN_MAX_T]; /* the tensors holding this value (in place: several) */
+    int node[PLAN_MAX_T]; /* the nodes whose out (is_out) or grad hold this value */
     int n_t;
     size_t numel;
     int first, last; /* the span, in passes */
@@ -177,7 +177,7 @@ static int plan_items(spk_session *s, plan_item *it, int plain)
         if (!plain && j > 0 && out_over_input(s, i) && it[out_item[j]].n_t < PLAN_MAX_T) {
             /* this forward writes over its input, whose span ends here: one item for both */
             plan_item *o = &it[out_item[j]];
-            o->t[o->n_t++] = &nd->out;
+            o->node[o->n_t++] = i;
             if (o->last < last)
                 o->last = last;
             out_item[i] = out_item[j];
@@ -186,7 +186,7 @@ static int plan_items(spk_session *s, plan_item *it, int plain)
         }
         plan_item *o = &it[n];
         memset(o, 0, sizeof *o);
-        o->t[o->n_t++] = &nd->out;
+        o->node[o->n_t++] = i;
         o->numel = spk_shape_numel(&nd->layer.out, s->T, s->batch);
         o->first = i;
         o->last = last;
@@ -219,7 +219,7 @@ static int plan_items(spk_session *s, plan_item *it, int plain)
             g->first = first;
             grad_item[j] = n++;
         }
-        g->t[g->n_t++] = &nd->grad;
+        g->node[g->n_t++] = j;
         g->last = 2 * N - j;
     }
     free(grad_item);
@@ -291,16 +291,13 @@ static int plan_alloc(spk_session *s, spk_error *err)
         for (int j = 0; j < n; j++)
             shared |= j != i && buf_of[j] == buf_of[i];
         for (int k = 0; k < it[i].n_t; k++) {
-            spk_tensor *t = it[i].t[k];
-            const spk_node *nd = NULL;
-            for (int q = 1; q < s->n_nodes && !nd; q++)
-                if (t == &s->nodes[q].out || t == &s->nodes[q].grad)
-                    nd = &s->nodes[q];
+            spk_node *nd = &s->nodes[it[i].node[k]];
+            spk_tensor *t = it[i].is_out ? &nd->out : &nd->grad;
             t->shape = nd->layer.out;
             t->numel = it[i].numel;
             t->buf = s->pool[buf_of[i]].buf;
             if (it[i].is_out)
-                s->nodes[nd - s->nodes].out_reused = shared;
+                nd->out_reused = shared;
         }
     }
     free(it);

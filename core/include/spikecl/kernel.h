@@ -88,8 +88,9 @@
 #define SPK_LANES 128
 #endif
 /* Wider blocks for kernels that stream [T, B*N] tensors one step at a time (the neurons): more
- * contiguous bytes per step. fmnist_lif_mlp on a Zen 4 core: lif1 forward 1.0-1.2 -> 0.87 ms,
- * training +14% with 512 over 128; the Poisson encoder wants 128 (its rows of 196 groups).
+ * contiguous bytes per step. fmnist_lif_mlp on a Zen 4 core, 512 over 128: lif1 forward
+ * 0.84-1.03 -> 0.58-0.75 ms, backward 0.81-0.92 -> 0.72-0.85 ms; the Poisson encoder wants 128
+ * (its fast path needs a block within two rows of 196 groups).
  * A CPU source widens its own kernels by redefining SPK_LANES as this before its .cl. */
 #define SPK_LANES_WIDE 512
 #define SPK_FOR_LANES(i0, n)                                                                       \
