@@ -1,5 +1,6 @@
 /* neuron.lif: forward against a naive loop, the reset timing on a hand-computed case, and
  * backward against central finite differences in smooth mode. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "layer_check.h"
 
 #include <stdio.h>
@@ -106,7 +107,9 @@ static void check_forward(const char *yaml, int T, int B, int N, int const_in, i
     cr_assert_eq(t.li->layer.out.time, SPK_TIME_STEPS);
     cr_assert_eq(spk_shape_size(&t.li->layer.out), N);
     lc_fill(&t, &t.li->in[0], -0.4f, 1.2f, (unsigned)(T * 131 + B * 7 + N));
-    lc_fwd(&t);
+    /* an inference pass: a training pass over a constant input keeps no trace on the CPU
+     * (test recompute_matches_trace) */
+    cr_assert_eq(spk_layer_inst_forward(t.li, 0, &t.err), SPK_OK, "%s", t.err.msg);
     float *x = lc_fetch(&t, &t.li->in[0]);
     float *beta = per_neuron(&t, "beta", N), *thr = per_neuron(&t, "threshold", N);
     size_t total = (size_t)T * B * N;
@@ -489,6 +492,79 @@ Test(lif, weight_grads_accumulate)
     cr_expect_neq(t1[0], 0.0f);
     free(R), free(b1), free(t1), free(b2), free(t2);
     lc_free(&t);
+}
+
+/* On the CPU a training pass over a constant input (direct encoding) keeps no membrane trace:
+ * backward recomputes it from the input (lif.cl). Outputs, grad_in and the beta/threshold
+ * gradients must be the bytes of the path that keeps the trace (SPIKECL_LIF_TRACE=1), and the
+ * trace past the kept input must stay unwritten. */
+static void check_recompute(const char *yaml, int T, int B, int N, int smooth, int expect_skip)
+{
+    enum { OUT, GIN, GBETA, GTHR, NRES };
+    float *res[2][NRES];
+    size_t len[NRES];
+    for (int k = 0; k < 2; k++) {
+        if (k)
+            setenv("SPIKECL_LIF_TRACE", "1", 1);
+        else
+            unsetenv("SPIKECL_LIF_TRACE");
+        lc t;
+        lc_new(&t, "neuron.lif", yaml, lc_shape(SPK_TIME_CONST, 1, N, 0, 0), T, B, 7);
+        t.li->x.smooth = smooth;
+        lc_fill(&t, &t.li->in[0], -0.4f, 1.2f, (unsigned)(T + 3 * N));
+        spk_tensor *mem = lc_state(&t, "mem");
+        float *sentinel = malloc(mem->numel * sizeof(float));
+        for (size_t i = 0; i < mem->numel; i++)
+            sentinel[i] = 12345.0f;
+        lc_set(&t, mem, sentinel);
+        float *R = random_R(&t, 17);
+        lc_fwd(&t);
+        float *m = lc_fetch(&t, mem);
+        size_t kept = 0; /* values past the first step left alone */
+        for (size_t i = (size_t)B * N; i < mem->numel; i++)
+            kept += m[i] == 12345.0f;
+        const size_t past = mem->numel - (size_t)B * N;
+        if (k == 0 && expect_skip)
+            cr_expect_eq(kept, past, "%s T%d: the trace was written (%zu of %zu untouched)", yaml,
+                         T, kept, past);
+        else
+            cr_expect_eq(kept, 0, "%s T%d: the trace was not written", yaml, T);
+        lc_backward_with(&t, R);
+        res[k][OUT] = lc_fetch(&t, &t.li->out);
+        res[k][GIN] = lc_fetch(&t, &t.li->grad_in[0]);
+        res[k][GBETA] = lc_fetch(&t, &lc_weight(&t, "beta")->grad);
+        res[k][GTHR] = lc_fetch(&t, &lc_weight(&t, "threshold")->grad);
+        len[OUT] = t.li->out.numel;
+        len[GIN] = t.li->grad_in[0].numel;
+        len[GBETA] = lc_weight(&t, "beta")->grad.numel;
+        len[GTHR] = lc_weight(&t, "threshold")->grad.numel;
+        free(sentinel), free(m), free(R);
+        lc_free(&t);
+    }
+    unsetenv("SPIKECL_LIF_TRACE");
+    static const char *what[NRES] = {"output", "grad_in", "beta gradient", "threshold gradient"};
+    for (int r = 0; r < NRES; r++) {
+        cr_expect_eq(memcmp(res[0][r], res[1][r], len[r] * sizeof(float)), 0,
+                     "%s T%d smooth %d: %s differs from the trace path", yaml, T, smooth, what[r]);
+        free(res[0][r]);
+        free(res[1][r]);
+    }
+}
+
+Test(lif, recompute_matches_trace)
+{
+    check_recompute("{beta: 0.8}", 25, 4, 37, 0, 1);
+    check_recompute("{beta: 0.8, reset: zero, reset_value: 0.1, learn_beta: true, "
+                    "learn_threshold: true, surrogate: atan}",
+                    9, 3, 19, 0, 1);
+    check_recompute("{beta: {uniform: [0.5, 0.9]}, threshold: {uniform: [0.5, 1.5]}, "
+                    "learn_beta: true, learn_threshold: true, detach_reset: false}",
+                    64, 2, 600, 0, 1); /* more than one lane block */
+    check_recompute("{beta: 0.9, reset: none, output: membrane, learn_beta: true}", 12, 2, 5, 0, 1);
+    check_recompute("{beta: 0.85, learn_beta: true, learn_threshold: true, surrogate: sigmoid}", 8,
+                    3, 11, 1, 1);
+    /* past LIF_RECOMPUTE_MAX_T the trace is kept */
+    check_recompute("{beta: 0.8, learn_threshold: true}", 65, 2, 7, 0, 0);
 }
 
 /* ---- init errors ---- */

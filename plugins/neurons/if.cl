@@ -51,7 +51,7 @@ SPK_KERNEL void if_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
         SPK_LANE_VAR(float, s);
         SPK_LANE_VAR(float, th);
         SPK_EACH_LANE(l) {
-            th[l] = thr[((i0 + l) % nn) * thr_st];
+            th[l] = thr[(thr_st ? (i0 + l) % nn : 0) * thr_st];
             m[l] = 0.0f;
             /* r_t = S(m_{t-1} - thr) is the previous step's spike: carry it */
             s[l] = spk_sg_spike(-th[l], sg, slope, smooth);
@@ -139,7 +139,7 @@ SPK_KERNEL void if_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gthr,
         SPK_LANE_VAR(float, gsum);
         SPK_LANE_VAR(float, ag); /* dL/dm_t of the step */
         SPK_EACH_LANE(l) {
-            th[l] = thr[((i0 + l) % nn) * thr_st];
+            th[l] = thr[(thr_st ? (i0 + l) % nn : 0) * thr_st];
             carry[l] = 0.0f;
             gt[l] = 0.0f;
             gsum[l] = 0.0f;

@@ -35,6 +35,7 @@ typedef struct lif_priv {
     int w_beta, w_thr;   /* weight indices */
     int s_mem;           /* saved membranes [T, B, N] */
     int s_gbeta, s_gthr; /* per-(b, n) gradient partials [B, N], -1 when not learnt */
+    int recompute;       /* LIF_CFG_RECOMPUTE when the last forward kept no trace */
 } lif_priv;
 
 static const spk_param_spec lif_params[] = {
@@ -158,12 +159,24 @@ static int lif_in_stride(const spk_layer *l, int bn)
     return l->in[0].time == SPK_TIME_STEPS ? bn : 0;
 }
 
+/* A training pass on the CPU with a constant input (direct encoding) keeps no membrane trace:
+ * backward recomputes it (lif.cl), and the "mem" state then holds only that input. Inference
+ * passes, which probes inspect, keep the trace. */
+static int lif_recompute(const spk_layer *l, const spk_exec *x)
+{
+    return x->training && spk_builtin_host_memory(x) && l->in[0].time != SPK_TIME_STEPS &&
+                   x->T <= LIF_RECOMPUTE_MAX_T && !getenv("SPIKECL_LIF_TRACE")
+               ? LIF_CFG_RECOMPUTE
+               : 0;
+}
+
 static int lif_layer_forward(spk_layer *l, spk_exec *x)
 {
-    const lif_priv *p = l->priv;
+    lif_priv *p = l->priv;
     const spk_weight *wb = &l->weights[p->w_beta], *wt = &l->weights[p->w_thr];
     const int bn = x->B * p->n;
-    const int cfg = p->cfg | (x->smooth ? LIF_CFG_SMOOTH : 0);
+    p->recompute = lif_recompute(l, x);
+    const int cfg = p->cfg | p->recompute | (x->smooth ? LIF_CFG_SMOOTH : 0);
     return SPK_LAUNCH(l, x, "lif_forward", (size_t)bn, SPK_ARG_BUF(x->out),
                       SPK_ARG_BUF(&l->state[p->s_mem].t), SPK_ARG_BUF(x->in[0]),
                       SPK_ARG_BUF(&wb->value), SPK_ARG_BUF(&wt->value), SPK_ARG_INT(x->T),
@@ -187,7 +200,7 @@ static int lif_layer_backward(spk_layer *l, spk_exec *x)
     spk_tensor *mem = &l->state[p->s_mem].t;
     int want_gb = p->s_gbeta >= 0 && !wb->frozen;
     int want_gt = p->s_gthr >= 0 && !wt->frozen;
-    int cfg = p->cfg | (x->smooth ? LIF_CFG_SMOOTH : 0);
+    int cfg = p->cfg | p->recompute | (x->smooth ? LIF_CFG_SMOOTH : 0);
     if (x->grad_in[0])
         cfg |= LIF_CFG_WANT_GIN;
     if (want_gb)

@@ -18,6 +18,16 @@
 #define LIF_CFG_WANT_GIN 256  /* write grad_in */
 #define LIF_CFG_WANT_GBETA 512
 #define LIF_CFG_WANT_GTHR 1024
+#define LIF_CFG_RECOMPUTE 2048 /* CPU, constant input: no trace; backward recomputes it */
+
+/* Recomputing the membranes in backward keeps them in a [T][lanes] block on the stack, so only
+ * the CPU does it (OpenCL C has no arrays of run-time size), for windows up to this long. */
+#if defined(__OPENCL_VERSION__) || defined(__OPENCL_C_VERSION__)
+#define LIF_CAN_RECOMPUTE 0
+#else
+#define LIF_CAN_RECOMPUTE 1
+#endif
+#define LIF_RECOMPUTE_MAX_T 64
 
 /* One step of the membrane for one lane: m_t from m_{t-1}, the carried spike r_t and I_t. */
 SPK_INLINE float lif_update(const float m, const float r, const float cur, const float b,
@@ -32,8 +42,10 @@ SPK_INLINE float lif_update(const float m, const float r, const float cur, const
 
 /* Forward over the window. i indexes [B, N]; the input is read at t*in_ts + i (in_ts = 0 for a
  * constant input), beta and threshold at n*stride (stride 0: one value for the layer).
- * Saves m_t for every t into mem (the backward recomputes resets from it). Lane blocks
- * (spikecl/kernel.h): the CPU runs neighbouring items in SIMD lanes, t stays sequential. */
+ * Saves m_t for every t into mem (the backward recomputes resets from it); with
+ * LIF_CFG_RECOMPUTE (constant input) only the input, in mem's first step: half the bytes this
+ * memory-bound loop writes, and backward reads none. Lane blocks (spikecl/kernel.h): the CPU
+ * runs neighbouring items in SIMD lanes, t stays sequential. */
 SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
                             SPK_GLOBAL const float *in, SPK_GLOBAL const float *beta,
                             SPK_GLOBAL const float *thr, const int T, const int bn, const int nn,
@@ -44,60 +56,74 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
     const int sg = LIF_CFG_SG(cfg);
     const int smooth = (cfg & LIF_CFG_SMOOTH) != 0;
     const int out_mem = (cfg & LIF_CFG_OUT_MEM) != 0;
+    const int trace = !(LIF_CAN_RECOMPUTE && (cfg & LIF_CFG_RECOMPUTE) && !in_ts &&
+                        T <= LIF_RECOMPUTE_MAX_T);
     SPK_FOR_LANES(i0, bn) {
         SPK_LANE_VAR(float, m);
         SPK_LANE_VAR(float, s);
         SPK_LANE_VAR(float, b);
         SPK_LANE_VAR(float, th);
         SPK_EACH_LANE(l) {
-            const int n = (i0 + l) % nn;
+            const int n = beta_st | thr_st ? (i0 + l) % nn : 0; /* no division: vectorises */
             b[l] = beta[n * beta_st];
             th[l] = thr[n * thr_st];
             m[l] = 0.0f;
             /* r_t = S(m_{t-1} - thr) equals the previous step's spike: carry it */
             s[l] = spk_sg_spike(-th[l], sg, slope, smooth);
         }
+        if (!trace)
+            SPK_EACH_LANE(l) {
+                mem[i0 + l] = in[i0 + l];
+            }
         for (int t = 0; t < T; t++) {
             /* the step function has no call in it: that loop vectorises */
-            if (!smooth) {
-                SPK_EACH_LANE(l) {
-                    const int i = i0 + l;
-                    const float v = lif_update(m[l], s[l], in[t * in_ts + i], b[l], th[l], rv, reset);
-                    const float sv = spk_sg_spike(v - th[l], sg, slope, 0);
-                    m[l] = v;
-                    s[l] = sv;
-                    mem[t * bn + i] = v;
-                    out[t * bn + i] = out_mem ? v : sv;
-                }
-            } else {
-                SPK_EACH_LANE(l) {
-                    const int i = i0 + l;
-                    const float v = lif_update(m[l], s[l], in[t * in_ts + i], b[l], th[l], rv, reset);
-                    const float sv = spk_sg_spike(v - th[l], sg, slope, 1);
-                    m[l] = v;
-                    s[l] = sv;
-                    mem[t * bn + i] = v;
-                    out[t * bn + i] = out_mem ? v : sv;
-                }
-            }
+#define LIF_FWD_LANES(sm, keep)                                                                   \
+    SPK_EACH_LANE(l) {                                                                             \
+        const int i = i0 + l;                                                                      \
+        const float v = lif_update(m[l], s[l], in[t * in_ts + i], b[l], th[l], rv, reset);        \
+        const float sv = spk_sg_spike(v - th[l], sg, slope, sm);                                   \
+        m[l] = v;                                                                                  \
+        s[l] = sv;                                                                                 \
+        if (keep)                                                                                  \
+            mem[t * bn + i] = v;                                                                   \
+        out[t * bn + i] = out_mem ? v : sv;                                                        \
+    }
+            if (!smooth && trace)
+                LIF_FWD_LANES(0, 1)
+            else if (!smooth)
+                LIF_FWD_LANES(0, 0)
+            else if (trace)
+                LIF_FWD_LANES(1, 1)
+            else
+                LIF_FWD_LANES(1, 0)
+#undef LIF_FWD_LANES
         }
     }
     SPK_END_LANES
 }
 
+/* Where lif_back_step reads the membranes: the trace in global memory, or on the CPU also the
+ * block recomputed on the stack (the same address space there). */
+#if LIF_CAN_RECOMPUTE
+#define SPK_MEMBRANES
+#else
+#define SPK_MEMBRANES SPK_GLOBAL
+#endif
+
 /* BPTT over the window in reverse time. a = dL/dm_t (from the output at t and from m_{t+1});
  * carry = a * dm_t/dm_{t-1}. Per-item sums of dL/dbeta and dL/dthr go to gbeta[i], gthr[i]
  * (reduced over the batch by the host's reduce_grad); grad_in is a ([T, B, N]) or sum_t a (constant input). */
 SPK_INLINE float lif_back_step(SPK_GLOBAL const float *gout,
-                                 SPK_GLOBAL const float *mem, const int t, const int i,
-                                 const int bn, const float b, const float th,
-                                 const int reset, const int sg, const float slope,
-                                 const int smooth, const int out_mem, const int nodetach,
-                                 const float rv, float *carry, float *gb, float *gt)
+                                 const SPK_MEMBRANES float *mem, const int t, const int i,
+                                 const int bn, const int mi, const int mst, const float b,
+                                 const float th, const int reset, const int sg,
+                                 const float slope, const int smooth, const int out_mem,
+                                 const int nodetach, const float rv, float *carry, float *gb,
+                                 float *gt)
 {
-    const float m = mem[t * bn + i];
+    const float m = mem[t * mst + mi];
     /* an unconditional load (of m_0 at t = 0) keeps the lane loop free of branches */
-    const float mload = mem[(t > 0 ? t - 1 : 0) * bn + i];
+    const float mload = mem[(t > 0 ? t - 1 : 0) * mst + mi];
     const float mp = t > 0 ? mload : 0.0f;
     const float g = gout[t * bn + i];
     float a = *carry, gbv = *gb, gtv = *gt, c;
@@ -145,6 +171,8 @@ SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
     const int out_mem = (cfg & LIF_CFG_OUT_MEM) != 0;
     const int nodetach = (cfg & LIF_CFG_NODETACH) != 0;
     const int want_gin = (cfg & LIF_CFG_WANT_GIN) != 0;
+    const int recompute = LIF_CAN_RECOMPUTE && (cfg & LIF_CFG_RECOMPUTE) && !in_ts &&
+                          T <= LIF_RECOMPUTE_MAX_T;
     SPK_FOR_LANES(i0, bn) {
         SPK_LANE_VAR(float, b);
         SPK_LANE_VAR(float, th);
@@ -154,7 +182,7 @@ SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
         SPK_LANE_VAR(float, gsum);
         SPK_LANE_VAR(float, ag); /* dL/dm_t of the step */
         SPK_EACH_LANE(l) {
-            const int n = (i0 + l) % nn;
+            const int n = beta_st | thr_st ? (i0 + l) % nn : 0; /* no division: vectorises */
             b[l] = beta[n * beta_st];
             th[l] = thr[n * thr_st];
             carry[l] = 0.0f;
@@ -162,12 +190,43 @@ SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
             gt[l] = 0.0f;
             gsum[l] = 0.0f;
         }
+        const SPK_MEMBRANES float *mb = mem;
+        int mo = i0, mst = bn; /* membrane of lane l at step t: mb[t * mst + mo + l] */
+#if LIF_CAN_RECOMPUTE
+        /* the forward's loop again, from the input it kept in mem's first step */
+        float mre[recompute ? T : 1][SPK_LANES];
+        if (recompute) {
+            SPK_LANE_VAR(float, m);
+            SPK_LANE_VAR(float, s);
+            SPK_EACH_LANE(l) {
+                m[l] = 0.0f;
+                s[l] = spk_sg_spike(-th[l], sg, slope, smooth);
+            }
+            for (int t = 0; t < T; t++) {
+#define LIF_RE_LANES(sm)                                                                          \
+    SPK_EACH_LANE(l) {                                                                             \
+        const float v = lif_update(m[l], s[l], mem[i0 + l], b[l], th[l], rv, reset);             \
+        s[l] = spk_sg_spike(v - th[l], sg, slope, sm);                                             \
+        m[l] = v;                                                                                  \
+        mre[t][l] = v;                                                                             \
+    }
+                if (!smooth)
+                    LIF_RE_LANES(0)
+                else
+                    LIF_RE_LANES(1)
+#undef LIF_RE_LANES
+            }
+            mb = &mre[0][0];
+            mo = 0;
+            mst = SPK_LANES;
+        }
+#endif
         for (int t = T - 1; t >= 0; t--) {
             /* a literal surrogate kind leaves no call in the lane loop: it vectorises */
 #define LIF_BACK_LANES(kind, sm)                                                                  \
     SPK_EACH_LANE(l) {                                                                             \
-        ag[l] = lif_back_step(gout, mem, t, i0 + l, bn, b[l], th[l], reset, kind, slope, sm,      \
-                              out_mem, nodetach, rv, &carry[l], &gb[l], &gt[l]);                 \
+        ag[l] = lif_back_step(gout, mb, t, i0 + l, bn, mo + l, mst, b[l], th[l], reset, kind,     \
+                              slope, sm, out_mem, nodetach, rv, &carry[l], &gb[l], &gt[l]);      \
         gsum[l] += ag[l];                                                                          \
     }
             SPK_SG_SPECIALISE(LIF_BACK_LANES, sg, smooth)

@@ -51,7 +51,7 @@ SPK_KERNEL void plif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *hmem,
         SPK_LANE_VAR(float, k);
         SPK_LANE_VAR(float, v);
         SPK_EACH_LANE(l) {
-            k[l] = plif_rate(w[((i0 + l) % nn) * w_st]);
+            k[l] = plif_rate(w[(w_st ? (i0 + l) % nn : 0) * w_st]);
             v[l] = vr;
         }
         for (int t = 0; t < T; t++) {
@@ -129,7 +129,7 @@ SPK_KERNEL void plif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gw,
         SPK_LANE_VAR(float, gsum);
         SPK_LANE_VAR(float, gx); /* dL/dx_t of the step */
         SPK_EACH_LANE(l) {
-            k[l] = plif_rate(w[((i0 + l) % nn) * w_st]);
+            k[l] = plif_rate(w[(w_st ? (i0 + l) % nn : 0) * w_st]);
             av[l] = 0.0f;
             gk[l] = 0.0f;
             gsum[l] = 0.0f;

@@ -58,7 +58,7 @@ SPK_KERNEL void syn_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem, SPK_GL
         SPK_LANE_VAR(float, b);
         SPK_LANE_VAR(float, th);
         SPK_EACH_LANE(l) {
-            const int n = (i0 + l) % nn;
+            const int n = alpha_st | beta_st | thr_st ? (i0 + l) % nn : 0;
             al[l] = alpha[n * alpha_st];
             b[l] = beta[n * beta_st];
             th[l] = thr[n * thr_st];
@@ -178,7 +178,7 @@ SPK_KERNEL void syn_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *galpha,
         SPK_LANE_VAR(float, gsum);
         SPK_LANE_VAR(float, ag); /* dL/dsyn_t of the step */
         SPK_EACH_LANE(l) {
-            const int n = (i0 + l) % nn;
+            const int n = alpha_st | beta_st | thr_st ? (i0 + l) % nn : 0;
             al[l] = alpha[n * alpha_st];
             b[l] = beta[n * beta_st];
             th[l] = thr[n * thr_st];
