@@ -15,14 +15,24 @@
  *   of gy, looked up by the byte of input i's bits in those rows (a transposed bit matrix).
  * Every sum runs in a fixed order, so the CPU and OpenCL give identical results. */
 
-/* y[r, o] += bias[o] over n = rows * n_out items. */
+/* y[r, o] += bias[o] over n = rows * n_out items. The CPU walks rows: a division per item
+ * keeps the loop scalar (2.5% of fmnist_lif_mlp's training step). */
 SPK_KERNEL void linear_bias(SPK_GLOBAL float *y, SPK_GLOBAL const float *bias, const int n,
                             const int n_out)
 {
+#if defined(__OPENCL_VERSION__) || defined(__OPENCL_C_VERSION__)
     SPK_FOR_ITEMS(i, n) {
         y[i] += bias[i % n_out];
     }
     SPK_END_ITEMS
+#else
+    SPK_FOR_ITEMS(r, n / n_out) {
+        SPK_GLOBAL float *restrict yr = y + (size_t)r * n_out;
+        for (int o = 0; o < n_out; o++)
+            yr[o] += bias[o];
+    }
+    SPK_END_ITEMS
+#endif
 }
 
 /* Counts in ns rows spread over the rows (row s * rows / ns): cnt[2 s] nonzeros, cnt[2 s + 1]
