@@ -25,17 +25,19 @@ static size_t rows_of(const lc *t, int time)
 /* The path the layer's last forward took: 0 dense GEMM, 1 list, 2 table (linear.c). */
 int spk_linear_path(const spk_layer *l);
 
-/* The set bits of the layer's bit state over `rows` rows, checked to lie below n_in. */
+/* The set bits of the layer's bit state over `rows` rows, checked to lie below n_in (the
+ * table path keeps them word-major: word j of row r at j * rows + r). */
 static size_t count_bits(lc *t, size_t rows, int ni)
 {
     const spk_tensor *st = lc_state(t, "scratch_bits");
     float *f = lc_fetch(t, st);
     const int nw = (ni + 31) / 32;
+    const int word_major = spk_linear_path(&t->li->layer) == 2;
     size_t n = 0;
     for (size_t r = 0; r < rows; r++)
         for (int j = 0; j < nw; j++) {
             uint32_t w;
-            memcpy(&w, &f[r * nw + j], sizeof w);
+            memcpy(&w, &f[word_major ? (size_t)j * rows + r : r * nw + j], sizeof w);
             if (32 * j + 32 > ni)
                 cr_expect_eq(w >> (ni - 32 * j), 0u, "row %zu: bits past the input", r);
             n += (size_t)__builtin_popcount(w);

@@ -81,10 +81,13 @@ typedef struct linear_priv {
  * rows (the scratch holds only narrow tiles there) and gains 35-45% from 1024; 256 rows lose
  * (narrow tiles, one chunk per group). So auto takes it from BITS_MIN_ROWS rows and
  * BITS_MIN_OUT outputs. BITS_G chunks per group: G tables of 256 x 64 floats (64 KiB each)
- * stay in L2 while the rows are looked up. */
+ * stay in L2 while the rows are looked up, beside the rows' sums that stream through it; 4
+ * chunks are one word of each row's bits. On a Zen 4 core (1 MiB L2), bench/models/
+ * on_lif_4096.yaml's fc forward took 1.8-2.1 s with 8, 1.2 s with 4 and 1.1-1.2 s with 3,
+ * before the word-major bits (linear.cl); fmnist_poisson_mlp's fc1 is within noise. */
 #define BITS_MIN_ROWS  512
 #define BITS_MIN_OUT   32
-#define BITS_G         8
+#define BITS_G         4
 #define BITS_ROW_BLOCK 8192
 /* Floats per row for tables, beyond the transposed bits: room for two or more tiles per launch
  * (fmnist_poisson_mlp's fc1, 3,200 rows: 2 in forward, 3 in the weight gradient), which the
