@@ -25,6 +25,8 @@ static const size_t abi_sizes[][SPK_ABI_N_STRUCTS] = {
     [1] = {104, 184, 160, 2768, 200, 112, 40, 24, 56, 56, 24, 12, 8, 24, 16, 24, 1028},
     /* 1.2: descriptor memory */
     [2] = {112, 184, 160, 2768, 200, 112, 40, 24, 56, 56, 24, 12, 8, 24, 16, 24, 1028},
+    /* 1.3: layer memory; host set_memory */
+    [3] = {112, 192, 160, 2776, 200, 112, 40, 24, 56, 56, 24, 12, 8, 24, 16, 24, 1028},
 };
 #define N_MINORS ((int)(sizeof abi_sizes / sizeof abi_sizes[0]))
 

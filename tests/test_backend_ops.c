@@ -109,6 +109,11 @@ static const op_case cases[] = {
     {"synapse.linear", "{out: 21, bias: false, sparse: bits}", 1, {STEPS}, VAL_SPIKES, 0, 0,
      TOL_SUM, 0, 0},
     {"synapse.linear", "{out: 9, sparse: bits}", 1, {CONST}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0},
+    /* out = in on one shape each: forward in place, from the tables (300 x 25 x 2 rows) and
+     * from the bits per row (130 x 7 x 17 rows: no room for tables) */
+    {"synapse.linear", "{out: 300, bias: false, sparse: bits}", 1, {STEPS}, VAL_SPIKES, 0, 0,
+     TOL_SUM, 0, 0},
+    {"synapse.linear", "{out: 130, sparse: bits}", 1, {STEPS}, VAL_SPIKES, 0, 0, TOL_SUM, 0, 0},
     {"synapse.linear", "{out: 1, bias: false}", 1, {CONST}, VAL_UNIFORM, -1.0f, 1.0f, TOL_SUM,
      0, 0},
     /* neurons: every reset mode and surrogate, shared and per-neuron constants, learnt or not,
@@ -544,14 +549,13 @@ static int is_loss(const spk_layer_type *ty)
 
 /* Runs one case on one shape on both backends and compares everything. chw: the [C, H, W] of an
  * image case (NULL: the input is [N]). */
-/* The type's SPK_MEM_* promises, on one backend, after the checked backward: poison what it
+/* The layer's SPK_MEM_* promises, on one backend, after the checked backward: poison what it
  * promises not to read (inputs, output: NaN), hand it grad_out in grad_in's buffer when it
  * promises to work in place, run backward again and expect the same bytes. */
-static void check_memory_promises(side *s, const spk_layer_type *ty, const float *gout,
-                                  const float *in0, const char *ctx)
+static void check_memory_promises(side *s, const float *gout, const float *in0, const char *ctx)
 {
     spk_layer_inst *li = s->li;
-    const unsigned mem = ty->memory;
+    const unsigned mem = li->layer.memory;
     if (!mem || !li->layer.type->backward)
         return;
     spk_error err = {0};
@@ -776,7 +780,7 @@ static void run_case(const op_case *c, const int *chw, const op_shape *sh, spk_b
     compare_tensor(&ocl, &cpu, &ocl.li->out, &cpu.li->out, ctx, "output after backward", c->tol,
                    c->exact_out);
     for (int s = 0; s < 2; s++)
-        check_memory_promises(both[s], ty, gout, inputs[0], ctx);
+        check_memory_promises(both[s], gout, inputs[0], ctx);
 
     free(gout);
     for (int i = 0; i < c->n_in; i++)

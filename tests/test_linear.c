@@ -356,10 +356,13 @@ Test(linear, bits_forward)
     check_bits_forward(SPK_TIME_STEPS, 37, 13, 5, 3, 3, 1, 0.3, 0, 0);
 }
 
-/* Backward of the table path against the dense GEMMs on the same weights and spikes (output and
+/* Backward of sparse: bits against the dense GEMMs on the same weights and spikes (output and
  * every gradient to float32 summation error), and against finite differences of the weights
- * and the bias (the input cannot be perturbed: bits refuses values other than 0 and 1). */
-static void check_bits_backward(int time, int ni, int no, int T, int B, int n, int fd)
+ * and the bias (the input cannot be perturbed: bits refuses values other than 0 and 1). `path`:
+ * the one expected, the table (2), or with too few rows for its scratch the GEMM forward (0),
+ * whose weight gradient then comes from the bits too (linear_bits_wgrad_rows): bits promises
+ * not to read its input in backward, so the input is NaN there. */
+static void check_bits_backward(int time, int ni, int no, int T, int B, int n, int fd, int path)
 {
     float *res[2][4];
     size_t cnt[4] = {0};
@@ -373,10 +376,22 @@ static void check_bits_backward(int time, int ni, int no, int T, int B, int n, i
         float *R = malloc(t.li->out.numel * sizeof(float));
         spk_test_fill(R, t.li->out.numel, -1.0f, 1.0f, 22);
         lc_fwd(&t);
+        float *in = lc_fetch(&t, &t.li->in[0]);
+        if (m == 0) {
+            cr_expect(t.li->layer.memory & SPK_MEM_BACKWARD_NO_INPUT,
+                      "bits: no promise not to read the input");
+            float *nan = malloc(t.li->in[0].numel * sizeof(float));
+            for (size_t i = 0; i < t.li->in[0].numel; i++)
+                nan[i] = NAN;
+            lc_set(&t, &t.li->in[0], nan);
+            free(nan);
+        }
         lc_backward_with(&t, R);
+        lc_set(&t, &t.li->in[0], in); /* for the finite differences */
+        free(in);
         if (m == 0)
-            cr_expect_eq(spk_linear_path(&t.li->layer), 2, "in %d out %d: not the table path", ni,
-                         no);
+            cr_expect_eq(spk_linear_path(&t.li->layer), path, "in %d out %d: path %d, not %d", ni,
+                         no, spk_linear_path(&t.li->layer), path);
         const size_t rows = rows_of(&t, time);
         res[m][0] = lc_fetch(&t, &t.li->out);
         res[m][1] = lc_fetch(&t, &t.li->grad_in[0]);
@@ -406,11 +421,14 @@ static void check_bits_backward(int time, int ni, int no, int T, int B, int n, i
 
 Test(linear, bits_backward)
 {
-    check_bits_backward(SPK_TIME_STEPS, 45, 70, 25, 90, 90, 0); /* rows 2250, G = 8 */
-    check_bits_backward(SPK_TIME_STEPS, 45, 70, 25, 90, 83, 0); /* partial batch */
-    check_bits_backward(SPK_TIME_STEPS, 130, 70, 7, 17, 17, 0); /* NT = 16 */
-    check_bits_backward(SPK_TIME_CONST, 20, 40, 3, 300, 300, 0);
-    check_bits_backward(SPK_TIME_STEPS, 13, 21, 11, 29, 29, 1); /* rows 319: not a multiple of 8 */
+    check_bits_backward(SPK_TIME_STEPS, 45, 70, 25, 90, 90, 0, 2); /* rows 2250, G = 4 */
+    check_bits_backward(SPK_TIME_STEPS, 45, 70, 25, 90, 83, 0, 2); /* partial batch */
+    check_bits_backward(SPK_TIME_STEPS, 130, 70, 7, 17, 17, 0, 2); /* NT = 16 */
+    check_bits_backward(SPK_TIME_CONST, 20, 40, 3, 300, 300, 0, 2);
+    check_bits_backward(SPK_TIME_STEPS, 13, 21, 11, 29, 29, 1,
+                        2);                                     /* rows 319: not a multiple of 8 */
+    check_bits_backward(SPK_TIME_STEPS, 37, 13, 5, 3, 3, 1, 0); /* 15 rows: no tables */
+    check_bits_backward(SPK_TIME_STEPS, 300, 9, 2, 4, 3, 1, 0); /* a partial batch of them */
 }
 
 /* The spike paths' kernels hand their items (tiles, rows, blocks of rows) to the threads one

@@ -203,6 +203,11 @@ static void set_output(spk_layer *l, spk_shape out)
     l->out = out;
 }
 
+static void set_memory(spk_layer *l, unsigned flags)
+{
+    l->memory = flags;
+}
+
 static void *host_alloc(size_t bytes)
 {
     return malloc(bytes ? bytes : 1);
@@ -257,6 +262,7 @@ static const spk_host_api host_api = {
     .set_weight = set_weight,
     .set_priv = set_priv,
     .set_output = set_output,
+    .set_memory = set_memory,
 };
 
 const spk_host_api *spk_host_api_get(void)

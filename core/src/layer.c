@@ -118,6 +118,7 @@ int spk_layer_setup(spk_layer *l, const spk_layer_type *type, const spk_params *
         l->in[i] = in[i];
     l->params = params;
     l->time_steps = T;
+    l->memory = type->memory;
     int rc = type->init(l, err);
     if (!rc && (l->out.ndim < 1 || l->out.ndim > SPK_MAX_DIMS || spk_shape_size(&l->out) < 1))
         rc = spk_error_set(err, SPK_ERR_PLUGIN, "init did not set a valid output shape");

@@ -88,7 +88,7 @@ typedef struct plan_item {
 
 static unsigned mem_flags(const spk_node *nd)
 {
-    return nd->layer.type->memory;
+    return nd->layer.memory;
 }
 
 /* The plan: SPIKECL_MEMPLAN=plain gives every tensor its own buffer (to rule sharing out when

@@ -61,6 +61,8 @@ const spk_layer_type spk_builtin_encoder_direct = {
     .forward = direct_forward,
     .backward = direct_backward,
     .destroy = NULL,
+    .memory =
+        SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT, /* backward scales grad_out alone */
     .kernels = {.owner = "encoder.direct",
                 .opencl_source = direct_cl_source,
                 .cpu_kernels = direct_cpu_kernels},

@@ -91,6 +91,7 @@ const spk_layer_type spk_builtin_encoder_latency = {
     .forward = latency_forward,
     .backward = latency_backward,
     .destroy = NULL,
+    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT, /* backward writes zeros */
     .kernels = {.owner = "encoder.latency",
                 .opencl_source = latency_cl_source,
                 .cpu_kernels = latency_cpu_kernels},

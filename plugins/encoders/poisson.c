@@ -75,6 +75,8 @@ const spk_layer_type spk_builtin_encoder_poisson = {
     .forward = poisson_forward,
     .backward = poisson_backward,
     .destroy = NULL,
+    .memory =
+        SPK_MEM_OUT_FORWARD_ONLY, /* backward reads grad_out and the input, never the spikes */
     .kernels = {.owner = "encoder.poisson",
                 .opencl_source = poisson_cl_source,
                 .cpu_kernels = poisson_cpu_kernels},

@@ -17,7 +17,10 @@
  * the counts back is a copy, not a wait on a device queue; OpenCL runs the GEMMs unless a model
  * says `always` (list) or `bits` (table, which refuses input that is not binary). Both need
  * room in the scratch state (2 ceil(in / 32) + 192 floats per row: enough from a few hundred
- * rows); where it is short, the forced paths fall back to the GEMMs. */
+ * rows); where it is short, `always` falls back to the GEMMs and `bits` to loops over each row's
+ * bits. After packing, `bits` reads only the bits, so it promises the session (host->set_memory)
+ * that its input's floats are free once packed: the output may overwrite them, and backward
+ * never reads them. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +136,11 @@ static int linear_init(spk_layer *l, spk_error *err)
             return -p.w_bias;
     }
     p.sparse_mode = (int)h->param_num(l, "sparse");
+    /* bits: after packing the input's bits, forward and backward read only those, never its
+     * floats ([T, B, in] of them against in / 8 bytes a row), whose memory the session may
+     * then give to the output or to gradients */
+    if (p.sparse_mode == MODE_BITS)
+        h->set_memory(l, l->memory | SPK_MEM_BACKWARD_NO_INPUT | SPK_MEM_OUT_IN_PLACE);
     p.s_bits = p.s_scr = -1;
     /* per row: its bits; and scratch for the transposed bits (their blocks of 32 rows need
      * twice a row's words when rows are few), the counts and the tables or transposed weight,
@@ -397,6 +405,14 @@ static int linear_forward(spk_layer *l, spk_exec *x)
         return linear_list_forward(l, x, rows);
     if (p->plan.path == PATH_TABLE)
         return linear_table_forward(l, x, rows);
+    if (p->sparse_mode == MODE_BITS) /* too few rows for the tables: from the bits, per row */
+        return SPK_LAUNCH(l, x, "linear_bits_forward_rows", rows, SPK_ARG_BUF(x->out),
+                          SPK_ARG_BUF(&l->state[p->s_bits].t),
+                          SPK_ARG_BUF(&l->weights[p->w_weight].value),
+                          SPK_ARG_BUF(p->w_bias >= 0 ? &l->weights[p->w_bias].value
+                                                     : &l->weights[p->w_weight].value),
+                          SPK_ARG_INT(rows), SPK_ARG_INT(p->n_in), SPK_ARG_INT(p->n_out),
+                          SPK_ARG_INT(p->w_bias >= 0));
     /* y[rows, out] = x[rows, in] * W^T */
     rc = l->host->gemm(x, 0, 1, rows, no, ni, 1.0f, x->in[0], ni, &l->weights[p->w_weight].value,
                        ni, 0.0f, x->out, no);
@@ -465,6 +481,10 @@ static int linear_backward(spk_layer *l, spk_exec *x)
             rc = linear_list_wgrad(l, x, rows);
         else if (p->plan.path == PATH_TABLE) /* with the bias gradient, from its tables */
             rc = linear_table_wgrad(l, x, rows, bias_todo), bias_todo = 0;
+        else if (p->sparse_mode == MODE_BITS) /* the bits forward packed, row-major */
+            rc = SPK_LAUNCH(l, x, "linear_bits_wgrad_rows", no, SPK_ARG_BUF(&w->grad),
+                            SPK_ARG_BUF(&l->state[p->s_bits].t), SPK_ARG_BUF(x->grad_out),
+                            SPK_ARG_INT(no), SPK_ARG_INT(rows), SPK_ARG_INT(ni));
         else /* grad_W[out, in] += gy^T[out, rows] * x[rows, in] */
             rc = l->host->gemm(x, 1, 0, no, ni, rows, 1.0f, x->grad_out, no, x->in[0], ni, 1.0f,
                                &w->grad, ni);
@@ -490,11 +510,18 @@ static int linear_backward(spk_layer *l, spk_exec *x)
 }
 
 static const spk_cpu_kernel linear_cpu_kernels[] = {
-    SPK_CPU_KERNEL(linear_bias),           SPK_CPU_KERNEL(linear_count_nonzero),
-    SPK_CPU_KERNEL(linear_pack),           SPK_CPU_KERNEL(linear_transpose_w),
-    SPK_CPU_KERNEL(linear_sparse_forward), SPK_CPU_KERNEL(linear_sparse_wgrad),
-    SPK_CPU_KERNEL(linear_add_transposed), SPK_CPU_KERNEL(linear_bits_forward),
-    SPK_CPU_KERNEL(linear_bits_wgrad),     {0},
+    SPK_CPU_KERNEL(linear_bias),
+    SPK_CPU_KERNEL(linear_count_nonzero),
+    SPK_CPU_KERNEL(linear_pack),
+    SPK_CPU_KERNEL(linear_transpose_w),
+    SPK_CPU_KERNEL(linear_sparse_forward),
+    SPK_CPU_KERNEL(linear_sparse_wgrad),
+    SPK_CPU_KERNEL(linear_add_transposed),
+    SPK_CPU_KERNEL(linear_bits_forward),
+    SPK_CPU_KERNEL(linear_bits_wgrad),
+    SPK_CPU_KERNEL(linear_bits_forward_rows),
+    SPK_CPU_KERNEL(linear_bits_wgrad_rows),
+    {0},
 };
 
 const spk_layer_type spk_builtin_synapse_linear = {

@@ -200,6 +200,59 @@ SPK_KERNEL void linear_sparse_wgrad(SPK_GLOBAL float *gwt, SPK_GLOBAL const unsi
     SPK_END_ITEMS
 }
 
+/* ---- sparse: bits where the table path's scratch is short (a few hundred rows or fewer) ----
+ * Both passes read only the bits linear_pack wrote (row-major), never the input: bits promises
+ * that, so that the input's memory may hold the output or other tensors. */
+
+/* y[r, o] = the sum over row r's set bits, in column order, of W[o, i] (+ bias[o]): the
+ * forward of input 0s and 1s. One item per row. */
+SPK_KERNEL void linear_bits_forward_rows(SPK_GLOBAL float *y, SPK_GLOBAL const unsigned int *bits,
+                                         SPK_GLOBAL const float *w, SPK_GLOBAL const float *bias,
+                                         const int n, const int n_in, const int n_out,
+                                         const int has_bias)
+{
+    SPK_FOR_ITEMS(r, n) {
+        const int nw = (n_in + 31) / 32;
+        SPK_GLOBAL const unsigned int *br = bits + r * nw;
+        for (int o = 0; o < n_out; o++) {
+            SPK_GLOBAL const float *wr = w + o * n_in;
+            float acc = 0.0f;
+            for (int j = 0; j < nw; j++) {
+                unsigned int m = br[j];
+                while (m != 0u) {
+                    acc += wr[32 * j + linear_ctz(m)];
+                    m &= m - 1u;
+                }
+            }
+            y[r * n_out + o] = has_bias ? acc + bias[o] : acc;
+        }
+    }
+    SPK_END_ITEMS
+}
+
+/* grad_W[o, :] += gy[r, o] at each set bit of row r, over the rows in order: the weight
+ * gradient of input 0s and 1s. One item per output (its row of grad_W). */
+SPK_KERNEL void linear_bits_wgrad_rows(SPK_GLOBAL float *gw, SPK_GLOBAL const unsigned int *bits,
+                                       SPK_GLOBAL const float *gy, const int n, const int rows,
+                                       const int n_in)
+{
+    SPK_FOR_ITEMS(o, n) {
+        const int nw = (n_in + 31) / 32;
+        SPK_GLOBAL float *gr = gw + o * n_in;
+        for (int r = 0; r < rows; r++) {
+            const float g = gy[r * n + o];
+            for (int j = 0; j < nw; j++) {
+                unsigned int m = bits[r * nw + j];
+                while (m != 0u) {
+                    gr[32 * j + linear_ctz(m)] += g;
+                    m &= m - 1u;
+                }
+            }
+        }
+    }
+    SPK_END_ITEMS
+}
+
 /* gw[o0 + oo, i] += gwt[i, oo] (at offset `at` of gwt), one item per value of the block. */
 SPK_KERNEL void linear_add_transposed(SPK_GLOBAL float *gw, SPK_GLOBAL const float *gwt,
                                       const int n, const int n_in, const int at, const int o0,
@@ -479,5 +532,7 @@ SPK_CPU_ENTRY(linear_transpose_w, B, B, I, I, I, I, I)
 SPK_CPU_ENTRY(linear_sparse_forward, B, B, B, B, B, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(linear_sparse_wgrad, B, B, B, B, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(linear_add_transposed, B, B, I, I, I, I, I)
+SPK_CPU_ENTRY(linear_bits_forward_rows, B, B, B, B, I, I, I, I)
+SPK_CPU_ENTRY(linear_bits_wgrad_rows, B, B, B, I, I, I)
 SPK_CPU_ENTRY(linear_bits_forward, B, B, B, B, B, I, I, I, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(linear_bits_wgrad, B, B, B, B, B, I, I, I, I, I, I, I, I, I)

@@ -24,9 +24,10 @@ extern "C" {
  *   1.1  host: reduce_grad, set_error, set_weight, set_priv, set_output; exec: core;
  *        descriptor: version. exec.backend keeps its place (1.0 plugins still find the backend
  *        there) but is typed void * since 1.1: the backend is the host's business
- *   1.2  descriptor: memory (SPK_MEM_* promises that let the host reuse activation memory) */
+ *   1.2  descriptor: memory (SPK_MEM_* promises that let the host reuse activation memory)
+ *   1.3  layer: memory; host: set_memory (a layer's own promises, set by its init) */
 #define SPK_ABI_MAJOR 1
-#define SPK_ABI_MINOR 2
+#define SPK_ABI_MINOR 3
 
 #define SPK_MAX_DIMS    4
 #define SPK_MAX_INPUTS  4
@@ -179,6 +180,10 @@ struct spk_layer {
     spk_state state[SPK_MAX_STATE];
     void *priv;           /* the plugin's own data (host->set_priv); freed by type->destroy */
     spk_program *program; /* the type's kernels on this backend (set by the host) */
+    /* ---- since 1.3 ---- */
+    /* the SPK_MEM_* promises the session plans this layer's tensors with: the type's, unless
+     * init changed them through host->set_memory (read-only for plugins) */
+    unsigned memory;
 };
 
 /* What a forward or backward call sees. Activations: SPK_TIME_STEPS tensors are [T, B, n],
@@ -296,6 +301,11 @@ struct spk_host_api {
     void (*set_priv)(spk_layer *l, void *priv);
     /* the output's per-sample shape, during init */
     void (*set_output)(spk_layer *l, spk_shape out);
+    /* ---- since 1.3 ---- */
+    /* this layer's SPK_MEM_* promises, during init, where its settings make more (or fewer)
+     * than its type's (synapse.linear with sparse: bits reads only its input's bits in
+     * backward) */
+    void (*set_memory)(spk_layer *l, unsigned flags);
 };
 
 /* Convenience for kernel arguments. */
