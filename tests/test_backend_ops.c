@@ -382,13 +382,13 @@ static void guard_all(side *s, const char *ctx, const char *phase)
  * starts with "scratch" is working memory that a layer may use in blocks of a size of its
  * choosing per backend (synapse.conv2d's input-gradient columns: a few images at a time on one
  * CPU thread), so only the outputs and gradients computed from it are compared. */
-/* neuron.lif on the CPU keeps no membranes in a training pass over a constant input (up to 64
+/* neuron.lif on the CPU keeps no membranes in a training pass over a constant input (up to 32
  * steps: its backward recomputes them, lif.c); its "mem" is compared after an inference pass. */
 static int cpu_recomputes(const side *cpu)
 {
     const spk_layer *l = &cpu->li->layer;
     return strcmp(l->type->name, "neuron.lif") == 0 && l->in[0].time != SPK_TIME_STEPS &&
-           cpu->li->T <= 64 && !getenv("SPIKECL_LIF_TRACE");
+           cpu->li->T <= 32 && !getenv("SPIKECL_LIF_TRACE");
 }
 
 static void compare_state(side *ocl, side *cpu, const char *ctx, double tol, const char *phase)

@@ -559,12 +559,12 @@ Test(lif, recompute_matches_trace)
                     9, 3, 19, 0, 1);
     check_recompute("{beta: {uniform: [0.5, 0.9]}, threshold: {uniform: [0.5, 1.5]}, "
                     "learn_beta: true, learn_threshold: true, detach_reset: false}",
-                    64, 2, 600, 0, 1); /* more than one lane block */
+                    32, 2, 600, 0, 1); /* more than one lane block */
     check_recompute("{beta: 0.9, reset: none, output: membrane, learn_beta: true}", 12, 2, 5, 0, 1);
     check_recompute("{beta: 0.85, learn_beta: true, learn_threshold: true, surrogate: sigmoid}", 8,
                     3, 11, 1, 1);
     /* past LIF_RECOMPUTE_MAX_T the trace is kept */
-    check_recompute("{beta: 0.8, learn_threshold: true}", 65, 2, 7, 0, 0);
+    check_recompute("{beta: 0.8, learn_threshold: true}", 33, 2, 7, 0, 0);
 }
 
 /* ---- init errors ---- */

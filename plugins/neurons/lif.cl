@@ -21,13 +21,14 @@
 #define LIF_CFG_RECOMPUTE 2048 /* CPU, constant input: no trace; backward recomputes it */
 
 /* Recomputing the membranes in backward keeps them in a [T][lanes] block on the stack, so only
- * the CPU does it (OpenCL C has no arrays of run-time size), for windows up to this long. */
+ * the CPU does it (OpenCL C has no arrays of run-time size), for windows up to this long: at
+ * most 64 KiB of a worker thread's stack (512 lanes). */
 #if defined(__OPENCL_VERSION__) || defined(__OPENCL_C_VERSION__)
 #define LIF_CAN_RECOMPUTE 0
 #else
 #define LIF_CAN_RECOMPUTE 1
 #endif
-#define LIF_RECOMPUTE_MAX_T 64
+#define LIF_RECOMPUTE_MAX_T 32
 
 /* One step of the membrane for one lane: m_t from m_{t-1}, the carried spike r_t and I_t. */
 SPK_INLINE float lif_update(const float m, const float r, const float cur, const float b,
