@@ -89,14 +89,17 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
             mem[t * bn + i] = v;                                                                   \
         out[t * bn + i] = out_mem ? v : sv;                                                        \
     }
-            if (!smooth && trace)
-                LIF_FWD_LANES(0, 1)
-            else if (!smooth)
-                LIF_FWD_LANES(0, 0)
-            else if (trace)
-                LIF_FWD_LANES(1, 1)
-            else
-                LIF_FWD_LANES(1, 0)
+            if (!smooth) {
+                if (trace)
+                    LIF_FWD_LANES(0, 1)
+                else
+                    LIF_FWD_LANES(0, 0)
+            } else {
+                if (trace)
+                    LIF_FWD_LANES(1, 1)
+                else
+                    LIF_FWD_LANES(1, 0)
+            }
 #undef LIF_FWD_LANES
         }
     }
