@@ -142,6 +142,11 @@ static inline double lc_objective(lc *t, const float *R)
     lc_fwd(t);
     const spk_tensor *o = R ? &t->li->out : &t->li->loss;
     size_t n = R ? o->numel : (size_t)t->li->B;
+    /* a partial batch (x.B < B) packs its rows first ([T, x.B, ...]): the rest of out is never
+     * written, and whatever the buffer held there (NaN left by an earlier case) stays out */
+    const size_t B = (size_t)t->li->B, live = (size_t)t->li->x.B;
+    if (R && live > 0 && live < B && n % B == 0)
+        n = n / B * live;
     float *v = lc_fetch(t, o);
     double s = 0.0;
     for (size_t i = 0; i < n; i++)
