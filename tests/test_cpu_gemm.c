@@ -276,3 +276,26 @@ Test(cpu_gemm, infinities_stay_infinite)
     free(a), free(b), free(c);
     spk_backend_free(be);
 }
+
+/* SPIKECL_CPU_POISON=1 (CI's sanitizer run): a new buffer reads as NaN in every float, the
+ * odd-sized tail included, so a kernel that reads what nobody wrote fails every time. */
+Test(cpu_backend, poison_fills_new_buffers_with_nan)
+{
+    const char *was = getenv("SPIKECL_CPU_POISON");
+    setenv("SPIKECL_CPU_POISON", "1", 1);
+    spk_backend *be = cpu(1);
+    if (was)
+        setenv("SPIKECL_CPU_POISON", was, 1);
+    else
+        unsetenv("SPIKECL_CPU_POISON");
+    enum { N = 37 };
+    spk_buffer *buf = NULL;
+    spk_error err = {0};
+    cr_assert_eq(be->ops->alloc(be, N * sizeof(float), &buf, &err), SPK_OK, "%s", err.msg);
+    float got[N];
+    cr_assert_eq(be->ops->download(be, buf, 0, got, sizeof got, &err), SPK_OK, "%s", err.msg);
+    for (int i = 0; i < N; i++)
+        cr_expect(isnan(got[i]), "float %d of a new buffer is %g, not NaN", i, got[i]);
+    be->ops->release(be, buf);
+    spk_backend_free(be);
+}

@@ -2,6 +2,7 @@
  * kernels compiled as C, each looping over its work items with OpenMP. */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ struct spk_program {
 
 typedef struct cpu_impl {
     int threads;
+    int poison; /* SPIKECL_CPU_POISON=1: new buffers hold NaN (tests; as SPIKECL_CL_POISON) */
 } cpu_impl;
 
 static uint64_t now_ns(void)
@@ -49,6 +51,12 @@ static int cpu_alloc(spk_backend *be, size_t bytes, spk_buffer **out, spk_error 
     }
     b->bytes = bytes;
     b->data = p;
+    if (((cpu_impl *)be->impl)->poison) {
+        /* what nobody wrote reads as NaN, not as whatever the allocator handed back */
+        float *f = p;
+        for (size_t i = 0; i < rounded / sizeof(float); i++)
+            f[i] = NAN;
+    }
     be->stats.bytes_allocated += bytes;
     if (be->stats.bytes_allocated > be->stats.bytes_peak)
         be->stats.bytes_peak = be->stats.bytes_allocated;
@@ -529,6 +537,8 @@ int spk_backend_cpu_new(int threads, spk_backend **out, spk_error *err)
         omp_set_num_threads(threads);
     openblas_set_num_threads(1);
     impl->threads = threads > 0 ? threads : omp_get_max_threads();
+    const char *poison = getenv("SPIKECL_CPU_POISON");
+    impl->poison = poison && strcmp(poison, "1") == 0;
     be->ops = &cpu_ops;
     be->impl = impl;
     snprintf(be->description, sizeof be->description, "cpu (%s, %d threads)", openblas_get_config(),
