@@ -116,7 +116,8 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
 
 /* BPTT over the window in reverse time. a = dL/dm_t (from the output at t and from m_{t+1});
  * carry = a * dm_t/dm_{t-1}. Per-item sums of dL/dbeta and dL/dthr go to gbeta[i], gthr[i]
- * (reduced over the batch by the host's reduce_grad); grad_in is a ([T, B, N]) or sum_t a (constant input). */
+ * (reduced over the batch by the host's reduce_grad); grad_in is a ([T, B, N]) or sum_t a
+ * (constant input). */
 SPK_INLINE float lif_back_step(SPK_GLOBAL const float *gout,
                                  const SPK_MEMBRANES float *mem, const int t, const int i,
                                  const int bn, const int mi, const int mst, const float b,

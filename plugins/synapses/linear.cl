@@ -58,9 +58,9 @@ SPK_KERNEL void linear_count_nonzero(SPK_GLOBAL float *cnt, SPK_GLOBAL const flo
  * make_tb (the table path) the bits word-major instead (bits[j * rows + r]: the forward's pass
  * over the rows for one group of chunks then reads one contiguous column, where rows in[i]
  * bytes apart each cost a cache line: at 4096 inputs its forward ran 1.4 -> 0.9 s with
- * BITS_G = 4) and the transposed bits tb[blk * in + i] (bit k: input i of row 32 blk + k is nonzero);
- * and at cnt[cnt_at + 3 blk] the block's nonzeros, its values other than 0 and 1 and the last
- * of those (for the error message). Branch-free: every word is written. */
+ * BITS_G = 4) and the transposed bits tb[blk * in + i] (bit k: input i of row 32 blk + k is
+ * nonzero); and at cnt[cnt_at + 3 blk] the block's nonzeros, its values other than 0 and 1
+ * and the last of those (for the error message). Branch-free: every word is written. */
 SPK_KERNEL void linear_pack(SPK_GLOBAL unsigned int *bits, SPK_GLOBAL unsigned int *tb,
                             SPK_GLOBAL float *cnt, SPK_GLOBAL const float *x, const int n,
                             const int rows, const int n_in, const int make_tb, const int cnt_at)
