@@ -66,6 +66,10 @@ SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in
              * rows b0 and b1): the words go out interleaved, u[4 l + k] = word k of lane l, so
              * that the spikes are written by contiguous loops instead of gathers and scatters */
             spk_u32 u[4 * SPK_LANES];
+#ifdef POISSON_PHILOX_LANES
+            poisson_philox_lanes(u, gl, tl, idl, n - i0 < SPK_LANES ? n - i0 : SPK_LANES,
+                                 (spk_u32)seed, (spk_u32)key1);
+#else
             SPK_EACH_LANE(l) {
                 spk_philox_ctr c;
                 c.v[0] = (spk_u32)gl[l];
@@ -78,6 +82,7 @@ SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in
                 u[4 * l + 2] = r.v[2];
                 u[4 * l + 3] = r.v[3];
             }
+#endif
             const int tb0 = i0 / ng, g0 = i0 - tb0 * ng, b0 = tb0 % nb;
             const int w = n - i0 < SPK_LANES ? n - i0 : SPK_LANES;
             const int na = ng - g0 < w ? ng - g0 : w; /* lanes in row b0 */
