@@ -341,67 +341,28 @@ SPK_INLINE void linear_table_fill(SPK_GLOBAL float *T, const int NT)
     }
 }
 
-/* a[0 .. NT) (from 0 when first, else from a) += the rows of the g tables at T (256 x NT each)
- * picked by bytes q0, q0 + 1, ... of the words word[0], word[wstride], ... (4 bytes a word), in
- * order; the sums stay in registers. */
-SPK_INLINE void linear_lookup(SPK_GLOBAL float *a, SPK_GLOBAL const float *T,
-                              SPK_GLOBAL const unsigned int *word, const int wstride, const int q0,
-                              const int g, const int first, const int NT)
-{
-    const int nv = NT / LINEAR_VW, W = LINEAR_VW;
-    linear_vec a0 = LINEAR_ZERO, a1 = LINEAR_ZERO, a2 = LINEAR_ZERO, a3 = LINEAR_ZERO;
-    linear_vec a4 = LINEAR_ZERO, a5 = LINEAR_ZERO, a6 = LINEAR_ZERO, a7 = LINEAR_ZERO;
-    if (!first) {
-        a0 = LINEAR_LD(a);
-        if (nv > 1)
-            a1 = LINEAR_LD(a + W);
-        if (nv > 2) {
-            a2 = LINEAR_LD(a + 2 * W);
-            a3 = LINEAR_LD(a + 3 * W);
-        }
-        if (nv > 4) {
-            a4 = LINEAR_LD(a + 4 * W);
-            a5 = LINEAR_LD(a + 5 * W);
-            a6 = LINEAR_LD(a + 6 * W);
-            a7 = LINEAR_LD(a + 7 * W);
-        }
+/* The lookups' row sums: NT / LINEAR_VW vectors a0 .. a7 in registers (the unused ones
+ * vanish, NT being a literal), from 0 or from a; one table row added; stored back to a. */
+#define LINEAR_ACC_BEGIN(a, first)                                                                 \
+    const int nv = NT / LINEAR_VW, W = LINEAR_VW;                                                  \
+    linear_vec a0 = LINEAR_ZERO, a1 = LINEAR_ZERO, a2 = LINEAR_ZERO, a3 = LINEAR_ZERO;             \
+    linear_vec a4 = LINEAR_ZERO, a5 = LINEAR_ZERO, a6 = LINEAR_ZERO, a7 = LINEAR_ZERO;             \
+    if (!(first)) {                                                                                \
+        a0 = LINEAR_LD(a);                                                                         \
+        if (nv > 1)                                                                                \
+            a1 = LINEAR_LD((a) + W);                                                               \
+        if (nv > 2) {                                                                              \
+            a2 = LINEAR_LD((a) + 2 * W);                                                           \
+            a3 = LINEAR_LD((a) + 3 * W);                                                           \
+        }                                                                                          \
+        if (nv > 4) {                                                                              \
+            a4 = LINEAR_LD((a) + 4 * W);                                                           \
+            a5 = LINEAR_LD((a) + 5 * W);                                                           \
+            a6 = LINEAR_LD((a) + 6 * W);                                                           \
+            a7 = LINEAR_LD((a) + 7 * W);                                                           \
+        }                                                                                          \
     }
-    for (int q = 0; q < g; q++) {
-        const int c = q0 + q;
-        const int byte = (int)((word[(c >> 2) * wstride] >> ((c & 3) << 3)) & 255u);
-        SPK_GLOBAL const float *t = T + (q * 256 + byte) * NT;
-        a0 += LINEAR_LD(t);
-        if (nv > 1)
-            a1 += LINEAR_LD(t + W);
-        if (nv > 2) {
-            a2 += LINEAR_LD(t + 2 * W);
-            a3 += LINEAR_LD(t + 3 * W);
-        }
-        if (nv > 4) {
-            a4 += LINEAR_LD(t + 4 * W);
-            a5 += LINEAR_LD(t + 5 * W);
-            a6 += LINEAR_LD(t + 6 * W);
-            a7 += LINEAR_LD(t + 7 * W);
-        }
-    }
-    LINEAR_ST(a, a0);
-    if (nv > 1)
-        LINEAR_ST(a + W, a1);
-    if (nv > 2) {
-        LINEAR_ST(a + 2 * W, a2);
-        LINEAR_ST(a + 3 * W, a3);
-    }
-    if (nv > 4) {
-        LINEAR_ST(a + 4 * W, a4);
-        LINEAR_ST(a + 5 * W, a5);
-        LINEAR_ST(a + 6 * W, a6);
-        LINEAR_ST(a + 7 * W, a7);
-    }
-}
-
-/* linear_lookup for 4 chunks that start a word, whose value is wd: unrolled, the word read
- * once (on_lif_4096's table kernels ~5% faster than through the loop). */
-#define LINEAR_ADD_ROW(t)                                                                         \
+#define LINEAR_ADD_ROW(t)                                                                          \
     do {                                                                                           \
         a0 += LINEAR_LD(t);                                                                        \
         if (nv > 1)                                                                                \
@@ -417,44 +378,48 @@ SPK_INLINE void linear_lookup(SPK_GLOBAL float *a, SPK_GLOBAL const float *T,
             a7 += LINEAR_LD((t) + 7 * W);                                                          \
         }                                                                                          \
     } while (0)
+#define LINEAR_ACC_END(a)                                                                          \
+    LINEAR_ST(a, a0);                                                                              \
+    if (nv > 1)                                                                                    \
+        LINEAR_ST((a) + W, a1);                                                                    \
+    if (nv > 2) {                                                                                  \
+        LINEAR_ST((a) + 2 * W, a2);                                                                \
+        LINEAR_ST((a) + 3 * W, a3);                                                                \
+    }                                                                                              \
+    if (nv > 4) {                                                                                  \
+        LINEAR_ST((a) + 4 * W, a4);                                                                \
+        LINEAR_ST((a) + 5 * W, a5);                                                                \
+        LINEAR_ST((a) + 6 * W, a6);                                                                \
+        LINEAR_ST((a) + 7 * W, a7);                                                                \
+    }
+
+/* a[0 .. NT) (from 0 when first, else from a) += the rows of the g tables at T (256 x NT each)
+ * picked by bytes q0, q0 + 1, ... of the words word[0], word[wstride], ... (4 bytes a word), in
+ * order; the sums stay in registers. */
+SPK_INLINE void linear_lookup(SPK_GLOBAL float *a, SPK_GLOBAL const float *T,
+                              SPK_GLOBAL const unsigned int *word, const int wstride, const int q0,
+                              const int g, const int first, const int NT)
+{
+    LINEAR_ACC_BEGIN(a, first);
+    for (int q = 0; q < g; q++) {
+        const int c = q0 + q;
+        const int byte = (int)((word[(c >> 2) * wstride] >> ((c & 3) << 3)) & 255u);
+        LINEAR_ADD_ROW(T + (q * 256 + byte) * NT);
+    }
+    LINEAR_ACC_END(a);
+}
+
+/* linear_lookup for 4 chunks that start a word, whose value is wd: unrolled, the word read
+ * once (on_lif_4096's table kernels ~5% faster than through the loop). */
 SPK_INLINE void linear_lookup_word(SPK_GLOBAL float *a, SPK_GLOBAL const float *T,
                                    const unsigned int wd, const int first, const int NT)
 {
-    const int nv = NT / LINEAR_VW, W = LINEAR_VW;
-    linear_vec a0 = LINEAR_ZERO, a1 = LINEAR_ZERO, a2 = LINEAR_ZERO, a3 = LINEAR_ZERO;
-    linear_vec a4 = LINEAR_ZERO, a5 = LINEAR_ZERO, a6 = LINEAR_ZERO, a7 = LINEAR_ZERO;
-    if (!first) {
-        a0 = LINEAR_LD(a);
-        if (nv > 1)
-            a1 = LINEAR_LD(a + W);
-        if (nv > 2) {
-            a2 = LINEAR_LD(a + 2 * W);
-            a3 = LINEAR_LD(a + 3 * W);
-        }
-        if (nv > 4) {
-            a4 = LINEAR_LD(a + 4 * W);
-            a5 = LINEAR_LD(a + 5 * W);
-            a6 = LINEAR_LD(a + 6 * W);
-            a7 = LINEAR_LD(a + 7 * W);
-        }
-    }
+    LINEAR_ACC_BEGIN(a, first);
     LINEAR_ADD_ROW(T + (int)(wd & 255u) * NT);
     LINEAR_ADD_ROW(T + (256 + (int)((wd >> 8) & 255u)) * NT);
     LINEAR_ADD_ROW(T + (512 + (int)((wd >> 16) & 255u)) * NT);
     LINEAR_ADD_ROW(T + (768 + (int)(wd >> 24)) * NT);
-    LINEAR_ST(a, a0);
-    if (nv > 1)
-        LINEAR_ST(a + W, a1);
-    if (nv > 2) {
-        LINEAR_ST(a + 2 * W, a2);
-        LINEAR_ST(a + 3 * W, a3);
-    }
-    if (nv > 4) {
-        LINEAR_ST(a + 4 * W, a4);
-        LINEAR_ST(a + 5 * W, a5);
-        LINEAR_ST(a + 6 * W, a6);
-        LINEAR_ST(a + 7 * W, a7);
-    }
+    LINEAR_ACC_END(a);
 }
 
 /* Outputs [o0, o0 + nt) of every row, in blocks of rb rows: per group of G chunks of 8 inputs,
