@@ -65,10 +65,10 @@ SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in
             /* the block's outputs out[4 i0 ..] are contiguous and its inputs are two runs (the
              * rows b0 and b1): the words go out interleaved, u[4 l + k] = word k of lane l, so
              * that the spikes are written by contiguous loops instead of gathers and scatters */
+            const int w = n - i0 < SPK_LANES ? n - i0 : SPK_LANES;
             spk_u32 u[4 * SPK_LANES];
 #ifdef POISSON_PHILOX_LANES
-            poisson_philox_lanes(u, gl, tl, idl, n - i0 < SPK_LANES ? n - i0 : SPK_LANES,
-                                 (spk_u32)seed, (spk_u32)key1);
+            poisson_philox_lanes(u, gl, tl, idl, w, (spk_u32)seed, (spk_u32)key1);
 #else
             SPK_EACH_LANE(l) {
                 spk_philox_ctr c;
@@ -84,7 +84,6 @@ SPK_KERNEL void poisson_encode(SPK_GLOBAL float *out, SPK_GLOBAL const float *in
             }
 #endif
             const int tb0 = i0 / ng, g0 = i0 - tb0 * ng, b0 = tb0 % nb;
-            const int w = n - i0 < SPK_LANES ? n - i0 : SPK_LANES;
             const int na = ng - g0 < w ? ng - g0 : w; /* lanes in row b0 */
             SPK_GLOBAL const float *x0 = in + b0 * nf + 4 * g0;
             SPK_GLOBAL const float *x1 = in + (b0 + 1 < nb ? b0 + 1 : 0) * nf - 4 * na;
