@@ -340,8 +340,9 @@ static void check_bits_forward(int time, int ni, int no, int T, int B, int n, in
 
 Test(linear, bits_forward)
 {
-    /* 2250 rows: 64-wide tiles, 8 chunks per group; out 70: a partial tile; in 45: a partial
-     * chunk and word */
+    /* 2250 rows: 64-wide tiles, 4 chunks per group; out 70: a partial tile; in 45: 6 chunks,
+     * a group of 4 (one word, the unrolled lookup) and one of 2 (the loop), a partial chunk and
+     * word */
     check_bits_forward(SPK_TIME_STEPS, 45, 70, 25, 90, 90, 1, 0.4, 0, 2);
     check_bits_forward(SPK_TIME_STEPS, 45, 70, 25, 90, 87, 0, 0.3, 0, 2); /* partial batch */
     check_bits_forward(SPK_TIME_STEPS, 45, 70, 25, 90, 90, 1, 0.5, 1, 2); /* constant picture */
