@@ -1,8 +1,9 @@
 /* The session's shared buffers (core/src/memplan.c): a session whose outputs and gradients
  * share memory trains to the same bytes as one that gives every tensor its own buffer
  * (SPIKECL_MEMPLAN=plain), on the CPU and on OpenCL, for chains, a fan-out DAG, a conv net,
- * in-place neuron chains and a rate regulariser; it allocates less; and an output whose memory
- * holds something else is refused, naming the layer. */
+ * in-place neuron chains and a rate regulariser, and so does one whose last neuron sums its
+ * spikes into the readout (SPK_SESSION_FUSE_READOUT); they allocate less; and an output whose
+ * memory holds something else is refused, naming the layer. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -34,6 +35,15 @@ static const char *chain_yaml =
     "  - {name: enc, type: encoder.poisson}\n"                                                     \
     "  - {name: fc, type: synapse.linear, out: 40, sparse: bits}\n"                                \
     "  - {name: lif, type: neuron.lif, beta: 0.9, threshold: 0.3}\n" TAIL
+
+/* direct input: fc's output is constant over the steps, so lif keeps no trace on the CPU (it
+ * recomputes its membranes in backward); fused, it still sums its spikes into the readout */
+static const char *direct_yaml =
+    "name: direct\ninput: {shape: [30]}\ntime_steps: 7\nseed: 6\n"
+    "layers:\n"
+    "  - {name: enc, type: encoder.direct}\n"
+    "  - {name: fc, type: synapse.linear, out: 12}\n"
+    "  - {name: lif, type: neuron.lif, beta: 0.8, threshold: 0.4}\n" TAIL;
 
 /* every flagged neuron, an in-place chain (lif -> synaptic: one gradient buffer for three
  * tensors), a PLIF (reads its input in backward) and a rate regulariser (reads its output) */
@@ -78,29 +88,33 @@ typedef struct run {
     uint64_t peak; /* the backend's peak bytes */
 } run;
 
-/* A session of m on be; plain: with SPIKECL_MEMPLAN=plain, which the plan reads at creation. */
-static spk_session *new_session(spk_model *m, spk_backend *be, int plain)
+enum { SHARED, PLAIN, FUSED };
+
+/* A session of m on be; PLAIN: with SPIKECL_MEMPLAN=plain, which the plan reads at creation;
+ * FUSED: shared, and made with SPK_SESSION_FUSE_READOUT. */
+static spk_session *new_session(spk_model *m, spk_backend *be, int mode)
 {
     spk_error err = {0};
     spk_session *s;
-    if (plain)
+    if (mode == PLAIN)
         setenv("SPIKECL_MEMPLAN", "plain", 1);
     else
         unsetenv("SPIKECL_MEMPLAN");
-    cr_assert_eq(spk_session_new(m, be, 8, &s, &err), SPK_OK, "%s", err.msg);
+    const unsigned flags = mode == FUSED ? SPK_SESSION_FUSE_READOUT : 0;
+    cr_assert_eq(spk_session_new_flags(m, be, 8, flags, &s, &err), SPK_OK, "%s", err.msg);
     unsetenv("SPIKECL_MEMPLAN");
     return s;
 }
 
-/* Three training steps from the model's seed on fixed data; plain: SPIKECL_MEMPLAN=plain. */
-static run train3(const char *yaml, spk_backend *be, int plain)
+/* Three training steps from the model's seed on fixed data, in a session of that mode. */
+static run train3(const char *yaml, spk_backend *be, int mode)
 {
     spk_error err = {0};
     spk_model *m;
     cr_assert_eq(spk_model_load_string(yaml, "memplan.yaml", &m, &err), SPK_OK, "%s", err.msg);
     be->stats.bytes_peak = be->stats.bytes_allocated;
     const uint64_t before = be->stats.bytes_allocated;
-    spk_session *s = new_session(m, be, plain);
+    spk_session *s = new_session(m, be, mode);
     const int in = spk_session_input_size(s), classes = spk_session_classes(s);
     float *x = malloc((size_t)(8 * in) * sizeof *x);
     int32_t y[8];
@@ -128,10 +142,13 @@ static run train3(const char *yaml, spk_backend *be, int plain)
     return r;
 }
 
-/* Shared and plain train to the same bytes; returns plain's peak minus shared's. */
-static int64_t same_training(const char *yaml, spk_backend *be, const char *what)
+/* Plain and the mode (SHARED or FUSED) train to the same bytes; returns plain's peak minus
+ * the mode's. */
+static int64_t same_training(const char *yaml, spk_backend *be, const char *name, int mode)
 {
-    run a = train3(yaml, be, 1), b = train3(yaml, be, 0);
+    char what[64];
+    snprintf(what, sizeof what, "%s%s", name, mode == FUSED ? " (fused)" : "");
+    run a = train3(yaml, be, PLAIN), b = train3(yaml, be, mode);
     cr_assert_eq(a.n, b.n);
     for (int k = 0; k < 3; k++)
         cr_expect_eq(memcmp(&a.loss[k], &b.loss[k], sizeof(double)), 0,
@@ -157,20 +174,36 @@ static void all_models(spk_backend *be)
     /* the chain: lif writes its spikes over fc's output, whose buffer then holds the gradient
      * that lif's backward overwrites in place (fc's and lif's gradients): of the five
      * [T, B, N] tensors of enc, fc and lif, two buffers remain */
-    int64_t saved = same_training(chain_yaml, be, "chain");
+    int64_t saved = same_training(chain_yaml, be, "chain", SHARED);
     cr_expect_geq(saved, 3 * CHAIN_ACT, "chain on %s: %lld bytes saved, expected >= %lld",
                   be->ops->name, (long long)saved, (long long)(3 * CHAIN_ACT));
-    /* with bits, enc, fc and lif write one buffer in turn, which then holds the gradients */
+    /* fused, lif keeps its membranes in fc's output and writes fc's gradient over them: enc's
+     * output (fc's backward reads it) and that one buffer remain of six (with lif's "mem") */
+    saved = same_training(chain_yaml, be, "chain", FUSED);
+    cr_expect_geq(saved, 4 * CHAIN_ACT, "chain fused on %s: %lld bytes saved, expected >= %lld",
+                  be->ops->name, (long long)saved, (long long)(4 * CHAIN_ACT));
+    /* with bits, enc, fc and lif write one buffer in turn, which then holds the gradients; fused,
+     * lif's membranes join that buffer too */
     for (int T = 2; T <= 6; T += 4) {
         const int64_t act = (int64_t)T * 8 * 40 * 4;
-        saved = same_training(T == 2 ? CHAIN_BITS(2) : CHAIN_BITS(6), be, "chain_bits");
+        const char *yaml = T == 2 ? CHAIN_BITS(2) : CHAIN_BITS(6);
+        saved = same_training(yaml, be, "chain_bits", SHARED);
         cr_expect_geq(saved, 4 * act, "chain_bits T=%d on %s: %lld bytes saved, expected >= %lld",
                       T, be->ops->name, (long long)saved, (long long)(4 * act));
+        saved = same_training(yaml, be, "chain_bits", FUSED);
+        cr_expect_geq(saved, 5 * act,
+                      "chain_bits T=%d fused on %s: %lld bytes saved, expected >= %lld", T,
+                      be->ops->name, (long long)saved, (long long)(5 * act));
     }
-    cr_expect_gt(same_training(zoo_yaml, be, "zoo"), 0, "zoo on %s: nothing shared", be->ops->name);
-    same_training(dag_yaml, be, "dag");
-    cr_expect_gt(same_training(conv_yaml, be, "conv"), 0, "conv on %s: nothing shared",
-                 be->ops->name);
+    /* zoo ends in neuron.if (no SPK_MEM_COUNT_OUT): fusing changes nothing there */
+    for (int mode = SHARED; mode <= FUSED; mode += FUSED - SHARED) {
+        cr_expect_gt(same_training(zoo_yaml, be, "zoo", mode), 0, "zoo on %s: nothing shared",
+                     be->ops->name);
+        same_training(dag_yaml, be, "dag", mode);
+        same_training(direct_yaml, be, "direct", mode);
+        cr_expect_gt(same_training(conv_yaml, be, "conv", mode), 0, "conv on %s: nothing shared",
+                     be->ops->name);
+    }
 }
 
 Test(memplan, shared_buffers_train_like_plain_ones_on_the_cpu)
@@ -199,13 +232,13 @@ typedef struct fixture {
     int32_t y[8];
 } fixture;
 
-static void fixture_open(fixture *f, const char *yaml, int plain)
+static void fixture_open(fixture *f, const char *yaml, int mode)
 {
     spk_error err = {0};
     memset(f, 0, sizeof *f);
     cr_assert_eq(spk_model_load_string(yaml, "memplan.yaml", &f->m, &err), SPK_OK, "%s", err.msg);
     cr_assert_eq(spk_backend_cpu_new(1, &f->be, &err), SPK_OK, "%s", err.msg);
-    f->s = new_session(f->m, f->be, plain);
+    f->s = new_session(f->m, f->be, mode);
     const int in = spk_session_input_size(f->s);
     f->x = malloc((size_t)(8 * in) * sizeof *f->x);
     spk_test_fill(f->x, (size_t)(8 * in), 0.0f, 1.0f, 9);
@@ -251,7 +284,7 @@ Test(memplan, reused_output_is_refused_until_the_next_forward)
 {
     spk_error err = {0};
     fixture f;
-    fixture_open(&f, chain_yaml, 0);
+    fixture_open(&f, chain_yaml, SHARED);
     cr_assert_str_eq(spk_session_node_name(f.s, 1), "fc");
     cr_assert_str_eq(spk_session_node_name(f.s, 2), "lif");
     cr_expect_eq(fixture_read(&f, 2, &err), SPK_ERR_INVALID);
@@ -264,7 +297,7 @@ Test(memplan, reused_output_is_refused_until_the_next_forward)
     cr_expect_eq(fixture_read(&f, 2, &err), SPK_OK, "%s", err.msg);
     cr_expect_eq(fixture_read(&f, 1, &err), SPK_ERR_INVALID);
     fixture_close(&f);
-    fixture_open(&f, chain_yaml, 1);
+    fixture_open(&f, chain_yaml, PLAIN);
     cr_expect_eq(fixture_read(&f, 1, &err), SPK_OK, "%s", err.msg);
     cr_expect_eq(fixture_read(&f, 2, &err), SPK_OK, "%s", err.msg);
     fixture_close(&f);
@@ -276,7 +309,7 @@ Test(memplan, spikes_read_by_a_neuron_stay_readable)
 {
     spk_error err = {0};
     fixture f;
-    fixture_open(&f, zoo_yaml, 0);
+    fixture_open(&f, zoo_yaml, SHARED);
     cr_assert_str_eq(spk_session_node_name(f.s, 2), "lif1");
     cr_assert_str_eq(spk_session_node_name(f.s, 6), "fc3");
     fixture_eval(&f);
@@ -285,4 +318,45 @@ Test(memplan, spikes_read_by_a_neuron_stay_readable)
     cr_expect(strstr(err.msg, "layer 'fc3'") && strstr(err.msg, "layer 'if3' writes"), "%s",
               err.msg);
     fixture_close(&f);
+}
+
+/* Fused, lif's spikes over the steps are never stored: its output is refused after any pass,
+ * naming the layer, while the readout's counts equal a plain session's; its membranes, in
+ * fc's buffer, are refused after a training step (they hold fc's gradient) and readable after
+ * an eval pass, equal to the plain session's too. */
+Test(memplan, fused_neuron_output_is_refused_and_its_readout_is_exact)
+{
+    spk_error err = {0};
+    fixture f, p;
+    fixture_open(&f, CHAIN_BITS(6), FUSED);
+    fixture_open(&p, CHAIN_BITS(6), PLAIN);
+    cr_assert_str_eq(spk_session_node_name(f.s, 2), "lif");
+    cr_assert_str_eq(spk_session_node_name(f.s, 3), "readout");
+    cr_expect_eq(fixture_read(&f, 2, &err), SPK_ERR_INVALID);
+    cr_expect(strstr(err.msg, "layer 'lif'") && strstr(err.msg, "SPK_SESSION_FUSE_READOUT"), "%s",
+              err.msg);
+    int feat = 0;
+    cr_expect_eq(spk_session_node_state(f.s, 2, "mem", f.o, f.cap, &feat, &err), SPK_ERR_INVALID);
+    cr_expect(strstr(err.msg, "layer 'lif'") && strstr(err.msg, "'mem'"), "%s", err.msg);
+    fixture_eval(&f);
+    fixture_eval(&p);
+    cr_expect_eq(fixture_read(&f, 2, &err), SPK_ERR_INVALID);
+    cr_expect_eq(fixture_read(&f, 1, &err), SPK_ERR_INVALID); /* lif's membranes hold it */
+    cr_expect(strstr(err.msg, "layer 'fc'") && strstr(err.msg, "layer 'lif' writes"), "%s",
+              err.msg);
+    const size_t counts = 8 * 40, mem = 6 * 8 * 40;
+    cr_assert_eq(fixture_read(&f, 3, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(fixture_read(&p, 3, &err), SPK_OK, "%s", err.msg);
+    cr_expect_eq(memcmp(f.o, p.o, counts * sizeof *f.o), 0, "fused readout differs");
+    float sum = 0;
+    for (size_t i = 0; i < counts; i++)
+        sum += f.o[i];
+    cr_expect_gt(sum, 0.0f, "no spikes: the comparison shows nothing");
+    cr_assert_eq(spk_session_node_state(f.s, 2, "mem", f.o, f.cap, &feat, &err), SPK_OK, "%s",
+                 err.msg);
+    cr_assert_eq(spk_session_node_state(p.s, 2, "mem", p.o, p.cap, &feat, &err), SPK_OK, "%s",
+                 err.msg);
+    cr_expect_eq(memcmp(f.o, p.o, mem * sizeof *f.o), 0, "fused membranes differ");
+    fixture_close(&f);
+    fixture_close(&p);
 }

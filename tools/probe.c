@@ -34,33 +34,16 @@ int spk_probe_rates(spk_session *s, char names[][SPK_PROBE_NAME], double *rates,
                     spk_error *err)
 {
     *n = 0;
-    float *buf = NULL;
-    size_t buf_cap = 0;
     int rc = SPK_OK;
     for (int i = 0; !rc && i < spk_session_node_count(s) && *n < cap; i++) {
-        int kind, steps, feat, bn;
-        if (spk_session_node_info(s, i, &kind, &steps, &feat, &bn) || kind != SPK_KIND_NEURON)
+        int kind;
+        if (spk_session_node_info(s, i, &kind, NULL, NULL, NULL) || kind != SPK_KIND_NEURON)
             continue;
-        size_t numel = (size_t)steps * (size_t)bn * (size_t)feat;
-        if (numel > buf_cap) {
-            float *nb = realloc(buf, numel * sizeof(float));
-            if (!nb) {
-                rc = nomem(err);
-                break;
-            }
-            buf = nb;
-            buf_cap = numel;
-        }
-        if ((rc = spk_session_node_output(s, i, buf, buf_cap, err)))
+        if ((rc = spk_session_node_mean(s, i, &rates[*n], err)))
             break;
-        double sum = 0;
-        for (size_t k = 0; k < numel; k++)
-            sum += buf[k];
         snprintf(names[*n], SPK_PROBE_NAME, "%s", spk_session_node_name(s, i));
-        rates[*n] = numel ? sum / (double)numel : 0;
         (*n)++;
     }
-    free(buf);
     return rc;
 }
 

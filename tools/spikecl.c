@@ -720,6 +720,22 @@ static int save_pair(spk_session *s, const char *ckpt, const char *state, int ep
     return rc;
 }
 
+/* The pictures of a run (spikecl plot) from a checkpoint, in a session that keeps every layer's
+ * output for them. */
+static int draw_pictures(const char *dir, spk_model *m, spk_backend *be, int batch,
+                         spk_loader *test, const char *weights, spk_error *err)
+{
+    spk_session *s = NULL;
+    int rc = spk_session_new(m, be, batch, &s, err);
+    if (!rc)
+        rc = spk_session_load(s, weights, err);
+    if (!rc)
+        rc = spk_runlog_pictures(dir, s, test, spk_model_time_steps(m), spk_model_name(m), weights,
+                                 err);
+    spk_session_free(s);
+    return rc;
+}
+
 static int cmd_train(const opts *o)
 {
     spk_error err = {0};
@@ -757,8 +773,9 @@ static int cmd_train(const opts *o)
         rc = spk_loader_new(te, tc->batch, 0, 0, o->limit_test, &lte, &err);
     if (!rc)
         rc = open_device(o, &be, &err);
+    /* the output layer's spikes are not kept: the pictures at the end use a session of their own */
     if (!rc)
-        rc = spk_session_new(m, be, tc->batch, &s, &err);
+        rc = spk_session_new_flags(m, be, tc->batch, SPK_SESSION_FUSE_READOUT, &s, &err);
     /* before anything is written: both splits must fit the model's input */
     if (!rc && (rc = spk_session_check_data(s, tr, &err)))
         spk_error_prefix(&err, rc, "training set");
@@ -853,8 +870,9 @@ static int cmd_train(const opts *o)
     }
     spk_runlog_close(&rl);
     if (!rc && !stopped && !o->no_plots) {
-        rc = spk_runlog_pictures(outdir, s, lte, spk_model_time_steps(m), spk_model_name(m), ckpt,
-                                 &err);
+        spk_session_free(s); /* its memory, before the pictures' session takes its own */
+        s = NULL;
+        rc = draw_pictures(outdir, m, be, tc->batch, lte, ckpt, &err);
         write_failed = rc == SPK_ERR_IO;
         if (!rc)
             fprintf(stderr, "spikecl: pictures in %s (spikecl plot %s draws them again)\n", outdir,
@@ -966,8 +984,8 @@ static int cmd_bench(const opts *o)
         rc = spk_loader_new(tr, batch, 1, spk_model_seed(m), 0, &ld, &err);
     if (!rc)
         rc = open_device(o, &be, &err);
-    if (!rc)
-        rc = spk_session_new(m, be, batch, &s, &err);
+    if (!rc) /* as train runs it */
+        rc = spk_session_new_flags(m, be, batch, SPK_SESSION_FUSE_READOUT, &s, &err);
     if (!rc && !synthetic)
         rc = spk_session_check_data(s, tr, &err);
     int in = rc ? 0 : spk_session_input_size(s);
@@ -1097,7 +1115,6 @@ static int cmd_plot(const opts *o)
     spk_error err = {0};
     spk_model *m = NULL;
     spk_backend *be = NULL;
-    spk_session *s = NULL;
     spk_dataset *te = NULL;
     spk_loader *lte = NULL;
     opts po = *o; /* --data and --limit-test from run.json's last invocation */
@@ -1130,12 +1147,7 @@ static int cmd_plot(const opts *o)
     if (!rc)
         rc = open_device(o, &be, &err);
     if (!rc)
-        rc = spk_session_new(m, be, batch, &s, &err);
-    if (!rc)
-        rc = spk_session_load(s, weights, &err);
-    if (!rc)
-        rc = spk_runlog_pictures(dir, s, lte, spk_model_time_steps(m), spk_model_name(m), weights,
-                                 &err);
+        rc = draw_pictures(dir, m, be, batch, lte, weights, &err);
     int code = 0;
     if (rc)
         code =
@@ -1146,7 +1158,6 @@ static int cmd_plot(const opts *o)
                                          "spike_counter.png", "confusion.png", "membrane.png",
                                          "weights", json_text(weights)));
     json_decref(run);
-    spk_session_free(s);
     spk_backend_free(be);
     spk_loader_free(lte);
     spk_dataset_free(te);

@@ -46,6 +46,10 @@ static void make_exec(spk_session *s, int i, int n, int training, spk_exec *x)
     }
     x->out = &nd->out;
     x->grad_out = i == s->loss ? NULL : &nd->grad;
+    if (nd->count_into) { /* SPK_MEM_COUNT_OUT: the readout's [B, n] tensors */
+        x->out = &s->nodes[nd->count_into].out;
+        x->grad_out = &s->nodes[nd->count_into].grad;
+    }
     x->labels = &s->labels;
     x->sample_ids = &s->ids;
     x->core = s->core;
@@ -154,6 +158,8 @@ static int forward(spk_session *s, int n, int training, spk_error *err)
     double t0 = s->profile ? now_s() : 0;
     s->slot_busy[0] = 1; /* until a readback waits for this step */
     for (int i = 1; i < s->n_nodes; i++) {
+        if (s->nodes[i].absorbed) /* its neuron wrote its output */
+            continue;
         spk_exec x;
         make_exec(s, i, n, training, &x);
         spk_error_clear(&s->xerr);
@@ -199,7 +205,7 @@ static int backward(spk_session *s, int n, spk_error *err)
         }
     for (int i = s->n_nodes - 1; i >= 1; i--) {
         spk_node *nd = &s->nodes[i];
-        if (!nd->trainable_upstream)
+        if (!nd->trainable_upstream || nd->absorbed) /* its neuron reads its gradient */
             continue;
         int rc = SPK_OK;
         if (i != s->loss && nd->n_consumers == 0) {

@@ -138,7 +138,8 @@ int spk_layer_setup(spk_layer *l, const spk_layer_type *type, const spk_params *
     return SPK_OK;
 }
 
-int spk_layer_alloc(spk_layer *l, spk_backend *be, int B, uint32_t seed, spk_error *err)
+int spk_layer_alloc(spk_layer *l, spk_backend *be, int B, uint32_t seed, int skip_state,
+                    spk_error *err)
 {
     int T = l->time_steps;
     for (int i = 0; i < l->n_weights; i++) {
@@ -164,6 +165,8 @@ int spk_layer_alloc(spk_layer *l, spk_backend *be, int B, uint32_t seed, spk_err
     }
     for (int i = 0; i < l->n_state; i++) {
         spk_state *st = &l->state[i];
+        if (i == skip_state) /* the session places it in another tensor's buffer */
+            continue;
         spk_shape s = {.ndim = 1, .dims = {st->per_sample}, .time = st->time};
         int rc = spk_tensor_alloc(be, &st->t, &s, T, B, err);
         if (!rc)
@@ -232,7 +235,7 @@ int spk_layer_inst_new(const spk_layer_type *type, const spk_params *params, int
     if (!rc)
         rc = be->ops->program_build(be, &spk_core_kernels, &li->core, err);
     if (!rc)
-        rc = spk_layer_alloc(l, be, B, seed, err);
+        rc = spk_layer_alloc(l, be, B, seed, -1, err);
     for (int i = 0; !rc && i < n_in; i++) {
         rc = spk_tensor_alloc(be, &li->in[i], &in[i], T, B, err);
         if (!rc)

@@ -56,7 +56,9 @@ int spk_tensor_guard_check(spk_backend *be, const spk_tensor *t, spk_error *err)
 int spk_layer_setup(spk_layer *l, const spk_layer_type *type, const spk_params *params,
                     const char *name, int index, const char *file, int line, int col, int n_in,
                     const spk_shape *in, int T, spk_error *err);
-int spk_layer_alloc(spk_layer *l, spk_backend *be, int B, uint32_t seed, spk_error *err);
+/* skip_state: a state the caller places itself (-1: none) */
+int spk_layer_alloc(spk_layer *l, spk_backend *be, int B, uint32_t seed, int skip_state,
+                    spk_error *err);
 /* Releases what setup and alloc made (tensors, priv through type->destroy). */
 void spk_layer_release(spk_layer *l, spk_backend *be);
 /* Draws a weight's initial values (Philox keyed by seed, layer index and weight index). */

@@ -79,11 +79,11 @@ int spk_memplan_check(const spk_session *s, spk_error *err)
  * a layer writes its output over its input (SPK_MEM_OUT_IN_PLACE; that input is then refused). */
 #define PLAN_MAX_T 8 /* a longer chain of in-place layers starts another item */
 typedef struct plan_item {
-    int node[PLAN_MAX_T]; /* the nodes whose out (is_out) or grad hold this value */
+    int node[PLAN_MAX_T]; /* the nodes whose out (is_out[k]) or grad hold this value */
+    unsigned char is_out[PLAN_MAX_T];
     int n_t;
     size_t numel;
     int first, last; /* the span, in passes */
-    int is_out;
 } plan_item;
 
 static unsigned mem_flags(const spk_node *nd)
@@ -157,6 +157,37 @@ static int out_over_input(const spk_session *s, int i)
            spk_shape_numel(&nd->layer.out, s->T, s->batch);
 }
 
+/* SPK_SESSION_FUSE_READOUT: a neuron whose one consumer is a readout.spike_count and whose
+ * type promises SPK_MEM_COUNT_OUT writes the readout's counts itself, so its [T, B, n] output
+ * is never stored; with SPK_MEM_STATE_OVER_INPUT its trace then goes into its input's buffer
+ * (under out_over_input's conditions), and its input's gradient after it. */
+static void plan_fusion(spk_session *s)
+{
+    const int r = s->readout;
+    const spk_node *ro = &s->nodes[r];
+    if (!(s->flags & SPK_SESSION_FUSE_READOUT) || ro->n_in != 1 ||
+        strcmp(ro->layer.type->name, "readout.spike_count") != 0)
+        return;
+    const int j = ro->in_node[0];
+    spk_node *nd = &s->nodes[j];
+    if (j <= 0 || !(mem_flags(nd) & SPK_MEM_COUNT_OUT) || nd->n_consumers != 1 ||
+        nd->layer.out.time != SPK_TIME_STEPS || nd->rate_l1 > 0 || nd->rate_weight > 0)
+        return;
+    nd->count_into = r;
+    s->nodes[r].absorbed = 1;
+    if (!(mem_flags(nd) & SPK_MEM_STATE_OVER_INPUT) || !out_over_input(s, j))
+        return;
+    const size_t in_numel = spk_shape_numel(&s->nodes[nd->in_node[0]].layer.out, s->T, s->batch);
+    for (int k = 0; k < nd->layer.n_state; k++) {
+        const spk_state *st = &nd->layer.state[k];
+        if (st->time != SPK_TIME_STEPS)
+            continue;
+        if ((size_t)st->per_sample * (size_t)s->T * (size_t)s->batch == in_numel)
+            nd->state_over = k + 1;
+        return;
+    }
+}
+
 /* The items: every output, and every gradient (one item for a chain of in-place layers). */
 static int plan_items(spk_session *s, plan_item *it, int plain)
 {
@@ -170,13 +201,28 @@ static int plan_items(spk_session *s, plan_item *it, int plain)
         free(grad_item);
         return -1;
     }
+    int state_item = -1; /* the item a fused neuron's trace and its input's gradient join */
     for (int i = 1; i < N; i++) {
         spk_node *nd = &s->nodes[i];
         const int last = out_last(s, i);
         const int j = nd->n_in == 1 ? nd->in_node[0] : 0;
-        if (!plain && j > 0 && out_over_input(s, i) && it[out_item[j]].n_t < PLAN_MAX_T) {
+        if (nd->count_into) { /* its output is the readout's */
+            out_item[i] = -1;
+            if (nd->state_over) {
+                /* the trace lives in the input's buffer until this node's backward */
+                plan_item *o = &it[out_item[j]];
+                if (o->last < 2 * N - i)
+                    o->last = 2 * N - i;
+                s->nodes[j].out_over = i;
+                state_item = out_item[j];
+            }
+            continue;
+        }
+        if (!plain && j > 0 && out_item[j] >= 0 && out_over_input(s, i) &&
+            it[out_item[j]].n_t < PLAN_MAX_T) {
             /* this forward writes over its input, whose span ends here: one item for both */
             plan_item *o = &it[out_item[j]];
+            o->is_out[o->n_t] = 1;
             o->node[o->n_t++] = i;
             if (o->last < last)
                 o->last = last;
@@ -186,17 +232,18 @@ static int plan_items(spk_session *s, plan_item *it, int plain)
         }
         plan_item *o = &it[n];
         memset(o, 0, sizeof *o);
+        o->is_out[o->n_t] = 1;
         o->node[o->n_t++] = i;
         o->numel = spk_shape_numel(&nd->layer.out, s->T, s->batch);
-        o->first = i;
+        /* an absorbed readout's output is written by its neuron's forward */
+        o->first = nd->absorbed ? nd->in_node[0] : i;
         o->last = last;
-        o->is_out = 1;
         out_item[i] = n++;
     }
     free(out_item);
     /* gradients, from the last node back, so an in-place consumer's item exists first */
     for (int j = N - 1; j >= 1; j--) {
-        if (!has_grad(s, j))
+        if (!has_grad(s, j) || s->nodes[j].count_into) /* a fused neuron reads the readout's */
             continue;
         spk_node *nd = &s->nodes[j];
         int first = 2 * N - j; /* filled or summed from edge gradients at its own backward */
@@ -209,7 +256,11 @@ static int plan_items(spk_session *s, plan_item *it, int plain)
         if (k1)
             first = 2 * N - k1; /* written by its consumer's backward */
         plan_item *g;
-        if (k1 && !plain && grad_in_place(s, k1) && it[grad_item[k1]].n_t < PLAN_MAX_T) {
+        if (k1 && s->nodes[k1].state_over && it[state_item].n_t < PLAN_MAX_T) {
+            /* the fused neuron's backward writes this gradient over its trace */
+            g = &it[state_item];
+            grad_item[j] = state_item;
+        } else if (k1 && !plain && grad_in_place(s, k1) && it[grad_item[k1]].n_t < PLAN_MAX_T) {
             g = &it[grad_item[k1]];
             grad_item[j] = grad_item[k1];
         } else {
@@ -219,6 +270,7 @@ static int plan_items(spk_session *s, plan_item *it, int plain)
             g->first = first;
             grad_item[j] = n++;
         }
+        g->is_out[g->n_t] = 0;
         g->node[g->n_t++] = j;
         g->last = 2 * N - j;
     }
@@ -290,15 +342,28 @@ static int plan_alloc(spk_session *s, spk_error *err)
         int shared = 0;
         for (int j = 0; j < n; j++)
             shared |= j != i && buf_of[j] == buf_of[i];
+        for (int k = 0; k < it[i].n_t; k++)
+            shared |= !it[i].is_out[k]; /* a fused neuron's input gradient */
         for (int k = 0; k < it[i].n_t; k++) {
             spk_node *nd = &s->nodes[it[i].node[k]];
-            spk_tensor *t = it[i].is_out ? &nd->out : &nd->grad;
+            spk_tensor *t = it[i].is_out[k] ? &nd->out : &nd->grad;
             t->shape = nd->layer.out;
             t->numel = it[i].numel;
             t->buf = s->pool[buf_of[i]].buf;
-            if (it[i].is_out)
+            if (it[i].is_out[k])
                 nd->out_reused = shared;
         }
+    }
+    /* a fused neuron's trace: its input's buffer (plan_fusion) */
+    for (int i = 1; !rc && i < s->n_nodes; i++) {
+        spk_node *nd = &s->nodes[i];
+        if (!nd->state_over)
+            continue;
+        spk_state *st = &nd->layer.state[nd->state_over - 1];
+        spk_shape sh = {.ndim = 1, .dims = {st->per_sample}, .time = st->time};
+        st->t.shape = sh;
+        st->t.numel = spk_shape_numel(&sh, s->T, s->batch);
+        st->t.buf = s->nodes[nd->in_node[0]].out.buf;
     }
     free(it);
     free(buf_of);
@@ -324,9 +389,11 @@ int spk_memplan_alloc(spk_session *s, spk_error *err)
         rc = spk_tensor_alloc(be, &t, k == 0 ? &s->in_shape : &one, T, B, err);
         s->next_buf[k] = t.buf;
     }
+    if (!plan_plain())
+        plan_fusion(s);
     for (int i = 1; !rc && i < s->n_nodes; i++) {
         spk_node *nd = &s->nodes[i];
-        rc = spk_layer_alloc(&nd->layer, be, B, s->seed_key, err);
+        rc = spk_layer_alloc(&nd->layer, be, B, s->seed_key, nd->state_over - 1, err);
         if (!rc && (nd->rate_l1 > 0 || nd->rate_weight > 0)) {
             spk_shape per = {.ndim = 1, .dims = {spk_shape_size(&nd->layer.out)}};
             rc = spk_tensor_alloc(be, &nd->rate_part, &per, T, B, err);
@@ -360,6 +427,8 @@ void spk_memplan_release(spk_session *s)
     for (int i = 1; s->nodes && i < s->n_nodes; i++) {
         spk_node *nd = &s->nodes[i];
         nd->out.buf = nd->grad.buf = NULL; /* the pool's */
+        if (nd->state_over)
+            nd->layer.state[nd->state_over - 1].t.buf = NULL;
         for (int k = 0; k < SPK_MAX_INPUTS; k++)
             spk_tensor_release(be, &nd->edge_grad[k]);
         spk_tensor_release(be, &nd->rate_part);

@@ -20,7 +20,13 @@ void spk_session_free(spk_session *s)
 
 int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out, spk_error *err)
 {
-    if (!m || !be || batch < 1)
+    return spk_session_new_flags(m, be, batch, 0, out, err);
+}
+
+int spk_session_new_flags(spk_model *m, spk_backend *be, int batch, unsigned flags,
+                          spk_session **out, spk_error *err)
+{
+    if (!m || !be || batch < 1 || (flags & ~SPK_SESSION_FUSE_READOUT))
         return spk_error_set(err, SPK_ERR_INVALID, "spk_session_new: bad arguments");
     if (!m->readout.type || !m->loss.type)
         return spk_error_set(err, SPK_ERR_INVALID,
@@ -30,6 +36,7 @@ int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out,
     if (!s)
         return spk_error_set(err, SPK_ERR_NOMEM, "out of memory");
     s->m = m;
+    s->flags = flags;
     s->be = be;
     s->batch = batch;
     s->T = m->time_steps;

@@ -38,6 +38,11 @@ typedef struct spk_node {
     int trainable_upstream;                  /* this node or one before it has trainable weights */
     int out_reused; /* memplan: out's buffer holds gradients during backward (not after it) */
     int out_over;   /* memplan: the node whose forward writes its output over this one (0: none) */
+    /* SPK_SESSION_FUSE_READOUT (memplan.c): this neuron writes the readout node count_into's
+     * output and reads its gradient, and that readout's forward and backward do not run */
+    int count_into;
+    int absorbed;   /* the readout of such a neuron */
+    int state_over; /* 1 + the state kept in its input's buffer (SPK_MEM_STATE_OVER_INPUT), 0 */
     int n_consumers;
     double fwd_s, bwd_s; /* profiling */
 } spk_node;
@@ -57,6 +62,7 @@ struct spk_session {
     /* the model is borrowed for what the layers keep (names, parameters, the file name in
      * messages); what a step reads is copied here at creation */
     const spk_model *m;
+    unsigned flags;         /* SPK_SESSION_* */
     spk_optim_config optim; /* the model's train.optimizer */
     uint32_t seed_key;      /* spk_seed_key of the model's seed */
     float input_scale;

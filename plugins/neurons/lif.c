@@ -176,7 +176,9 @@ static int lif_layer_forward(spk_layer *l, spk_exec *x)
     const spk_weight *wb = &l->weights[p->w_beta], *wt = &l->weights[p->w_thr];
     const int bn = x->B * p->n;
     p->recompute = lif_recompute(l, x);
-    const int cfg = p->cfg | p->recompute | (x->smooth ? LIF_CFG_SMOOTH : 0);
+    /* a fused readout's [B, n] output: the session gives it only with SPK_MEM_COUNT_OUT */
+    const int cfg = p->cfg | p->recompute | (x->smooth ? LIF_CFG_SMOOTH : 0) |
+                    (x->out->shape.time == SPK_TIME_STEPS ? 0 : LIF_CFG_COUNT);
     return SPK_LAUNCH(l, x, "lif_forward", (size_t)bn, SPK_ARG_BUF(x->out),
                       SPK_ARG_BUF(&l->state[p->s_mem].t), SPK_ARG_BUF(x->in[0]),
                       SPK_ARG_BUF(&wb->value), SPK_ARG_BUF(&wt->value), SPK_ARG_INT(x->T),
@@ -203,6 +205,8 @@ static int lif_layer_backward(spk_layer *l, spk_exec *x)
     int cfg = p->cfg | p->recompute | (x->smooth ? LIF_CFG_SMOOTH : 0);
     if (x->grad_in[0])
         cfg |= LIF_CFG_WANT_GIN;
+    if (x->grad_out->shape.time != SPK_TIME_STEPS)
+        cfg |= LIF_CFG_GOUT_CONST;
     if (want_gb)
         cfg |= LIF_CFG_WANT_GBETA;
     if (want_gt)
@@ -245,7 +249,7 @@ const spk_layer_type spk_builtin_neuron_lif = {
     .backward = lif_layer_backward,
     .destroy = lif_destroy,
     .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT | SPK_MEM_GRAD_IN_PLACE |
-              SPK_MEM_OUT_IN_PLACE,
+              SPK_MEM_OUT_IN_PLACE | SPK_MEM_COUNT_OUT | SPK_MEM_STATE_OVER_INPUT,
     .kernels = {.owner = "neuron.lif",
                 .opencl_source = lif_cl_source,
                 .cpu_kernels = lif_cpu_kernels},

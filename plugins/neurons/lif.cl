@@ -19,6 +19,8 @@
 #define LIF_CFG_WANT_GBETA 512
 #define LIF_CFG_WANT_GTHR 1024
 #define LIF_CFG_RECOMPUTE 2048 /* CPU, constant input: no trace; backward recomputes it */
+#define LIF_CFG_COUNT 4096     /* out is [B, N]: the sum over t (SPK_MEM_COUNT_OUT) */
+#define LIF_CFG_GOUT_CONST 8192 /* grad_out is [B, N], the same at every t */
 
 /* Recomputing the membranes in backward keeps them in a [T][lanes] block on the stack, so only
  * the CPU does it (OpenCL C has no arrays of run-time size), for windows up to this long: at
@@ -45,8 +47,10 @@ SPK_INLINE float lif_update(const float m, const float r, const float cur, const
  * constant input), beta and threshold at n*stride (stride 0: one value for the layer).
  * Saves m_t for every t into mem (the backward recomputes resets from it); with
  * LIF_CFG_RECOMPUTE (constant input) only the input, in mem's first step: half the bytes this
- * memory-bound loop writes, and backward reads none. Lane blocks (spikecl/kernel.h): the CPU
- * runs neighbouring items in SIMD lanes, t stays sequential. */
+ * memory-bound loop writes, and backward reads none. With LIF_CFG_COUNT out gets the sum over
+ * t of the outputs, added as readout.spike_count adds them. mem may be in's buffer: each step
+ * reads in[t * in_ts + i] before it writes mem[t * bn + i]. Lane blocks (spikecl/kernel.h):
+ * the CPU runs neighbouring items in SIMD lanes, t stays sequential. */
 SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
                             SPK_GLOBAL const float *in, SPK_GLOBAL const float *beta,
                             SPK_GLOBAL const float *thr, const int T, const int bn, const int nn,
@@ -57,6 +61,7 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
     const int sg = LIF_CFG_SG(cfg);
     const int smooth = (cfg & LIF_CFG_SMOOTH) != 0;
     const int out_mem = (cfg & LIF_CFG_OUT_MEM) != 0;
+    const int count = (cfg & LIF_CFG_COUNT) != 0;
     const int trace = !(LIF_CAN_RECOMPUTE && (cfg & LIF_CFG_RECOMPUTE) && !in_ts &&
                         T <= LIF_RECOMPUTE_MAX_T);
     SPK_FOR_LANES(i0, bn) {
@@ -64,11 +69,13 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
         SPK_LANE_VAR(float, s);
         SPK_LANE_VAR(float, b);
         SPK_LANE_VAR(float, th);
+        SPK_LANE_VAR(float, c);
         SPK_EACH_LANE(l) {
             const int n = beta_st | thr_st ? (i0 + l) % nn : 0; /* no division: vectorises */
             b[l] = beta[n * beta_st];
             th[l] = thr[n * thr_st];
             m[l] = 0.0f;
+            c[l] = 0.0f;
             /* r_t = S(m_{t-1} - thr) equals the previous step's spike: carry it */
             s[l] = spk_sg_spike(-th[l], sg, slope, smooth);
         }
@@ -78,7 +85,7 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
             }
         for (int t = 0; t < T; t++) {
             /* the step function has no call in it: that loop vectorises */
-#define LIF_FWD_LANES(sm, keep)                                                                   \
+#define LIF_FWD_LANES(sm, keep, cnt)                                                              \
     SPK_EACH_LANE(l) {                                                                             \
         const int i = i0 + l;                                                                      \
         const float v = lif_update(m[l], s[l], in[t * in_ts + i], b[l], th[l], rv, reset);        \
@@ -87,21 +94,41 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
         s[l] = sv;                                                                                 \
         if (keep)                                                                                  \
             mem[t * bn + i] = v;                                                                   \
-        out[t * bn + i] = out_mem ? v : sv;                                                        \
+        if (cnt)                                                                                   \
+            c[l] += out_mem ? v : sv;                                                              \
+        else                                                                                       \
+            out[t * bn + i] = out_mem ? v : sv;                                                    \
     }
-            if (!smooth) {
+            /* literal flags: each variant's lane loop has no branch in it */
+            if (count) {
+                if (!smooth) {
+                    if (trace)
+                        LIF_FWD_LANES(0, 1, 1)
+                    else
+                        LIF_FWD_LANES(0, 0, 1)
+                } else {
+                    if (trace)
+                        LIF_FWD_LANES(1, 1, 1)
+                    else
+                        LIF_FWD_LANES(1, 0, 1)
+                }
+            } else if (!smooth) {
                 if (trace)
-                    LIF_FWD_LANES(0, 1)
+                    LIF_FWD_LANES(0, 1, 0)
                 else
-                    LIF_FWD_LANES(0, 0)
+                    LIF_FWD_LANES(0, 0, 0)
             } else {
                 if (trace)
-                    LIF_FWD_LANES(1, 1)
+                    LIF_FWD_LANES(1, 1, 0)
                 else
-                    LIF_FWD_LANES(1, 0)
+                    LIF_FWD_LANES(1, 0, 0)
             }
 #undef LIF_FWD_LANES
         }
+        if (count)
+            SPK_EACH_LANE(l) {
+                out[i0 + l] = c[l];
+            }
     }
     SPK_END_LANES
 }
@@ -117,10 +144,11 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
 /* BPTT over the window in reverse time. a = dL/dm_t (from the output at t and from m_{t+1});
  * carry = a * dm_t/dm_{t-1}. Per-item sums of dL/dbeta and dL/dthr go to gbeta[i], gthr[i]
  * (reduced over the batch by the host's reduce_grad); grad_in is a ([T, B, N]) or sum_t a
- * (constant input). */
+ * (constant input). grad_in may be mem's buffer: step t reads mem[t] and mem[t - 1], then
+ * writes grad_in[t], and no later (earlier-t) step reads mem[t]. */
 SPK_INLINE float lif_back_step(SPK_GLOBAL const float *gout,
                                  const SPK_MEMBRANES float *mem, const int t, const int i,
-                                 const int bn, const int mi, const int mst, const float b,
+                                 const int gst, const int mi, const int mst, const float b,
                                  const float th, const int reset, const int sg,
                                  const float slope, const int smooth, const int out_mem,
                                  const int nodetach, const float rv, float *carry, float *gb,
@@ -130,7 +158,7 @@ SPK_INLINE float lif_back_step(SPK_GLOBAL const float *gout,
     /* an unconditional load (of m_0 at t = 0) keeps the lane loop free of branches */
     const float mload = mem[(t > 0 ? t - 1 : 0) * mst + mi];
     const float mp = t > 0 ? mload : 0.0f;
-    const float g = gout[t * bn + i];
+    const float g = gout[t * gst + i];
     float a = *carry, gbv = *gb, gtv = *gt, c;
     /* locals, stored once at the end: the lane loop keeps no conditional store */
     if (out_mem) {
@@ -176,6 +204,7 @@ SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
     const int out_mem = (cfg & LIF_CFG_OUT_MEM) != 0;
     const int nodetach = (cfg & LIF_CFG_NODETACH) != 0;
     const int want_gin = (cfg & LIF_CFG_WANT_GIN) != 0;
+    const int gst = (cfg & LIF_CFG_GOUT_CONST) ? 0 : bn; /* grad_out's step stride */
     const int recompute = LIF_CAN_RECOMPUTE && (cfg & LIF_CFG_RECOMPUTE) && !in_ts &&
                           T <= LIF_RECOMPUTE_MAX_T;
     SPK_FOR_LANES(i0, bn) {
@@ -230,7 +259,7 @@ SPK_KERNEL void lif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gbeta,
             /* a literal surrogate kind leaves no call in the lane loop: it vectorises */
 #define LIF_BACK_LANES(kind, sm)                                                                  \
     SPK_EACH_LANE(l) {                                                                             \
-        ag[l] = lif_back_step(gout, mb, t, i0 + l, bn, mo + l, mst, b[l], th[l], reset, kind,     \
+        ag[l] = lif_back_step(gout, mb, t, i0 + l, gst, mo + l, mst, b[l], th[l], reset, kind,     \
                               slope, sm, out_mem, nodetach, rv, &carry[l], &gb[l], &gt[l]);      \
         gsum[l] += ag[l];                                                                          \
     }

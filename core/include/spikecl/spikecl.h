@@ -122,6 +122,14 @@ typedef struct spk_batch_stats {
  * not change it. The model must still outlive it (the layers keep its parameters and path). */
 SPK_API int spk_session_new(spk_model *m, spk_backend *be, int batch, spk_session **out,
                             spk_error *err);
+/* Options for spk_session_new_flags. FUSE_READOUT: where the last neuron layer feeds a
+ * readout.spike_count (and its type allows, SPK_MEM_COUNT_OUT), the neuron sums its spikes into
+ * the readout as it goes and reads the readout's gradient, so its [T, B, n] spikes are never
+ * stored (and its membrane trace may take its input's place): the same numbers in less memory,
+ * for training and evaluation; spk_session_node_output then refuses that layer. */
+#define SPK_SESSION_FUSE_READOUT 1u
+SPK_API int spk_session_new_flags(spk_model *m, spk_backend *be, int batch, unsigned flags,
+                                  spk_session **out, spk_error *err);
 SPK_API void spk_session_free(spk_session *s);
 
 /* One optimisation step on n <= batch samples (x: n * input floats, already scaled). */
@@ -207,6 +215,10 @@ SPK_API int spk_session_node_info(const spk_session *s, int i, int *kind, int *s
  * session shares buffers): those are refused (SPK_ERR_INVALID) until the next forward, eval or
  * training. */
 SPK_API int spk_session_node_output(spk_session *s, int i, float *dst, size_t cap, spk_error *err);
+/* The mean of node i's last output over its steps, samples and features (a neuron layer's
+ * spike rate), also for a neuron that a SPK_SESSION_FUSE_READOUT session sums into its readout
+ * (from those sums); the same refusals as spk_session_node_output otherwise. */
+SPK_API int spk_session_node_mean(spk_session *s, int i, double *mean, spk_error *err);
 /* The same for a state buffer the layer keeps, by name ("mem": a neuron layer's membrane over
  * the steps, [T, n, features]); *features gets its floats per sample and step.
  * SPK_ERR_NOTFOUND when the layer keeps no such state. */
