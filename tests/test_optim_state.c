@@ -90,3 +90,39 @@ Test(optim_state, rejects_bad_counts)
     spk_model_free(m);
     spk_backend_free(be);
 }
+
+/* The moments are allocated by the first update (or state file), not by the session: one that
+ * only evaluates or computes gradients holds none. Adam's two per weight arrive with the first
+ * training step, zero: the same first update as ever. */
+Test(optim_state, moments_arrive_with_the_first_update)
+{
+    spk_error err = {0};
+    spk_backend *be = NULL;
+    spk_model *m = NULL;
+    spk_session *s = NULL;
+    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(spk_model_load_string(model_yaml, "state.yaml", &m, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(spk_session_new(m, be, 2, &s, &err), SPK_OK, "%s", err.msg);
+    size_t weights = 0; /* fc1's: lif1's beta and threshold are not learned */
+    for (int i = 0; i < spk_session_weight_count(s); i++)
+        if (strncmp(spk_session_weight_name(s, i), "fc1.", 4) == 0)
+            weights += spk_session_weight_numel(s, i);
+    cr_assert_eq(weights, 4 * 3 + 3);
+    const float x[8] = {0.9f, 0.1f, 0.5f, 0.7f, 0.3f, 0.8f, 0.2f, 0.6f};
+    const int32_t y[2] = {0, 2};
+    spk_batch_stats st = {0};
+    const uint64_t before = be->stats.bytes_allocated;
+    cr_assert_eq(spk_session_forward_backward(s, x, y, 2, &st, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(spk_session_eval_batch(s, x, y, 2, &st, &err), SPK_OK, "%s", err.msg);
+    cr_expect_eq(be->stats.bytes_allocated, before, "gradients alone allocated %llu bytes",
+                 (unsigned long long)(be->stats.bytes_allocated - before));
+    cr_assert_eq(spk_session_train_batch(s, x, y, 2, &st, &err), SPK_OK, "%s", err.msg);
+    cr_expect_eq(be->stats.bytes_allocated - before, 2 * weights * sizeof(float),
+                 "the first update allocated %llu bytes for %zu weights",
+                 (unsigned long long)(be->stats.bytes_allocated - before), weights);
+    cr_assert_eq(spk_session_train_batch(s, x, y, 2, &st, &err), SPK_OK, "%s", err.msg);
+    cr_expect_eq(be->stats.bytes_allocated - before, 2 * weights * sizeof(float));
+    spk_session_free(s);
+    spk_model_free(m);
+    spk_backend_free(be);
+}

@@ -171,6 +171,8 @@ int spk_session_save_state_at(spk_session *s, const char *path, int epochs_done,
     float digest[4];
     uint64_t dg = 0;
     int rc = weights_digest(s, &dg, err);
+    if (!rc) /* a session that has not stepped yet saves zero moments */
+        rc = spk_optim_moments(s, err);
     for (int k = 0; k < 4; k++) /* 16 bits a float: exact */
         digest[k] = (float)((dg >> (16 * k)) & 0xffffu);
     for (int i = 0; !rc && i < s->n_opt; i++) {
@@ -269,6 +271,8 @@ int spk_session_load_state_at(spk_session *s, const char *path, int *epochs_done
     }
     if (!rc)
         rc = weights_digest(s, &have, err);
+    if (!rc)
+        rc = spk_optim_moments(s, err);
     if (!rc && have != want)
         rc = spk_error_set(err, SPK_ERR_INVALID,
                            "%s (epoch %.0f, step %.0f) belongs to other weights than those "

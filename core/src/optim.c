@@ -5,8 +5,8 @@
 
 #include "session_internal.h"
 
-/* Moments (or the momentum buffer) for every trainable weight, the clipping scale and the
- * partial sums of the clipping norm's tree. */
+/* A slot for every trainable weight, the clipping scale and the partial sums of the clipping
+ * norm's tree; the moments wait for spk_optim_moments. */
 int spk_optim_alloc(spk_session *s, spk_error *err)
 {
     spk_backend *be = s->be;
@@ -33,15 +33,6 @@ int spk_optim_alloc(spk_session *s, spk_error *err)
             o->w = wt;
             o->chunk_slot = s->n_chunks;
             s->n_chunks += (int)((wt->value.numel + SPK_CLIP_CHUNK - 1) / SPK_CLIP_CHUNK);
-            rc = spk_tensor_alloc(be, &o->m, &wt->value.shape, T, 1, err);
-            if (!rc)
-                rc = spk_tensor_alloc(be, &o->v, &wt->value.shape, T, 1, err);
-            if (!rc)
-                rc = be->ops->fill(be, o->m.buf, 0, o->m.numel, 0.0f, err);
-            if (!rc)
-                rc = be->ops->fill(be, o->v.buf, 0, o->v.numel, 0.0f, err);
-            if (rc)
-                return rc;
         }
     /* the chunks' partial sums, then each level of their tree until SPK_CLIP_GROUP remain */
     int np = s->n_chunks;
@@ -49,6 +40,28 @@ int spk_optim_alloc(spk_session *s, spk_error *err)
         np += (lv + SPK_CLIP_GROUP - 1) / SPK_CLIP_GROUP;
     spk_shape ps = {.ndim = 1, .dims = {np ? np : 1}, .time = SPK_TIME_NONE};
     return spk_tensor_alloc(be, &s->partial, &ps, T, 1, err);
+}
+
+/* The moments (or momentum buffers), zero, on the first update or optimizer-state file: a
+ * session that only evaluates, exports or computes gradients never holds them (two floats per
+ * weight). */
+int spk_optim_moments(spk_session *s, spk_error *err)
+{
+    int rc = SPK_OK;
+    for (int i = 0; !rc && !s->moments && i < s->n_opt; i++) {
+        spk_opt_slot *o = &s->opt[i];
+        spk_tensor *mv[2] = {&o->m, &o->v};
+        for (int k = 0; !rc && k < 2; k++) {
+            if (mv[k]->buf) /* from a call that failed part way */
+                continue;
+            rc = spk_tensor_alloc(s->be, mv[k], &o->w->value.shape, s->T, 1, err);
+            if (!rc)
+                rc = s->be->ops->fill(s->be, mv[k]->buf, 0, mv[k]->numel, 0.0f, err);
+        }
+    }
+    if (!rc)
+        s->moments = 1;
+    return rc;
 }
 
 void spk_optim_release(spk_session *s)
@@ -60,6 +73,7 @@ void spk_optim_release(spk_session *s)
     free(s->opt);
     s->opt = NULL;
     s->n_opt = 0;
+    s->moments = 0;
     spk_tensor_release(s->be, &s->scale);
     spk_tensor_release(s->be, &s->partial);
 }
@@ -95,7 +109,9 @@ static int clip_scale(spk_session *s, float clip_norm, spk_error *err)
 int spk_optim_step(spk_session *s, spk_error *err)
 {
     const spk_optim_config *oc = &s->optim;
-    int rc = oc->clip_norm > 0.0f ? clip_scale(s, oc->clip_norm, err) : SPK_OK;
+    int rc = spk_optim_moments(s, err);
+    if (!rc && oc->clip_norm > 0.0f)
+        rc = clip_scale(s, oc->clip_norm, err);
     s->step++;
     float bc1 = 1.0f - (float)pow(oc->beta1, (double)s->step);
     float bc2 = 1.0f - (float)pow(oc->beta2, (double)s->step);

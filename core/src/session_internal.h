@@ -8,7 +8,8 @@
  *   optim.c       update rules, clipping, its state   -> layer.c
  *   metrics.c     loss and accuracy readback, times
  *   weights.c     learnable tensors by name           -> layer.c
- *   checkpoint.c  weights and optimizer state files   -> weights.c, layer.c, safetensors.c
+ *   checkpoint.c  weights and optimizer state files   -> weights.c, layer.c, safetensors.c,
+ *                                                        optim.c
  *   inspect.c     a node's output, state, parameters  -> params.c
  * (error.c left out: everyone calls it). train.c sits above them, on the public calls.
  */
@@ -86,6 +87,7 @@ struct spk_session {
     spk_program *core;
     int n_opt;
     spk_opt_slot *opt;
+    int moments; /* the slots' m and v are allocated (spk_optim_moments) */
     spk_tensor scale, partial; /* gradient clipping: the scale factor and partial sums */
     int n_chunks;
     long step;
@@ -125,6 +127,7 @@ void spk_memplan_release(spk_session *s);
 
 /* optim.c: the optimizer's state for every trainable weight, and one update of all of them */
 int spk_optim_alloc(spk_session *s, spk_error *err);
+int spk_optim_moments(spk_session *s, spk_error *err);
 void spk_optim_release(spk_session *s);
 int spk_optim_step(spk_session *s, spk_error *err);
 
