@@ -149,7 +149,7 @@ Test(cli, bench_json_line, .timeout = 120)
                           ", \"gemm_fraction\": ",      ", \"peak_rss_mb\": ",
                           ", \"batch\": 4, ",           "\"batches\": 1, ",
                           "\"time_steps\": 25, ",       "\"device\": \"cpu\", ",
-                          "\"data\": \"real\"}\n"};
+                          "\"data\": \"real\", ",       "\"update\": true}\n"};
     const char *at = last;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *k = strstr(at, keys[i]);
@@ -160,6 +160,19 @@ Test(cli, bench_json_line, .timeout = 120)
     cr_expect_gt(spk_test_json_number(out, "train_samples_per_s"), 0.0, "%s", out);
     double g = spk_test_json_number(out, "gemm_fraction");
     cr_expect(g >= 0 && g <= 1 && fabs(g * 1000 - round(g * 1000)) < 1e-6, "%s", out);
+    free(out);
+}
+
+/* bench --no-update times forward and backward alone: its line says so */
+Test(cli, bench_no_update, .timeout = 120)
+{
+    char *out;
+    cr_assert_eq(spk_test_cli("bench models/fmnist_lif_mlp.yaml --device cpu --batches 1 --batch 4 "
+                              "--threads 1 --no-update 2>/dev/null",
+                              &out),
+                 0, "%s", out);
+    cr_expect(strstr(out, "\"update\": false}\n"), "%s", out);
+    cr_expect_gt(spk_test_json_number(out, "train_samples_per_s"), 0.0, "%s", out);
     free(out);
 }
 

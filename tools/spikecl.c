@@ -50,6 +50,7 @@ enum {
     OPT_DT,
     OPT_INPUT_SCALE,
     OPT_APPROXIMATE,
+    OPT_NO_UPDATE,
     OPT_COUNT
 };
 #define OPT_VAL0   256
@@ -77,6 +78,7 @@ static const struct option long_opts[] = {
     {"dt", required_argument, NULL, OPT_VAL0 + OPT_DT},
     {"input-scale", required_argument, NULL, OPT_VAL0 + OPT_INPUT_SCALE},
     {"approximate", no_argument, NULL, OPT_VAL0 + OPT_APPROXIMATE},
+    {"no-update", no_argument, NULL, OPT_VAL0 + OPT_NO_UPDATE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -115,6 +117,8 @@ static const char *const opt_help[OPT_COUNT] = {
     [OPT_INPUT_SCALE] = "X  input.scale of the imported model (default: the file's, else 1)",
     [OPT_APPROXIMATE] = "allow the approximations docs/NIR.md lists (reset: subtract as a\n"
                         "reset to zero, neuron.synaptic <-> CubaLIF)",
+    [OPT_NO_UPDATE] = "time forward and backward only: gradients, no optimizer step\n"
+                      "(nor its state), as the Open Neuromorphic benchmark times them",
 };
 
 struct opts;
@@ -134,7 +138,7 @@ typedef struct opts {
     int help;
     const char *model, *device, *out, *data, *weights;
     int epochs, batch, seed_set, limit_train, limit_test, threads, batches, resume;
-    int no_plots, log_every;
+    int no_plots, log_every, no_update;
     const char *predictions;
     double lr;
     const char *output;          /* export, import */
@@ -176,9 +180,9 @@ static const command commands[] = {
      "accuracy of each class.\n"},
     {"bench", cmd_bench, 1,
      OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_BATCHES) | OPT_BIT(OPT_BATCH) | OPT_BIT(OPT_THREADS) |
-         OPT_BIT(OPT_DATA),
+         OPT_BIT(OPT_DATA) | OPT_BIT(OPT_NO_UPDATE),
      "  spikecl bench MODEL.yaml [--device ID] [--batches N] [--batch N] [--threads N]\n"
-     "                           [--data DIR]\n",
+     "                           [--data DIR] [--no-update]\n",
      "Times training and inference on one batch, repeated (on the model's data, else on\n"
      "uniform noise); the time per layer goes to stderr, the figures to the last line of\n"
      "stdout as a JSON object. Training runs as `spikecl train` does, each next batch\n"
@@ -379,6 +383,9 @@ static int take_option(opts *o, int i, const char *v)
         return 0;
     case OPT_NO_PLOTS:
         o->no_plots = 1;
+        return 0;
+    case OPT_NO_UPDATE:
+        o->no_update = 1;
         return 0;
     case OPT_PREDICTIONS:
         o->predictions = v;
@@ -962,6 +969,14 @@ static int cmd_eval(const opts *o)
     return code;
 }
 
+/* One timed training batch: the step, or with --no-update its forward and backward alone. */
+static int bench_step(spk_session *s, int no_update, const float *x, const int32_t *y, int n,
+                      spk_batch_stats *st, spk_error *err)
+{
+    return no_update ? spk_session_forward_backward(s, x, y, n, st, err)
+                     : spk_session_train_batch(s, x, y, n, st, err);
+}
+
 static int cmd_bench(const opts *o)
 {
     spk_error err = {0};
@@ -1009,16 +1024,18 @@ static int cmd_bench(const opts *o)
         }
         spk_batch_stats st = {0};
         for (int i = 0; !rc && i < 2; i++) /* warm-up: first-touch pages, OpenCL builds */
-            rc = spk_session_train_batch(s, x, y, n, &st, &err);
+            rc = bench_step(s, o->no_update, x, y, n, &st, &err);
         if (!rc)
             rc = be->ops->sync(be, &err);
         spk_backend_stats before = be->stats;
         double t0 = now_s();
         /* as spk_train_epoch runs: the next batch is staged (uploaded while the step runs, on a
          * device that uploads asynchronously) before the step's loss is read back */
-        if (!rc && o->batches > 0)
+        if (!rc && o->batches > 0 && !o->no_update)
             rc = spk_session_stage_batch(s, x, y, n, &err);
-        for (int i = 0; !rc && i < o->batches; i++) {
+        for (int i = 0; !rc && o->no_update && i < o->batches; i++)
+            rc = bench_step(s, 1, x, y, n, &st, &err);
+        for (int i = 0; !rc && !o->no_update && i < o->batches; i++) {
             rc = spk_session_train_submit_staged(s, &err);
             if (!rc && i + 1 < o->batches)
                 rc = spk_session_stage_batch(s, x, y, n, &err);
@@ -1040,7 +1057,7 @@ static int cmd_bench(const opts *o)
         spk_session_set_profile(s, 1);
         t0 = now_s();
         for (int i = 0; !rc && i < o->batches; i++)
-            rc = spk_session_train_batch(s, x, y, n, &st, &err);
+            rc = bench_step(s, o->no_update, x, y, n, &st, &err);
         double prof_s = now_s() - t0;
         spk_session_set_profile(s, 0);
         if (!rc) {
@@ -1086,13 +1103,13 @@ static int cmd_bench(const opts *o)
                     be->ops->name);
         if (!rc)
             json_code = print_json_line(json_pack(
-                "{s:o, s:o, s:o, s:o, s:i, s:i, s:i, s:o, s:s}", "train_samples_per_s",
+                "{s:o, s:o, s:o, s:o, s:i, s:i, s:i, s:o, s:s, s:b}", "train_samples_per_s",
                 json_fixed((double)n * o->batches / train_s, 1), "infer_samples_per_s",
                 json_fixed((double)n * o->batches / infer_s, 1), "gemm_fraction",
                 strcmp(be->ops->name, "cpu") == 0 ? json_fixed(gemm_frac, 3) : json_null(),
                 "peak_rss_mb", json_fixed(peak_rss_mb(), 1), "batch", n, "batches", o->batches,
                 "time_steps", spk_model_time_steps(m), "device", json_text(be->ops->name), "data",
-                synthetic ? "synthetic" : "real"));
+                synthetic ? "synthetic" : "real", "update", !o->no_update));
     }
     int code = rc ? fail(&err) : json_code;
     free(x);
