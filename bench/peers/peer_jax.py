@@ -142,7 +142,11 @@ def build(w):
         upd, s = opt.update(g, s, p)
         return optax.apply_updates(p, upd), s, loss
 
-    return params, opt.init(params), train_step
+    @jax.jit
+    def grad_step(p, x, y, rk):  # returned, so XLA cannot drop the gradients
+        return jax.value_and_grad(loss_fn)(p, x, y, rk)
+
+    return params, opt.init(params), train_step, grad_step
 
 
 def main():
@@ -151,13 +155,17 @@ def main():
     w = common.WORKLOADS[args.workload]
     x_np, y_np, data = common.one_batch(w)
     x, y = jnp.asarray(x_np), jnp.asarray(y_np)
-    params, opt_state, train_step = build(w)
+    params, opt_state, train_step, grad_step = build(w)
     state = {"p": params, "s": opt_state, "i": 0}
     key = jax.random.PRNGKey(2)
 
     def step():
         rk = jax.random.fold_in(key, state["i"])
         state["i"] += 1
+        if args.no_update:
+            loss, g = grad_step(state["p"], x, y, rk)
+            jax.block_until_ready(g)
+            return loss.block_until_ready()
         state["p"], state["s"], loss = train_step(state["p"], state["s"], x, y, rk)
         return loss.block_until_ready()
 

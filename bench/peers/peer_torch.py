@@ -271,7 +271,8 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(x, y)
         loss.backward()
-        opt.step()
+        if not args.no_update:
+            opt.step()
         if after:
             after()
         return loss.item()
