@@ -47,15 +47,22 @@ static void write_with(const char *good, const char *bad, const char *name, int 
     cr_assert_eq(rc, SPK_OK, "%s", err.msg);
 }
 
+/* A CPU session of model_yaml for batches of 2. */
+static void open_session(spk_backend **be, spk_model **m, spk_session **s)
+{
+    spk_error err = {0};
+    cr_assert_eq(spk_backend_cpu_new(1, be, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(spk_model_load_string(model_yaml, "state.yaml", m, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(spk_session_new(*m, *be, 2, s, &err), SPK_OK, "%s", err.msg);
+}
+
 Test(optim_state, rejects_bad_counts)
 {
     spk_error err = {0};
     spk_backend *be = NULL;
     spk_model *m = NULL;
     spk_session *s = NULL;
-    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), SPK_OK, "%s", err.msg);
-    cr_assert_eq(spk_model_load_string(model_yaml, "state.yaml", &m, &err), SPK_OK, "%s", err.msg);
-    cr_assert_eq(spk_session_new(m, be, 2, &s, &err), SPK_OK, "%s", err.msg);
+    open_session(&be, &m, &s);
     char good[512], bad[512];
     snprintf(good, sizeof good, "%s/good.safetensors", spk_test_tmpdir());
     snprintf(bad, sizeof bad, "%s/bad.safetensors", spk_test_tmpdir());
@@ -100,9 +107,7 @@ Test(optim_state, moments_arrive_with_the_first_update)
     spk_backend *be = NULL;
     spk_model *m = NULL;
     spk_session *s = NULL;
-    cr_assert_eq(spk_backend_cpu_new(1, &be, &err), SPK_OK, "%s", err.msg);
-    cr_assert_eq(spk_model_load_string(model_yaml, "state.yaml", &m, &err), SPK_OK, "%s", err.msg);
-    cr_assert_eq(spk_session_new(m, be, 2, &s, &err), SPK_OK, "%s", err.msg);
+    open_session(&be, &m, &s);
     size_t weights = 0; /* fc1's: lif1's beta and threshold are not learned */
     for (int i = 0; i < spk_session_weight_count(s); i++)
         if (strncmp(spk_session_weight_name(s, i), "fc1.", 4) == 0)

@@ -100,29 +100,22 @@ SPK_KERNEL void lif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem,
             out[t * bn + i] = out_mem ? v : sv;                                                    \
     }
             /* literal flags: each variant's lane loop has no branch in it */
-            if (count) {
-                if (!smooth) {
-                    if (trace)
-                        LIF_FWD_LANES(0, 1, 1)
-                    else
-                        LIF_FWD_LANES(0, 0, 1)
-                } else {
-                    if (trace)
-                        LIF_FWD_LANES(1, 1, 1)
-                    else
-                        LIF_FWD_LANES(1, 0, 1)
-                }
-            } else if (!smooth) {
-                if (trace)
-                    LIF_FWD_LANES(0, 1, 0)
-                else
-                    LIF_FWD_LANES(0, 0, 0)
-            } else {
-                if (trace)
-                    LIF_FWD_LANES(1, 1, 0)
-                else
-                    LIF_FWD_LANES(1, 0, 0)
-            }
+#define LIF_FWD_KEEP(sm, cnt)                                                                     \
+    {                                                                                              \
+        if (trace)                                                                                 \
+            LIF_FWD_LANES(sm, 1, cnt)                                                              \
+        else                                                                                       \
+            LIF_FWD_LANES(sm, 0, cnt)                                                              \
+    }
+            if (count && !smooth)
+                LIF_FWD_KEEP(0, 1)
+            else if (count)
+                LIF_FWD_KEEP(1, 1)
+            else if (!smooth)
+                LIF_FWD_KEEP(0, 0)
+            else
+                LIF_FWD_KEEP(1, 0)
+#undef LIF_FWD_KEEP
 #undef LIF_FWD_LANES
         }
         if (count)
