@@ -36,6 +36,15 @@ static const char *chain_yaml =
     "  - {name: fc, type: synapse.linear, out: 40, sparse: bits}\n"                                \
     "  - {name: lif, type: neuron.lif, beta: 0.9, threshold: 0.3}\n" TAIL
 
+/* the chain with another neuron at the end: synaptic keeps two traces (the first, "mem", may
+ * take fc's place), plif reads its input in backward (so its trace may not) */
+#define CHAIN_TAIL(neuron)                                                                         \
+    "name: chain_tail\ninput: {shape: [40]}\ntime_steps: 6\nseed: 2\n"                             \
+    "layers:\n"                                                                                    \
+    "  - {name: enc, type: encoder.poisson}\n"                                                     \
+    "  - {name: fc, type: synapse.linear, out: 40, sparse: bits}\n"                                \
+    "  - " neuron "\n" TAIL
+
 /* direct input: fc's output is constant over the steps, so lif keeps no trace on the CPU (it
  * recomputes its membranes in backward); fused, it still sums its spikes into the readout */
 static const char *direct_yaml =
@@ -195,7 +204,17 @@ static void all_models(spk_backend *be)
                       "chain_bits T=%d fused on %s: %lld bytes saved, expected >= %lld", T,
                       be->ops->name, (long long)saved, (long long)(5 * act));
     }
-    /* zoo ends in neuron.if (no SPK_MEM_COUNT_OUT): fusing changes nothing there */
+    /* the other neurons that fuse: if (the zoo's last), synaptic and plif */
+    const int64_t act = CHAIN_ACT;
+    saved = same_training(CHAIN_TAIL("{name: syn, type: neuron.synaptic, alpha: 0.5, beta: 0.7, "
+                                     "threshold: 0.3}"),
+                          be, "chain_synaptic", FUSED);
+    cr_expect_geq(saved, 5 * act, "chain_synaptic fused on %s: %lld bytes saved, expected >= %lld",
+                  be->ops->name, (long long)saved, (long long)(5 * act));
+    saved = same_training(CHAIN_TAIL("{name: plif, type: neuron.plif, v_threshold: 0.3}"), be,
+                          "chain_plif", FUSED);
+    cr_expect_geq(saved, 4 * act, "chain_plif fused on %s: %lld bytes saved, expected >= %lld",
+                  be->ops->name, (long long)saved, (long long)(4 * act));
     for (int mode = SHARED; mode <= FUSED; mode += FUSED - SHARED) {
         cr_expect_gt(same_training(zoo_yaml, be, "zoo", mode), 0, "zoo on %s: nothing shared",
                      be->ops->name);

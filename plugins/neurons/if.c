@@ -130,7 +130,9 @@ static int if_layer_forward(spk_layer *l, spk_exec *x)
     const if_priv *p = l->priv;
     const spk_weight *wt = &l->weights[p->w_thr];
     const int bn = x->B * p->n;
-    const int cfg = p->cfg | (x->smooth ? IF_CFG_SMOOTH : 0);
+    /* a fused readout's [B, n] output: the session gives it only with SPK_MEM_COUNT_OUT */
+    const int cfg = p->cfg | (x->smooth ? IF_CFG_SMOOTH : 0) |
+                    (x->out->shape.time == SPK_TIME_STEPS ? 0 : IF_CFG_COUNT);
     return SPK_LAUNCH(
         l, x, "if_forward", (size_t)bn, SPK_ARG_BUF(x->out), SPK_ARG_BUF(&l->state[p->s_mem].t),
         SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(&wt->value), SPK_ARG_INT(x->T), SPK_ARG_INT(bn),
@@ -157,6 +159,8 @@ static int if_layer_backward(spk_layer *l, spk_exec *x)
     int cfg = p->cfg | (x->smooth ? IF_CFG_SMOOTH : 0);
     if (x->grad_in[0])
         cfg |= IF_CFG_WANT_GIN;
+    if (x->grad_out->shape.time != SPK_TIME_STEPS)
+        cfg |= IF_CFG_GOUT_CONST;
     if (want_gt)
         cfg |= IF_CFG_WANT_GTHR;
     /* buffers a variant does not write still need a valid argument: the kernel skips them */
@@ -193,7 +197,7 @@ const spk_layer_type spk_builtin_neuron_if = {
     .backward = if_layer_backward,
     .destroy = if_destroy,
     .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT | SPK_MEM_GRAD_IN_PLACE |
-              SPK_MEM_OUT_IN_PLACE,
+              SPK_MEM_OUT_IN_PLACE | SPK_MEM_COUNT_OUT | SPK_MEM_STATE_OVER_INPUT,
     .kernels = {.owner = "neuron.if", .opencl_source = if_cl_source, .cpu_kernels = if_cpu_kernels},
 };
 SPK_BUILTIN(spk_builtin_neuron_if);

@@ -148,7 +148,9 @@ static int plif_layer_forward(spk_layer *l, spk_exec *x)
     const plif_priv *p = l->priv;
     const spk_weight *w = &l->weights[p->w_w];
     const int bn = x->B * p->n;
-    const int cfg = p->cfg | (x->smooth ? PLIF_CFG_SMOOTH : 0);
+    /* a fused readout's [B, n] output: the session gives it only with SPK_MEM_COUNT_OUT */
+    const int cfg = p->cfg | (x->smooth ? PLIF_CFG_SMOOTH : 0) |
+                    (x->out->shape.time == SPK_TIME_STEPS ? 0 : PLIF_CFG_COUNT);
     return SPK_LAUNCH(
         l, x, "plif_forward", (size_t)bn, SPK_ARG_BUF(x->out), SPK_ARG_BUF(&l->state[p->s_h].t),
         SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(&w->value), SPK_ARG_INT(x->T), SPK_ARG_INT(bn),
@@ -175,6 +177,8 @@ static int plif_layer_backward(spk_layer *l, spk_exec *x)
     int cfg = p->cfg | (x->smooth ? PLIF_CFG_SMOOTH : 0);
     if (x->grad_in[0])
         cfg |= PLIF_CFG_WANT_GIN;
+    if (x->grad_out->shape.time != SPK_TIME_STEPS)
+        cfg |= PLIF_CFG_GOUT_CONST;
     if (want_gw)
         cfg |= PLIF_CFG_WANT_GW;
     /* buffers a variant does not write still need a valid argument: the kernel skips them */
@@ -211,7 +215,9 @@ const spk_layer_type spk_builtin_neuron_plif = {
     .forward = plif_layer_forward,
     .backward = plif_layer_backward,
     .destroy = plif_destroy,
-    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_GRAD_IN_PLACE | SPK_MEM_OUT_IN_PLACE,
+    /* backward reads its input: its trace cannot take the input's place */
+    .memory =
+        SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_GRAD_IN_PLACE | SPK_MEM_OUT_IN_PLACE | SPK_MEM_COUNT_OUT,
     .kernels = {.owner = "neuron.plif",
                 .opencl_source = plif_cl_source,
                 .cpu_kernels = plif_cpu_kernels},

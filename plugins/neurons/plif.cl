@@ -15,6 +15,8 @@
 #define PLIF_CFG_NODETACH 128 /* gradients flow through the spike in the reset */
 #define PLIF_CFG_WANT_GIN 256 /* write grad_in */
 #define PLIF_CFG_WANT_GW 512
+#define PLIF_CFG_COUNT 1024      /* out is [B, N]: the sum over t (SPK_MEM_COUNT_OUT) */
+#define PLIF_CFG_GOUT_CONST 2048 /* grad_out is [B, N], the same at every t */
 
 /* helpers: `static inline` is valid in C99 and in OpenCL C 1.2. Each .cl file is its own
  * OpenCL program, so the surrogate definitions of lif.cl are repeated here under this prefix. */
@@ -35,7 +37,8 @@ PLIF_FN float plif_after(const float h, const float s, const int soft, const flo
 
 /* Forward over the window. i indexes [B, N]; the input is read at t*in_ts + i (in_ts = 0 for a
  * constant input), w at n*w_st (0: one value for the layer). Saves H_t for every t: backward
- * recomputes S_t and V_t from it.
+ * recomputes S_t and V_t from it. With PLIF_CFG_COUNT out gets the sum over t of the outputs,
+ * added as readout.spike_count adds them.
  * Lane blocks (spikecl/kernel.h): the CPU runs neighbouring items in SIMD lanes. */
 SPK_KERNEL void plif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *hmem,
                              SPK_GLOBAL const float *in, SPK_GLOBAL const float *w, const int T,
@@ -47,16 +50,19 @@ SPK_KERNEL void plif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *hmem,
     const int sg = PLIF_CFG_SG(cfg);
     const int smooth = (cfg & PLIF_CFG_SMOOTH) != 0;
     const int out_mem = (cfg & PLIF_CFG_OUT_MEM) != 0;
+    const int count = (cfg & PLIF_CFG_COUNT) != 0;
     SPK_FOR_LANES(i0, bn) {
         SPK_LANE_VAR(float, k);
         SPK_LANE_VAR(float, v);
+        SPK_LANE_VAR(float, c);
         SPK_EACH_LANE(l) {
             k[l] = plif_rate(w[(w_st ? (i0 + l) % nn : 0) * w_st]);
             v[l] = vr;
+            c[l] = 0.0f;
         }
         for (int t = 0; t < T; t++) {
             /* a literal smooth = 0 leaves no call in the lane loop: it vectorises */
-#define PLIF_FWD_LANES(sm)                                                                        \
+#define PLIF_FWD_LANES(sm, cnt)                                                                   \
     SPK_EACH_LANE(l) {                                                                             \
         const int i = i0 + l;                                                                      \
         const float x = in[t * in_ts + i];                                                         \
@@ -64,27 +70,40 @@ SPK_KERNEL void plif_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *hmem,
         const float s = spk_sg_spike(h - vth, sg, slope, sm);                                     \
         v[l] = plif_after(h, s, soft, vth, vr);                                                    \
         hmem[t * bn + i] = h;                                                                      \
-        out[t * bn + i] = out_mem ? h : s;                                                         \
+        if (cnt)                                                                                   \
+            c[l] += out_mem ? h : s;                                                               \
+        else                                                                                       \
+            out[t * bn + i] = out_mem ? h : s;                                                     \
     }
-            if (smooth)
-                PLIF_FWD_LANES(1)
+            if (smooth && count)
+                PLIF_FWD_LANES(1, 1)
+            else if (smooth)
+                PLIF_FWD_LANES(1, 0)
+            else if (count)
+                PLIF_FWD_LANES(0, 1)
             else
-                PLIF_FWD_LANES(0)
+                PLIF_FWD_LANES(0, 0)
 #undef PLIF_FWD_LANES
         }
+        if (count)
+            SPK_EACH_LANE(l) {
+                out[i0 + l] = c[l];
+            }
     }
     SPK_END_LANES
 }
 
 /* BPTT over the window in reverse time. av = dL/dV_t (from H_{t+1}), ah = dL/dH_t (from the
  * output at t and through V_t). dL/dk is summed per item and turned into dL/dw = dL/dk k (1 - k)
- * in gw[i] (reduced over the batch by the host's reduce_grad); grad_in is ah k (decay_input) or ah, per
- * step ([T, B, N]) or summed over t (constant input).
+ * in gw[i] (reduced over the batch by the host's reduce_grad); grad_in is ah k (decay_input) or
+ * ah, per step ([T, B, N]) or summed over t (constant input). grad_out is read at t * gst + i
+ * (gst = 0: the same at every step).
  * One lane's step; returns dL/dx_t. State goes through locals, stored once. */
 SPK_INLINE float plif_back_step(SPK_GLOBAL const float *gout, SPK_GLOBAL const float *hmem,
                                 SPK_GLOBAL const float *in, const int t, const int i,
-                                const int bn, const int in_ts, const float k, const int soft,
-                                const int decay, const int sg, const float slope, const int smooth,
+                                const int bn, const int gst, const int in_ts, const float k,
+                                const int soft, const int decay, const int sg, const float slope,
+                                const int smooth,
                                 const int out_mem, const int nodetach, const float vth,
                                 const float vr, float *av, float *gk)
 {
@@ -94,7 +113,7 @@ SPK_INLINE float plif_back_step(SPK_GLOBAL const float *gout, SPK_GLOBAL const f
     const float hp = hmem[(t > 0 ? t - 1 : 0) * bn + i];
     const float vafter = plif_after(hp, spk_sg_spike(hp - vth, sg, slope, smooth), soft, vth, vr);
     const float vp = t > 0 ? vafter : vr;
-    const float g = gout[t * bn + i];
+    const float g = gout[t * gst + i];
     const float s = spk_sg_spike(h - vth, sg, slope, smooth);
     const float d = spk_sg_grad(h - vth, sg, slope);
     float ah = out_mem ? g : g * d;
@@ -122,6 +141,7 @@ SPK_KERNEL void plif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gw,
     const int out_mem = (cfg & PLIF_CFG_OUT_MEM) != 0;
     const int nodetach = (cfg & PLIF_CFG_NODETACH) != 0;
     const int want_gin = (cfg & PLIF_CFG_WANT_GIN) != 0;
+    const int gst = (cfg & PLIF_CFG_GOUT_CONST) ? 0 : bn; /* grad_out's step stride */
     SPK_FOR_LANES(i0, bn) {
         SPK_LANE_VAR(float, k);
         SPK_LANE_VAR(float, av);
@@ -138,7 +158,7 @@ SPK_KERNEL void plif_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *gw,
             /* a literal surrogate kind leaves no call in the lane loop: it vectorises */
 #define PLIF_BACK_LANES(kind, sm)                                                                 \
     SPK_EACH_LANE(l) {                                                                             \
-        gx[l] = plif_back_step(gout, hmem, in, t, i0 + l, bn, in_ts, k[l], soft, decay, kind,      \
+        gx[l] = plif_back_step(gout, hmem, in, t, i0 + l, bn, gst, in_ts, k[l], soft, decay, kind, \
                                slope, sm, out_mem, nodetach, vth, vr, &av[l], &gk[l]);             \
         gsum[l] += gx[l];                                                                          \
     }

@@ -197,7 +197,9 @@ static int syn_layer_forward(spk_layer *l, spk_exec *x)
     const spk_weight *wb = &l->weights[p->w[SYN_W_BETA]];
     const spk_weight *wt = &l->weights[p->w[SYN_W_THR]];
     const int bn = x->B * p->n;
-    const int cfg = p->cfg | (x->smooth ? SYN_CFG_SMOOTH : 0);
+    /* a fused readout's [B, n] output: the session gives it only with SPK_MEM_COUNT_OUT */
+    const int cfg = p->cfg | (x->smooth ? SYN_CFG_SMOOTH : 0) |
+                    (x->out->shape.time == SPK_TIME_STEPS ? 0 : SYN_CFG_COUNT);
     return SPK_LAUNCH(l, x, "syn_forward", (size_t)bn, SPK_ARG_BUF(x->out),
                       SPK_ARG_BUF(&l->state[p->s_mem].t), SPK_ARG_BUF(&l->state[p->s_syn].t),
                       SPK_ARG_BUF(x->in[0]), SPK_ARG_BUF(&wa->value), SPK_ARG_BUF(&wb->value),
@@ -228,6 +230,8 @@ static int syn_layer_backward(spk_layer *l, spk_exec *x)
     int cfg = p->cfg | (x->smooth ? SYN_CFG_SMOOTH : 0);
     if (x->grad_in[0])
         cfg |= SYN_CFG_WANT_GIN;
+    if (x->grad_out->shape.time != SPK_TIME_STEPS)
+        cfg |= SYN_CFG_GOUT_CONST;
     for (int k = 0; k < SYN_NW; k++) {
         w[k] = &l->weights[p->w[k]];
         /* a weight frozen after init (fine-tuning) gets no gradient */
@@ -273,7 +277,7 @@ const spk_layer_type spk_builtin_neuron_synaptic = {
     .backward = syn_layer_backward,
     .destroy = syn_destroy,
     .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT | SPK_MEM_GRAD_IN_PLACE |
-              SPK_MEM_OUT_IN_PLACE,
+              SPK_MEM_OUT_IN_PLACE | SPK_MEM_COUNT_OUT | SPK_MEM_STATE_OVER_INPUT,
     .kernels = {.owner = "neuron.synaptic",
                 .opencl_source = synaptic_cl_source,
                 .cpu_kernels = syn_cpu_kernels},

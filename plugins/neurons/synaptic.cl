@@ -20,6 +20,8 @@
 #define SYN_CFG_WANT_GALPHA 512
 #define SYN_CFG_WANT_GBETA 1024
 #define SYN_CFG_WANT_GTHR 2048
+#define SYN_CFG_COUNT 4096      /* out is [B, N]: the sum over t (SPK_MEM_COUNT_OUT) */
+#define SYN_CFG_GOUT_CONST 8192 /* grad_out is [B, N], the same at every t */
 
 /* helpers: `static inline` is valid in C99 and in OpenCL C 1.2. Each .cl file is its own
  * OpenCL program, so the surrogate definitions of lif.cl are repeated here under this prefix. */
@@ -37,8 +39,10 @@ SPK_INLINE float syn_update(const float m, const float r, const float sy, const 
 
 /* Forward over the window. i indexes [B, N]; the input is read at t*in_ts + i (in_ts = 0 for a
  * constant input), alpha, beta and threshold at n*stride (stride 0: one value for the layer).
- * Saves syn_t and m_t for every t: backward needs syn_{t-1} and recomputes resets from m.
- * Lane blocks (spikecl/kernel.h): the CPU runs neighbouring items in SIMD lanes. */
+ * Saves syn_t and m_t for every t: backward needs syn_{t-1} and recomputes resets from m; mem
+ * may be in's buffer (each element read before it is written). With SYN_CFG_COUNT out gets the
+ * sum over t of the outputs, added as readout.spike_count adds them. Lane blocks
+ * (spikecl/kernel.h): the CPU runs neighbouring items in SIMD lanes. */
 SPK_KERNEL void syn_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem, SPK_GLOBAL float *synv,
                             SPK_GLOBAL const float *in, SPK_GLOBAL const float *alpha,
                             SPK_GLOBAL const float *beta, SPK_GLOBAL const float *thr,
@@ -50,7 +54,9 @@ SPK_KERNEL void syn_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem, SPK_GL
     const int sg = SYN_CFG_SG(cfg);
     const int smooth = (cfg & SYN_CFG_SMOOTH) != 0;
     const int out_mem = (cfg & SYN_CFG_OUT_MEM) != 0;
+    const int count = (cfg & SYN_CFG_COUNT) != 0;
     SPK_FOR_LANES(i0, bn) {
+        SPK_LANE_VAR(float, c);
         SPK_LANE_VAR(float, m);
         SPK_LANE_VAR(float, sy);
         SPK_LANE_VAR(float, s);
@@ -64,12 +70,13 @@ SPK_KERNEL void syn_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem, SPK_GL
             th[l] = thr[n * thr_st];
             m[l] = 0.0f;
             sy[l] = 0.0f;
+            c[l] = 0.0f;
             /* r_t = S(m_{t-1} - thr) is the previous step's spike: carry it */
             s[l] = spk_sg_spike(-th[l], sg, slope, smooth);
         }
         for (int t = 0; t < T; t++) {
             /* a literal smooth = 0 leaves no call in the lane loop: it vectorises */
-#define SYN_FWD_LANES(sm)                                                                         \
+#define SYN_FWD_LANES(sm, cnt)                                                                    \
     SPK_EACH_LANE(l) {                                                                             \
         const int i = i0 + l;                                                                      \
         const float y = al[l] * sy[l] + in[t * in_ts + i];                                         \
@@ -80,14 +87,25 @@ SPK_KERNEL void syn_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem, SPK_GL
         s[l] = sv;                                                                                 \
         synv[t * bn + i] = y;                                                                      \
         mem[t * bn + i] = v;                                                                       \
-        out[t * bn + i] = out_mem ? v : sv;                                                        \
+        if (cnt)                                                                                   \
+            c[l] += out_mem ? v : sv;                                                              \
+        else                                                                                       \
+            out[t * bn + i] = out_mem ? v : sv;                                                    \
     }
-            if (smooth)
-                SYN_FWD_LANES(1)
+            if (smooth && count)
+                SYN_FWD_LANES(1, 1)
+            else if (smooth)
+                SYN_FWD_LANES(1, 0)
+            else if (count)
+                SYN_FWD_LANES(0, 1)
             else
-                SYN_FWD_LANES(0)
+                SYN_FWD_LANES(0, 0)
 #undef SYN_FWD_LANES
         }
+        if (count)
+            SPK_EACH_LANE(l) {
+                out[i0 + l] = c[l];
+            }
     }
     SPK_END_LANES
 }
@@ -95,12 +113,14 @@ SPK_KERNEL void syn_forward(SPK_GLOBAL float *out, SPK_GLOBAL float *mem, SPK_GL
 /* BPTT over the window in reverse time with two adjoints: am = dL/dm_t (output at t, m_{t+1})
  * and as = dL/dsyn_t (m_t, syn_{t+1}); cm and cs carry their parts from step t+1. Per-item sums
  * of dL/dalpha, dL/dbeta, dL/dthr go to galpha[i], gbeta[i], gthr[i] (reduced over the batch by
- * the host's reduce_grad); grad_in is as ([T, B, N]) or sum_t as (constant input), since dsyn_t/dI_t = 1.
- * One lane's step; returns as. State goes through locals, stored once: no conditional store. */
+ * the host's reduce_grad); grad_in is as ([T, B, N]) or sum_t as (constant input), since
+ * dsyn_t/dI_t = 1, and may be mem's buffer (step t reads mem[t] and mem[t - 1] before it writes
+ * grad_in[t]). grad_out is read at t * gst + i (gst = 0: the same at every step). One lane's
+ * step; returns as. State goes through locals, stored once: no conditional store. */
 SPK_INLINE float syn_back_step(SPK_GLOBAL const float *gout, SPK_GLOBAL const float *mem,
                                   SPK_GLOBAL const float *synv, const int t, const int i,
-                                  const int bn, const float al, const float b, const float th,
-                                  const int reset, const int sg, const float slope,
+                                  const int bn, const int gst, const float al, const float b,
+                                  const float th, const int reset, const int sg, const float slope,
                                   const int smooth, const int out_mem, const int nodetach,
                                   float *cm, float *cs, float *ga, float *gb, float *gt)
 {
@@ -111,7 +131,7 @@ SPK_INLINE float syn_back_step(SPK_GLOBAL const float *gout, SPK_GLOBAL const fl
     const float mload = mem[tp * bn + i], syload = synv[tp * bn + i];
     const float mp = t > 0 ? mload : 0.0f;
     const float syp = t > 0 ? syload : 0.0f;
-    const float g = gout[t * bn + i];
+    const float g = gout[t * gst + i];
     float am = *cm, gbv = *gb, gtv = *gt, cmv;
     if (out_mem) {
         am += g;
@@ -166,6 +186,7 @@ SPK_KERNEL void syn_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *galpha,
     const int out_mem = (cfg & SYN_CFG_OUT_MEM) != 0;
     const int nodetach = (cfg & SYN_CFG_NODETACH) != 0;
     const int want_gin = (cfg & SYN_CFG_WANT_GIN) != 0;
+    const int gst = (cfg & SYN_CFG_GOUT_CONST) ? 0 : bn; /* grad_out's step stride */
     SPK_FOR_LANES(i0, bn) {
         SPK_LANE_VAR(float, al);
         SPK_LANE_VAR(float, b);
@@ -193,8 +214,8 @@ SPK_KERNEL void syn_backward(SPK_GLOBAL float *gin, SPK_GLOBAL float *galpha,
             /* a literal surrogate kind leaves no call in the lane loop: it vectorises */
 #define SYN_BACK_LANES(kind, sm)                                                                  \
     SPK_EACH_LANE(l) {                                                                             \
-        ag[l] = syn_back_step(gout, mem, synv, t, i0 + l, bn, al[l], b[l], th[l], reset, kind,     \
-                              slope, sm, out_mem, nodetach, &cm[l], &cs[l], &ga[l], &gb[l],        \
+        ag[l] = syn_back_step(gout, mem, synv, t, i0 + l, bn, gst, al[l], b[l], th[l], reset,      \
+                              kind, slope, sm, out_mem, nodetach, &cm[l], &cs[l], &ga[l], &gb[l],  \
                               &gt[l]);                                                             \
         gsum[l] += ag[l];                                                                          \
     }
