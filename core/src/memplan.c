@@ -157,8 +157,8 @@ static int out_over_input(const spk_session *s, int i)
            spk_shape_numel(&nd->layer.out, s->T, s->batch);
 }
 
-/* SPK_SESSION_FUSE_READOUT: a neuron whose one consumer is a readout.spike_count and whose
- * type promises SPK_MEM_COUNT_OUT writes the readout's counts itself, so its [T, B, n] output
+/* SPK_SESSION_FUSE_READOUT: a neuron whose one consumer is a readout that sums it over the
+ * steps (SPK_MEM_SUM_OVER_STEPS) and whose type promises SPK_MEM_COUNT_OUT writes those sums, so its [T, B, n] output
  * is never stored; with SPK_MEM_STATE_OVER_INPUT its trace then goes into its input's buffer
  * (under out_over_input's conditions), and its input's gradient after it. */
 static void plan_fusion(spk_session *s)
@@ -166,7 +166,7 @@ static void plan_fusion(spk_session *s)
     const int r = s->readout;
     const spk_node *ro = &s->nodes[r];
     if (!(s->flags & SPK_SESSION_FUSE_READOUT) || ro->n_in != 1 ||
-        strcmp(ro->layer.type->name, "readout.spike_count") != 0)
+        !(mem_flags(ro) & SPK_MEM_SUM_OVER_STEPS))
         return;
     const int j = ro->in_node[0];
     spk_node *nd = &s->nodes[j];

@@ -63,7 +63,7 @@ const spk_layer_type spk_builtin_readout_spike_count = {
     .forward = spike_count_forward,
     .backward = spike_count_backward,
     .destroy = NULL,
-    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT,
+    .memory = SPK_MEM_OUT_FORWARD_ONLY | SPK_MEM_BACKWARD_NO_INPUT | SPK_MEM_SUM_OVER_STEPS,
     .kernels = {.owner = "readout.spike_count",
                 .opencl_source = spike_count_cl_source,
                 .cpu_kernels = spike_count_cpu_kernels},

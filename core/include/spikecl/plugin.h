@@ -26,8 +26,8 @@ extern "C" {
  *        there) but is typed void * since 1.1: the backend is the host's business
  *   1.2  descriptor: memory (SPK_MEM_* promises that let the host reuse activation memory)
  *   1.3  layer: memory; host: set_memory (a layer's own promises, set by its init); later
- *        the flags SPK_MEM_COUNT_OUT and SPK_MEM_STATE_OVER_INPUT (no struct changed: a host
- *        without them ignores them) */
+ *        the flags SPK_MEM_COUNT_OUT, SPK_MEM_STATE_OVER_INPUT and SPK_MEM_SUM_OVER_STEPS (no
+ *        struct changed: a host without them ignores them) */
 #define SPK_ABI_MAJOR 1
 #define SPK_ABI_MINOR 3
 
@@ -252,11 +252,12 @@ struct spk_layer_type {
  * each element of the input is read before that element of the output is written, and none
  * after (the input is then gone: its producer's output cannot be inspected) */
 #define SPK_MEM_OUT_IN_PLACE 8u
-/* a neuron whose one consumer is readout.spike_count may write that readout's output: forward
- * gets x->out of shape [B, n] without a time axis (shape.time SPK_TIME_NONE) and writes there
- * the sum over t = 0, 1, ... of what it would output at each step, added in that order from
- * 0.0f; backward then gets x->grad_out [B, n], the gradient of the output at every step. A
- * session made with SPK_SESSION_FUSE_READOUT does it, so the [T, B, n] output never exists. */
+/* a neuron whose one consumer is a SPK_MEM_SUM_OVER_STEPS readout may write that readout's
+ * output: forward gets x->out of shape [B, n] without a time axis (shape.time SPK_TIME_NONE)
+ * and writes there the sum over t = 0, 1, ... of what it would output at each step, added in
+ * that order from 0.0f; backward then gets x->grad_out [B, n], the gradient of the output at
+ * every step. A session made with SPK_SESSION_FUSE_READOUT does it, so the [T, B, n] output
+ * never exists. */
 #define SPK_MEM_COUNT_OUT 16u
 /* one input over the steps, and the layer's first SPK_TIME_STEPS state has its size: when its
  * output is fused as above, that state may be in[0]'s buffer. Forward reads each element of
@@ -264,6 +265,10 @@ struct spk_layer_type {
  * when grad_in[0] is that buffer too: it reads each element of the state for the last time
  * before it writes that element of grad_in[0]. */
 #define SPK_MEM_STATE_OVER_INPUT 32u
+/* a readout whose output is its one input ([T, B, n]) summed over t = 0, 1, ... from 0.0f, and
+ * whose backward writes grad_out into grad_in[0] at every step (readout.spike_count): its
+ * input's neuron may do both (SPK_MEM_COUNT_OUT) */
+#define SPK_MEM_SUM_OVER_STEPS 64u
 
 /* The size of a 1.0 descriptor: the smallest the host accepts. */
 #define SPK_LAYER_TYPE_SIZE_1_0 (offsetof(spk_layer_type, kernels) + sizeof(spk_kernel_set))
