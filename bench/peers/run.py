@@ -43,7 +43,7 @@ PEERS = {
 
 # timed batches per run (spikecl bench --batches; the peers time the same number after their
 # first step and --warmup more); the Open Neuromorphic shapes take seconds per step
-BATCHES = {"mlp_direct": 30, "mlp_poisson": 10, "conv": 5, "on_1024": 3, "on_4096": 1}
+BATCHES = {"mlp_direct": 30, "mlp_poisson": 10, "conv": 5, "on_1024": 3, "on_4096": 3}
 WARMUP = {"mlp_direct": 3, "mlp_poisson": 2, "conv": 1, "on_1024": 1, "on_4096": 0}
 # torch.compile unrolls the Python loop over time: 500 steps take too long to compile
 SKIP = {("snntorch_compile", "on_1024"), ("snntorch_compile", "on_4096")}
