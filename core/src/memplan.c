@@ -158,9 +158,10 @@ static int out_over_input(const spk_session *s, int i)
 }
 
 /* SPK_SESSION_FUSE_READOUT: a neuron whose one consumer is a readout that sums it over the
- * steps (SPK_MEM_SUM_OVER_STEPS) and whose type promises SPK_MEM_COUNT_OUT writes those sums, so its [T, B, n] output
- * is never stored; with SPK_MEM_STATE_OVER_INPUT its trace then goes into its input's buffer
- * (under out_over_input's conditions), and its input's gradient after it. */
+ * steps (SPK_MEM_SUM_OVER_STEPS) and whose type promises SPK_MEM_COUNT_OUT writes those sums,
+ * so its [T, B, n] output is never stored; with SPK_MEM_STATE_OVER_INPUT its trace then goes
+ * into its input's buffer (under out_over_input's conditions), and its input's gradient after
+ * it. */
 static void plan_fusion(spk_session *s)
 {
     const int r = s->readout;

@@ -87,7 +87,7 @@ struct spk_session {
     spk_program *core;
     int n_opt;
     spk_opt_slot *opt;
-    int moments; /* the slots' m and v are allocated (spk_optim_moments) */
+    int moments;               /* the slots' m and v are allocated (spk_optim_moments) */
     spk_tensor scale, partial; /* gradient clipping: the scale factor and partial sums */
     int n_chunks;
     long step;
