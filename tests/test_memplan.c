@@ -376,6 +376,10 @@ Test(memplan, fused_neuron_output_is_refused_and_its_readout_is_exact)
     cr_assert_eq(spk_session_node_state(p.s, 2, "mem", p.o, p.cap, &feat, &err), SPK_OK, "%s",
                  err.msg);
     cr_expect_eq(memcmp(f.o, p.o, mem * sizeof *f.o), 0, "fused membranes differ");
+    double rate_f = -1, rate_p = -2; /* the spike rate, from the counts and from the spikes */
+    cr_assert_eq(spk_session_node_mean(f.s, 2, &rate_f, &err), SPK_OK, "%s", err.msg);
+    cr_assert_eq(spk_session_node_mean(p.s, 2, &rate_p, &err), SPK_OK, "%s", err.msg);
+    cr_expect(rate_f == rate_p && rate_f > 0, "rate %.9g fused, %.9g plain", rate_f, rate_p);
     fixture_close(&f);
     fixture_close(&p);
 }
