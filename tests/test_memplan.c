@@ -383,3 +383,33 @@ Test(memplan, fused_neuron_output_is_refused_and_its_readout_is_exact)
     fixture_close(&f);
     fixture_close(&p);
 }
+
+/* spk_session_memory's report, after one training step of the bits chain: the same weights,
+ * gradients and Adam moments (fc's 40 x 40 + 40, lif's two frozen values have none) either way;
+ * fused, lif's trace leaves the layer state for the activation buffer that already held its
+ * spikes unfused, and the report names lif. */
+Test(memplan, memory_report_counts_each_kind)
+{
+    fixture f, p;
+    fixture_open(&f, CHAIN_BITS(6), FUSED);
+    fixture_open(&p, CHAIN_BITS(6), SHARED);
+    spk_memory_report a, b;
+    spk_session_memory(f.s, &a);
+    spk_session_memory(p.s, &b);
+    const uint64_t fc = (40 * 40 + 40) * sizeof(float), act = 6 * 8 * 40 * sizeof(float);
+    cr_expect_eq(a.weights, fc + 2 * sizeof(float));
+    cr_expect_eq(a.gradients, a.weights);
+    cr_expect_eq(a.optimizer, 2 * fc);
+    cr_expect(b.weights == a.weights && b.gradients == a.gradients && b.optimizer == a.optimizer);
+    cr_expect_eq(b.state - a.state, act, "state %llu shared, %llu fused",
+                 (unsigned long long)b.state, (unsigned long long)a.state);
+    cr_expect_geq(b.activations + b.state, a.activations + a.state + act,
+                  "activations and state %llu shared, %llu fused",
+                  (unsigned long long)(b.activations + b.state),
+                  (unsigned long long)(a.activations + a.state));
+    cr_expect_eq(a.fused, 2);
+    cr_expect_eq(b.fused, -1);
+    cr_expect_gt(a.buffers, 0);
+    fixture_close(&f);
+    fixture_close(&p);
+}

@@ -1072,6 +1072,19 @@ static int cmd_bench(const opts *o)
             double opt = spk_session_optimizer_time(s);
             fprintf(stderr, "%-12s %10.3f %10s %6.1f%%\n", "optimizer", 1e3 * opt / o->batches, "",
                     100 * opt / prof_s);
+            spk_memory_report mr;
+            spk_session_memory(s, &mr);
+            const double mib = 1.0 / (1024 * 1024);
+            fprintf(stderr,
+                    "memory (MiB): weights %.1f, gradients %.1f, optimizer %.1f, activations "
+                    "%.1f in %d buffer%s, layer state %.1f",
+                    mib * (double)mr.weights, mib * (double)mr.gradients,
+                    mib * (double)mr.optimizer, mib * (double)mr.activations, mr.buffers,
+                    mr.buffers == 1 ? "" : "s", mib * (double)mr.state);
+            if (mr.fused >= 0)
+                fprintf(stderr, "; '%s' sums its output into the readout",
+                        spk_session_node_name(s, mr.fused));
+            fprintf(stderr, "\n");
         }
         /* SPIKECL_PROFILE=1 makes an OpenCL backend time every kernel on the device (it is read
          * when the device opens); the figures cover all passes above, warm-up included */

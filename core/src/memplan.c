@@ -422,6 +422,34 @@ int spk_memplan_alloc(spk_session *s, spk_error *err)
     return SPK_OK;
 }
 
+void spk_session_memory(const spk_session *s, spk_memory_report *r)
+{
+    memset(r, 0, sizeof *r);
+    r->fused = -1;
+    const uint64_t f = sizeof(float);
+    for (int i = 1; i < s->n_nodes; i++) {
+        const spk_node *nd = &s->nodes[i];
+        const spk_layer *l = &nd->layer;
+        for (int w = 0; w < l->n_weights; w++) {
+            r->weights += f * l->weights[w].value.numel;
+            r->gradients += f * l->weights[w].grad.numel;
+        }
+        for (int k = 0; k < l->n_state; k++)
+            if (nd->state_over != k + 1) /* that one is an activation buffer */
+                r->state += f * l->state[k].t.numel;
+        for (int k = 0; k < nd->n_in; k++)
+            r->state += f * nd->edge_grad[k].numel;
+        r->state += f * nd->rate_part.numel;
+        if (nd->count_into)
+            r->fused = i - 1;
+    }
+    for (int i = 0; s->moments && i < s->n_opt; i++)
+        r->optimizer += f * (s->opt[i].m.numel + s->opt[i].v.numel);
+    for (int b = 0; b < s->n_pool; b++)
+        r->activations += f * s->pool[b].numel;
+    r->buffers = s->n_pool;
+}
+
 void spk_memplan_release(spk_session *s)
 {
     spk_backend *be = s->be;

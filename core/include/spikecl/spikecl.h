@@ -204,6 +204,19 @@ SPK_API void spk_session_node_times(const spk_session *s, int i, double *forward
 /* Seconds spent in the optimizer update (profiling on). */
 SPK_API double spk_session_optimizer_time(const spk_session *s);
 
+/* What the session holds on its backend, in bytes, by kind (for benchmarks and tuning). */
+typedef struct spk_memory_report {
+    uint64_t weights;     /* every learnable tensor's values */
+    uint64_t gradients;   /* their gradients */
+    uint64_t optimizer;   /* the optimizer's moments: 0 until the first update */
+    uint64_t activations; /* the buffers that outputs and their gradients share in turn */
+    uint64_t state;       /* the layers' saved state (traces, scratch) and edge gradients */
+    int buffers;          /* how many activation buffers */
+    int fused;            /* the node (as spk_session_node_name counts) whose output its
+                           * readout's sums replace (SPK_SESSION_FUSE_READOUT), else -1 */
+} spk_memory_report;
+SPK_API void spk_session_memory(const spk_session *s, spk_memory_report *r);
+
 /* Looking inside the last forward pass (for pictures; not on the training path). Node i counts
  * as spk_session_node_name does. info: the layer's kind (spk_layer_kind), its output's steps
  * (T, or 1 when it has no time axis or is constant in time), floats per sample and step, and n,
