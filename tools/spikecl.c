@@ -184,9 +184,10 @@ static const command commands[] = {
      "  spikecl bench MODEL.yaml [--device ID] [--batches N] [--batch N] [--threads N]\n"
      "                           [--data DIR] [--no-update]\n",
      "Times training and inference on one batch, repeated (on the model's data, else on\n"
-     "uniform noise); the time per layer goes to stderr, the figures to the last line of\n"
-     "stdout as a JSON object. Training runs as `spikecl train` does, each next batch\n"
-     "uploaded while the step before computes (SPIKECL_CL_OVERLAP=0: blocking uploads).\n"
+     "uniform noise); the time per layer and the memory held by kind go to stderr, the\n"
+     "figures to the last line of stdout as a JSON object. Training runs as `spikecl train`\n"
+     "does (its last neuron summing into a spike-count readout), each next batch uploaded\n"
+     "while the step before computes (SPIKECL_CL_OVERLAP=0: blocking uploads).\n"
      "SPIKECL_PROFILE=1 adds each OpenCL kernel's device time.\n"},
     {"plot", cmd_plot, 1,
      OPT_BIT(OPT_WEIGHTS) | OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_DATA) | OPT_BIT(OPT_LIMIT_TEST) |
