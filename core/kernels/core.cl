@@ -70,7 +70,9 @@ SPK_KERNEL void spk_sgd(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_G
                         const int clamp, const float lo, const float hi, SPK_GLOBAL float *flag)
 {
     /* lane blocks (spikecl/kernel.h): the update vectorises on the CPU; the non-finite check is
-     * an int per lane folded once per block, since a conditional store would keep it scalar */
+     * an int per lane, OR-ed over the block by a second lane loop (a reduction in that one only:
+     * in the update's loop it keeps the update scalar) and stored once, since a conditional
+     * store would keep it scalar */
     SPK_FOR_LANES(i0, n) {
         SPK_LANE_VAR(int, bad);
         const float sc = scale[0];
@@ -89,8 +91,9 @@ SPK_KERNEL void spk_sgd(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_G
             w[i] = v;
         }
         int any = 0;
-        for (int l = 0; l < SPK_LANES && i0 + l < n; l++)
+        SPK_EACH_LANE_OR(l, any) {
             any |= bad[l];
+        }
         if (any)
             flag[0] = NAN;
     } SPK_END_LANES
@@ -128,8 +131,9 @@ SPK_KERNEL void spk_adam(SPK_GLOBAL float *w, SPK_GLOBAL const float *grad, SPK_
             w[i] = p;
         }
         int any = 0;
-        for (int l = 0; l < SPK_LANES && i0 + l < n; l++)
+        SPK_EACH_LANE_OR(l, any) {
             any |= bad[l];
+        }
         if (any)
             flag[0] = NAN;
     } SPK_END_LANES

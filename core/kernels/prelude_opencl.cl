@@ -23,6 +23,7 @@
 #define SPK_LANE_VAR(type, name) type name[1]
 #define SPK_INLINE static inline
 #define SPK_EACH_LANE(l)         for (int l = 0; l < 1; l++)
+#define SPK_EACH_LANE_OR(l, acc) for (int l = 0; l < 1; l++)
 /* No SPK_CPU_ENTRY here: OpenCL C 1.2 has no variadic macros, so the backend blanks its uses. */
 #define expf exp
 #define logf log

@@ -53,12 +53,16 @@
 #define SPK_KERNEL static
 #endif
 #define SPK_GLOBAL
-/* Small loops stay on one thread: waking the OpenMP team costs more than they do. */
+/* Small loops stay on one thread: waking the OpenMP team costs more than they do. Items are
+ * independent (as OpenCL's work items are), so the loop is also `simd`: at -O2 GCC otherwise
+ * leaves a loop whose pointers may alias scalar (encoder.direct's forward in fmnist_lif_mlp's
+ * bench: 0.06-0.11 -> 0.02-0.03 ms); each item's arithmetic is unchanged. */
 #define SPK_FOR_ITEMS(i, n)                                                                        \
     {                                                                                              \
         const int spk__n = (n);                                                                    \
-        _Pragma("omp parallel for schedule(static) if (spk__n > 4096)") for (int i = 0;            \
-                                                                             i < spk__n; i++)      \
+        _Pragma("omp parallel for simd schedule(static) if (spk__n > 4096)") for (int i = 0;       \
+                                                                                  i < spk__n;      \
+                                                                                  i++)             \
         {
 #define SPK_END_ITEMS                                                                              \
     }                                                                                              \
@@ -115,6 +119,11 @@
 #define SPK_INLINE static inline
 #endif
 #define SPK_EACH_LANE(l) _Pragma("omp simd") for (int l = 0; l < spk__w; l++)
+/* The same, OR-ing an int over the lanes into acc (a flag raised by any lane): a scalar loop
+ * over a lane array just stored as vectors stalls on store forwarding. */
+#define SPK__PRAGMA(x)              _Pragma(#x)
+#define SPK_EACH_LANE_OR(l, acc)                                                                   \
+    SPK__PRAGMA(omp simd reduction(| : acc)) for (int l = 0; l < spk__w; l++)
 
 /* The argument unpacking behind SPK_CPU_ENTRY (up to 24 arguments). */
 #define SPK__ARG_B(k) (a[k].v.p)
