@@ -61,8 +61,7 @@
     {                                                                                              \
         const int spk__n = (n);                                                                    \
         _Pragma("omp parallel for simd schedule(static) if (spk__n > 4096)") for (int i = 0;       \
-                                                                                  i < spk__n;      \
-                                                                                  i++)             \
+                                                                                  i < spk__n; i++) \
         {
 #define SPK_END_ITEMS                                                                              \
     }                                                                                              \
@@ -121,7 +120,7 @@
 #define SPK_EACH_LANE(l) _Pragma("omp simd") for (int l = 0; l < spk__w; l++)
 /* The same, OR-ing an int over the lanes into acc (a flag raised by any lane): a scalar loop
  * over a lane array just stored as vectors stalls on store forwarding. */
-#define SPK__PRAGMA(x)              _Pragma(#x)
+#define SPK__PRAGMA(x) _Pragma(#x)
 #define SPK_EACH_LANE_OR(l, acc)                                                                   \
     SPK__PRAGMA(omp simd reduction(| : acc)) for (int l = 0; l < spk__w; l++)
 
