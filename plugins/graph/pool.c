@@ -100,7 +100,7 @@ static int pool_planes(const spk_layer *l, const spk_exec *x)
 static int pool_max_forward_run(spk_layer *l, spk_exec *x)
 {
     const pool_priv *p = l->priv;
-    const int n = pool_planes(l, x) * p->OH * p->OW;
+    const int n = pool_planes(l, x) * p->OH; /* output rows */
     return SPK_LAUNCH(l, x, "pool_max_forward", (size_t)n, SPK_ARG_BUF(x->out),
                       SPK_ARG_BUF(&l->state[p->s_arg].t), SPK_ARG_BUF(x->in[0]), SPK_ARG_INT(n),
                       SPK_ARG_INT(p->H), SPK_ARG_INT(p->W), SPK_ARG_INT(p->OH), SPK_ARG_INT(p->OW),
