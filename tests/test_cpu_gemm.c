@@ -1,6 +1,7 @@
 /* The CPU backend's GEMM against a naive double-precision product, on the shapes of its
  * hand-written skinny kernels (backends/cpu/cpu.c: "dot" for ta = 0, tb = 1 with 2 <= n <= 12
- * and m >= 1024; "outer" for ta = 1, tb = 0 with 8 <= m <= 11) and around their bounds, with
+ * and m >= 1024; "outer" for ta = 1, tb = 0 with 8 <= m <= 11; "bcast" for ta = 0, tb = 0 with
+ * 3 <= k <= 12, m >= 1024 and n >= 64) and around their bounds, with
  * odd sizes, every transpose, alpha and beta, offsets, padded leading dimensions and guard
  * floats, on one and two threads. Builds without AVX-512 run the same checks through OpenBLAS. */
 #define _POSIX_C_SOURCE 200809L
@@ -191,6 +192,40 @@ Test(cpu_gemm, outer_shapes, .timeout = 600)
     spk_backend_free(be);
 }
 
+/* bcast: grad_x = gy W-like, C tall, k small; columns off the 16-column strips (the last strip
+ * overlaps the one before), rows across several row blocks and past their multiple, k at and
+ * past both bounds. */
+Test(cpu_gemm, bcast_shapes, .timeout = 600)
+{
+    spk_backend *be = cpu(1);
+    const size_t ks[] = {2, 3, 4, 10, 12, 13}, ns[] = {64, 65, 300, 801};
+    unsigned seed = 200;
+    for (size_t ik = 0; ik < sizeof ks / sizeof *ks; ik++)
+        for (size_t in = 0; in < sizeof ns / sizeof *ns; in++) {
+            gcase g = {0,
+                       0,
+                       1029,
+                       ns[in],
+                       ks[ik],
+                       alphas[seed % 3],
+                       betas[(seed / 3) % 3],
+                       seed % 3,
+                       seed % 5,
+                       (seed + 1) % 4};
+            check_case(be, &g, seed++);
+        }
+    /* at the bounds: m = 1023 and 1024, n = 63, several 128-row blocks with a partial one */
+    const gcase edge[] = {
+        {0, 0, 1023, 300, 10, 1.0f, 0.0f, 0, 0, 0},
+        {0, 0, 1024, 300, 10, 1.0f, 0.0f, 0, 0, 0},
+        {0, 0, 1100, 63, 10, 1.0f, 1.0f, 0, 0, 0},
+        {0, 0, 3201, 300, 10, -0.5f, 0.25f, 1, 2, 3},
+    };
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++)
+        check_case(be, &edge[i], seed++);
+    spk_backend_free(be);
+}
+
 /* Every transpose on odd sizes (OpenBLAS and both kernels' neighbours), and k = 0. */
 Test(cpu_gemm, all_transposes)
 {
@@ -223,6 +258,7 @@ Test(cpu_gemm, threads_bit_identical, .timeout = 600)
     const gcase gs[] = {
         {0, 1, 3001, 10, 300, 1.0f, 0.0f, 0, 0, 0},
         {1, 0, 10, 301, 3200, 1.0f, 1.0f, 0, 3, 0},
+        {0, 0, 3001, 300, 10, 1.0f, 0.0f, 0, 0, 0},
         {1, 0, 11, 80, 2000, -1.0f, 0.5f, 1, 0, 2},
     };
     for (size_t i = 0; i < sizeof gs / sizeof *gs; i++) {

@@ -148,14 +148,18 @@ static size_t span(size_t rows, size_t cols, size_t ld)
 
 /* Skinny GEMMs. OpenBLAS 0.3.21 runs a product with ~10 columns (or rows) of C at half its
  * speed or less, and the output layers of the MLPs are that shape: y = x W^T with n = 10
- * outputs and grad_W = gy^T x with m = 10. Two hand kernels take them, where measured faster
- * (min and median of repeated runs, one thread, on an AVX-512 Zen 5, in the bounds of
- * skinny_kind):
+ * outputs, grad_W = gy^T x with m = 10 and grad_x = gy W with k = 10. Three hand kernels take
+ * them, where measured faster (min and median of repeated runs, one thread, dot and outer on
+ * an AVX-512 Zen 5, bcast on a Zen 4, in the bounds of skinny_kind):
  *   dot:   ta = 0, tb = 1, 2 <= n <= 12: each row of C is n dot products along k, kept in n vector
  *          accumulators and reduced by one shuffle tree (3200 x 10 x 300: 290 -> 155 us);
  *   outer: ta = 1, tb = 0, 8 <= m <= 11: a 16-column strip of C in m accumulators, adding
  *          A[r, i] * B[r, strip] over a block of rows of B that stays in L2 (10 x 300 x 3200:
- *          280 -> 135 us).
+ *          280 -> 135 us);
+ *   bcast: ta = 0, tb = 0, 3 <= k <= 12: the k rows of a 16-column strip of B in registers,
+ *          a row of C's strip one chain of k multiply-adds of broadcast A[r, j], the rows in
+ *          blocks that keep C's strips in cache (3200 x 300 x 10: 300 -> 260 us, OpenBLAS
+ *          zeroing C first; 9984 x 800 x 10: 4.0 -> 3.2 ms; 3200 x 784 x 10 is ~6% slower).
  * They sum in another order than OpenBLAS (within float32 summation error, like any GEMM
  * here), the same order whatever the thread split. Vectors are GCC's vector extensions with
  * fused multiply-adds (contraction on for these functions only); without AVX-512 the 64-byte
@@ -314,18 +318,70 @@ static void sk_outer(size_t c0, size_t c1, size_t m, size_t n, size_t k, float a
 #undef SK_OUTER
     }
 }
+/* C[r, c] = alpha sum_j A[r, j] B[j, c] + beta C[r, c] for rows [r0, r1), j < KJ, n >= SK_W
+ * columns: per block of SK_BCAST_ROWS rows and 16-column strip, the strip's KJ rows of B in
+ * registers, each row of A broadcast into one chain of multiply-adds (j in order). The last
+ * strip is the vector ending at column n, of which only the columns not yet written are
+ * stored. A row's sum depends on nothing but the row: the same whatever the thread split. */
+#define SK_BCAST_ROWS 128
+SK_INLINE void sk_bcast_body(const int KJ, size_t r0, size_t r1, size_t n, float alpha,
+                             const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                             float *C, size_t ldc)
+{
+    for (size_t rb = r0; rb < r1; rb += SK_BCAST_ROWS) {
+        const size_t re = r1 - rb > SK_BCAST_ROWS ? rb + SK_BCAST_ROWS : r1;
+        for (size_t cs = 0; cs < n; cs += SK_W) {
+            const size_t cc = cs + SK_W <= n ? cs : n - SK_W;
+            sk_vf b[16];
+#pragma GCC unroll 16
+            for (int j = 0; j < KJ; j++)
+                b[j] = sk_load(B + j * ldb + cc);
+            for (size_t r = rb; r < re; r++) {
+                const float *a = A + r * lda;
+                sk_vf acc = b[0] * a[0];
+#pragma GCC unroll 16
+                for (int j = 1; j < KJ; j++)
+                    acc = b[j] * a[j] + acc;
+                float *c = C + r * ldc + cc;
+                if (cc == cs)
+                    *(sk_vfu *)c = beta == 0.0f ? alpha * acc : alpha * acc + beta * sk_load(c);
+                else
+                    for (size_t l = cs - cc; l < SK_W; l++)
+                        c[l] = beta == 0.0f ? alpha * acc[l] : alpha * acc[l] + beta * c[l];
+            }
+        }
+    }
+}
+
+/* Rows [r0, r1) of C = alpha A B + beta C with A [m x k] (ta = 0), B [k x n] (tb = 0). */
+static void sk_bcast(size_t r0, size_t r1, size_t n, size_t k, float alpha, const float *A,
+                     size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    switch (k) {
+#define SK_BCAST(N)                                                                                \
+    case N:                                                                                        \
+        sk_bcast_body(N, r0, r1, n, alpha, A, lda, B, ldb, beta, C, ldc);                          \
+        break;
+        /* clang-format off */
+        SK_BCAST(2) SK_BCAST(3) SK_BCAST(4) SK_BCAST(5) SK_BCAST(6) SK_BCAST(7)
+        SK_BCAST(8) SK_BCAST(9) SK_BCAST(10) SK_BCAST(11) SK_BCAST(12)
+        /* clang-format on */
+#undef SK_BCAST
+    }
+}
 #pragma GCC pop_options
 #endif
 
-enum { SK_NONE, SK_DOT, SK_OUTER };
+enum { SK_NONE, SK_DOT, SK_OUTER, SK_BCAST };
 
 /* The hand kernel for a product, or SK_NONE for OpenBLAS: the shapes where they were measured
  * faster, min and median (one thread; tests/test_cpu_gemm.c checks both against a naive
  * product). dot: C tall (m >= 1024) and narrow, op(B) within 32 KiB of the 48 KiB L1
  * (n k <= 8192; at n = 12, k = 1000 OpenBLAS wins), k >= 32 (below, the masked tail vector is
  * most of the work). outer: B neither small (n k < ~150K, OpenBLAS's small-matrix kernels
- * win) nor past ~8 MiB; m = 12 gains only ~10%, so it stays with OpenBLAS. alpha = 0 stays
- * with BLAS too, which then reads neither A nor B. */
+ * win) nor past ~8 MiB; m = 12 gains only ~10%, so it stays with OpenBLAS. bcast: C tall
+ * (m >= 1024) and not narrow (n >= 64); k = 2 ties with OpenBLAS. alpha = 0 stays with BLAS
+ * too, which then reads neither A nor B. */
 static int skinny_kind(int ta, int tb, size_t m, size_t n, size_t k, float alpha)
 {
 #ifdef SPK_SKINNY
@@ -336,6 +392,8 @@ static int skinny_kind(int ta, int tb, size_t m, size_t n, size_t k, float alpha
     if (ta && !tb && m >= 8 && m <= 11 && n >= 64 && k >= 512 && n * k >= 150000 &&
         n * k <= ((size_t)1 << 21))
         return SK_OUTER;
+    if (!ta && !tb && k >= 3 && k <= 12 && m >= 1024 && n >= 64)
+        return SK_BCAST;
 #else
     (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha;
 #endif
@@ -375,7 +433,7 @@ static int cpu_gemm(spk_backend *be, int ta, int tb, size_t m, size_t n, size_t 
         int parts = omp_get_max_threads();
         if ((double)m * (double)n * (double)k < 2e5)
             parts = 1;
-        int by_rows = m >= n;
+        int by_rows = m >= n || kind == SK_BCAST;
         size_t len = kind == SK_OUTER ? (n + 15) / 16 : by_rows ? m : n;
         if ((size_t)parts > len)
             parts = (int)len;
@@ -389,6 +447,10 @@ static int cpu_gemm(spk_backend *be, int ta, int tb, size_t m, size_t n, size_t 
 #ifdef SPK_SKINNY
             if (kind == SK_DOT) {
                 sk_dot(lo, hi, n, k, alpha, A, lda, Bm, ldb, beta, C, ldc);
+                continue;
+            }
+            if (kind == SK_BCAST) {
+                sk_bcast(lo, hi, n, k, alpha, A, lda, Bm, ldb, beta, C, ldc);
                 continue;
             }
             if (kind == SK_OUTER) {
