@@ -18,23 +18,40 @@ SPK_KERNEL void pool_max_forward(SPK_GLOBAL float *y, SPK_GLOBAL float *arg,
         SPK_GLOBAL const float *src = x + plane * H * W;
         const int y0 = oy * stride - pad;
         const int a0 = y0 < 0 ? -y0 : 0, a1 = H - y0 < k ? H - y0 : k;
-        for (int ox = 0; ox < OW; ox++) {
-            const int x0 = ox * stride - pad;
-            const int b0 = x0 < 0 ? -x0 : 0, b1 = W - x0 < k ? W - x0 : k;
-            /* the first tap, then strictly greater ones: a max and an integer mask, which
-             * compile without branches where `at < 0 || v > best` did not */
-            int at = (y0 + a0) * W + x0 + b0;
-            float best = src[at];
-            for (int a = a0; a < a1; a++)
-                for (int b = a == a0 ? b0 + 1 : b0; b < b1; b++) {
-                    const int c = (y0 + a) * W + x0 + b;
-                    const float v = src[c];
+        if (k == 2 && stride == 2 && pad == 0) {
+            /* the usual MP2: the same taps in the same order, without the window loops */
+            for (int ox = 0; ox < OW; ox++) {
+                const int c = 2 * oy * W + 2 * ox, t[3] = {c + 1, c + W, c + W + 1};
+                int at = c;
+                float best = src[c];
+                for (int q = 0; q < 3; q++) {
+                    const float v = src[t[q]];
                     const int m = -(v > best);
                     best = v > best ? v : best;
-                    at = (c & m) | (at & ~m);
+                    at = (t[q] & m) | (at & ~m);
                 }
-            y[r * OW + ox] = best;
-            arg[r * OW + ox] = (float)at; /* exact: planes are checked to hold < 2^24 cells */
+                y[r * OW + ox] = best;
+                arg[r * OW + ox] = (float)at;
+            }
+        } else {
+            for (int ox = 0; ox < OW; ox++) {
+                const int x0 = ox * stride - pad;
+                const int b0 = x0 < 0 ? -x0 : 0, b1 = W - x0 < k ? W - x0 : k;
+                /* the first tap, then strictly greater ones: a max and an integer mask, which
+                 * compile without branches where `at < 0 || v > best` did not */
+                int at = (y0 + a0) * W + x0 + b0;
+                float best = src[at];
+                for (int a = a0; a < a1; a++)
+                    for (int b = a == a0 ? b0 + 1 : b0; b < b1; b++) {
+                        const int c = (y0 + a) * W + x0 + b;
+                        const float v = src[c];
+                        const int m = -(v > best);
+                        best = v > best ? v : best;
+                        at = (c & m) | (at & ~m);
+                    }
+                y[r * OW + ox] = best;
+                arg[r * OW + ox] = (float)at; /* exact: planes are checked to hold < 2^24 cells */
+            }
         }
     }
     SPK_END_ITEMS
