@@ -312,10 +312,11 @@ static int conv2d_sparse_bwd_run(spk_layer *l, spk_exec *x, int rows)
         if (rc)
             return rc;
     }
+    /* the bias gradient: column sums of the pixel-major gradient, rows (image, pixel) in order
+     * from 0 as before; the host's column sum runs the O channels in SIMD lanes where a kernel
+     * per channel ran O dependent chains of rows * P adds (2.3% of fmnist_conv's step) */
     if (p->w_bias >= 0 && !l->weights[p->w_bias].frozen &&
-        (rc = SPK_LAUNCH(l, x, "conv2d_bias_grad_nchw", (size_t)p->O,
-                         SPK_ARG_BUF(&l->weights[p->w_bias].grad), SPK_ARG_BUF(x->grad_out),
-                         SPK_ARG_INT(p->O), SPK_ARG_INT(rows), SPK_ARG_INT(P))))
+        (rc = l->host->reduce_grad(x, &l->weights[p->w_bias].grad, gt, rows * P, p->O)))
         return rc;
     if (!x->grad_in[0])
         return SPK_OK;
@@ -417,7 +418,6 @@ static const spk_cpu_kernel conv2d_cpu_kernels[] = {
     SPK_CPU_KERNEL(conv2d_to_pixel_major),
     SPK_CPU_KERNEL(conv2d_sparse_wgrad),
     SPK_CPU_KERNEL(conv2d_sparse_wgrad_sum),
-    SPK_CPU_KERNEL(conv2d_bias_grad_nchw),
     SPK_CPU_KERNEL(conv2d_im2col),
     SPK_CPU_KERNEL(conv2d_col2im),
     SPK_CPU_KERNEL(conv2d_to_nchw),

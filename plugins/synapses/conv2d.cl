@@ -137,23 +137,6 @@ SPK_KERNEL void conv2d_bias_grad(SPK_GLOBAL float *gb, SPK_GLOBAL const float *g
     SPK_END_ITEMS
 }
 
-/* The bias gradient from the NCHW output gradient gy [rows, O, P]: gb[o] += the sum of its
- * rows runs of P values, one item per channel. */
-SPK_KERNEL void conv2d_bias_grad_nchw(SPK_GLOBAL float *gb, SPK_GLOBAL const float *gy,
-                                      const int O, const int rows, const int P)
-{
-    SPK_FOR_ITEMS(o, O) {
-        float s = 0.0f;
-        for (int r = 0; r < rows; r++) {
-            SPK_GLOBAL const float *g = gy + (r * O + o) * P;
-            for (int q = 0; q < P; q++)
-                s += g[q];
-        }
-        gb[o] += s;
-    }
-    SPK_END_ITEMS
-}
-
 /* Groups: the weight [O, C/g, kk] spread into a block-diagonal [O, C * kk] (zeros where output
  * channel o does not see input channel c), so that one GEMM over all channels does every group. */
 SPK_KERNEL void conv2d_expand_groups(SPK_GLOBAL float *wf, SPK_GLOBAL const float *w, const int n,
@@ -429,4 +412,3 @@ SPK_CPU_ENTRY(conv2d_sparse_forward, B, B, B, B, B, B, I, I, I, I, I, I, I, I, I
 SPK_CPU_ENTRY(conv2d_to_pixel_major, B, B, I, I, I)
 SPK_CPU_ENTRY(conv2d_sparse_wgrad, B, B, B, I, I, I, I, I, I, I, I, I, I, I, I, I)
 SPK_CPU_ENTRY(conv2d_sparse_wgrad_sum, B, B, I, I, I, I, I)
-SPK_CPU_ENTRY(conv2d_bias_grad_nchw, B, B, I, I, I)
