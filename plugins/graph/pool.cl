@@ -8,6 +8,16 @@
  * CPU rule; padding cells never win (the window's taps are clipped to the plane). On spikes
  * (0/1) this is an OR. The choice is a select, not a branch: on float input a compare's branch
  * mispredicts about every other time (fmnist_conv's mp2 took ~24 ns an output value). */
+/* Cell c of the plane wins over the best so far if strictly greater: a max and an integer mask,
+ * which compile without branches where `at < 0 || v > best` did not. */
+SPK_INLINE void pool_max_take(SPK_GLOBAL const float *src, const int c, float *best, int *at)
+{
+    const float v = src[c];
+    const int m = -(v > *best);
+    *best = v > *best ? v : *best;
+    *at = (c & m) | (*at & ~m);
+}
+
 SPK_KERNEL void pool_max_forward(SPK_GLOBAL float *y, SPK_GLOBAL float *arg,
                                  SPK_GLOBAL const float *x, const int n, const int H, const int W,
                                  const int OH, const int OW, const int k, const int stride,
@@ -16,39 +26,29 @@ SPK_KERNEL void pool_max_forward(SPK_GLOBAL float *y, SPK_GLOBAL float *arg,
     SPK_FOR_ITEMS(r, n) {
         const int oy = r % OH, plane = r / OH;
         SPK_GLOBAL const float *src = x + plane * H * W;
-        const int y0 = oy * stride - pad;
-        const int a0 = y0 < 0 ? -y0 : 0, a1 = H - y0 < k ? H - y0 : k;
         if (k == 2 && stride == 2 && pad == 0) {
             /* the usual MP2: the same taps in the same order, without the window loops */
             for (int ox = 0; ox < OW; ox++) {
                 const int c = 2 * oy * W + 2 * ox, t[3] = {c + 1, c + W, c + W + 1};
                 int at = c;
                 float best = src[c];
-                for (int q = 0; q < 3; q++) {
-                    const float v = src[t[q]];
-                    const int m = -(v > best);
-                    best = v > best ? v : best;
-                    at = (t[q] & m) | (at & ~m);
-                }
+                for (int q = 0; q < 3; q++)
+                    pool_max_take(src, t[q], &best, &at);
                 y[r * OW + ox] = best;
                 arg[r * OW + ox] = (float)at;
             }
         } else {
+            const int y0 = oy * stride - pad;
+            const int a0 = y0 < 0 ? -y0 : 0, a1 = H - y0 < k ? H - y0 : k;
             for (int ox = 0; ox < OW; ox++) {
                 const int x0 = ox * stride - pad;
                 const int b0 = x0 < 0 ? -x0 : 0, b1 = W - x0 < k ? W - x0 : k;
-                /* the first tap, then strictly greater ones: a max and an integer mask, which
-                 * compile without branches where `at < 0 || v > best` did not */
+                /* the first tap, then strictly greater ones */
                 int at = (y0 + a0) * W + x0 + b0;
                 float best = src[at];
                 for (int a = a0; a < a1; a++)
-                    for (int b = a == a0 ? b0 + 1 : b0; b < b1; b++) {
-                        const int c = (y0 + a) * W + x0 + b;
-                        const float v = src[c];
-                        const int m = -(v > best);
-                        best = v > best ? v : best;
-                        at = (c & m) | (at & ~m);
-                    }
+                    for (int b = a == a0 ? b0 + 1 : b0; b < b1; b++)
+                        pool_max_take(src, (y0 + a) * W + x0 + b, &best, &at);
                 y[r * OW + ox] = best;
                 arg[r * OW + ox] = (float)at; /* exact: planes are checked to hold < 2^24 cells */
             }
